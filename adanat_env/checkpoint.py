@@ -1,0 +1,154 @@
+"""Safe checkpoint reading and strict, well-explained state-dict loading.
+
+Every checkpoint is read either with :mod:`safetensors` or with ``torch.load(..., weights_only=True)``: a pickle
+that would need to import or call arbitrary code (a malicious payload, or merely an object we did not
+allow-list) is refused with :class:`UnsafeCheckpointError`, and nothing in it runs. There is deliberately no
+"trust me" switch that falls back to ``weights_only=False``; convert such a file once, in a process you trust,
+with ``torch.save(torch.load(path, weights_only=False)["<key>"], new_path)`` or to safetensors.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = [
+    "CheckpointError",
+    "UnsafeCheckpointError",
+    "CheckpointMismatchError",
+    "read_checkpoint",
+    "extract_state_dict",
+    "load_state_dict_strict",
+]
+
+
+class CheckpointError(RuntimeError):
+    """Base class of the checkpoint errors raised by this project."""
+
+
+class UnsafeCheckpointError(CheckpointError):
+    """The file is a pickle that needs code execution to load; it was refused and not run."""
+
+
+class CheckpointMismatchError(CheckpointError):
+    """The state dict does not fit the module (missing / unexpected keys or shape mismatches)."""
+
+    def __init__(
+        self,
+        what: str,
+        missing: Sequence[str],
+        unexpected: Sequence[str],
+        mismatched: Sequence[tuple[str, tuple[int, ...], tuple[int, ...]]],
+    ) -> None:
+        self.missing = list(missing)
+        self.unexpected = list(unexpected)
+        self.mismatched = list(mismatched)
+
+        def fmt(items: Sequence[str], limit: int = 20) -> str:
+            shown = ", ".join(items[:limit])
+            return shown + (f", ... ({len(items) - limit} more)" if len(items) > limit else "")
+
+        lines = [f"checkpoint does not match {what}:"]
+        if self.missing:
+            lines.append(f"  missing keys ({len(self.missing)}): {fmt(self.missing)}")
+        if self.unexpected:
+            lines.append(f"  unexpected keys ({len(self.unexpected)}): {fmt(self.unexpected)}")
+        if self.mismatched:
+            shown = [f"{k}: checkpoint {tuple(a)} vs model {tuple(b)}" for k, a, b in self.mismatched]
+            lines.append(f"  shape mismatches ({len(shown)}): {fmt(shown)}")
+        lines.append("  Check that the preset / config matches the checkpoint (e.g. imagenet256-L vs imagenet256-S).")
+        super().__init__("\n".join(lines))
+
+
+def read_checkpoint(
+    path: str | os.PathLike[str],
+    *,
+    allowed_globals: Sequence[Any] = (),
+    what: str = "checkpoint",
+) -> Any:
+    """Read a checkpoint file safely onto the CPU.
+
+    ``*.safetensors`` files are read with safetensors; anything else with ``torch.load(weights_only=True)``.
+
+    :param path: the file.
+    :param allowed_globals: extra classes the restricted unpickler may construct (for example
+        ``argparse.Namespace`` for the official policy checkpoints); nothing else is allowed.
+    :param what: a human name for error messages ("NAT checkpoint", ...).
+    :return: the loaded object (a dict of tensors for safetensors).
+    :raises FileNotFoundError: the file does not exist (the message names it).
+    :raises UnsafeCheckpointError: the pickle needs globals that are not allow-listed; nothing ran.
+    """
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise FileNotFoundError(f"{what} not found: '{p}'. Pass the path of an existing file.")
+    if p.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(p), device="cpu")
+    try:
+        if allowed_globals:
+            with torch.serialization.safe_globals(list(allowed_globals)):
+                return torch.load(p, map_location="cpu", weights_only=True)
+        return torch.load(p, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise UnsafeCheckpointError(
+            f"refused to load {what} '{p}': it is a pickle that needs code outside the tensor allow-list, "
+            f"so it could run arbitrary code when loaded. Nothing in it was executed.\n"
+            f"Detail from torch.load(weights_only=True): {str(e).splitlines()[0] if str(e) else e!r}\n"
+            "If you trust the file, convert it once in a trusted process, e.g. "
+            "torch.save(torch.load(path, weights_only=False)['state_dict'], 'clean.pth'), or to safetensors."
+        ) from None
+    except (RuntimeError, EOFError, OSError) as e:
+        raise CheckpointError(f"could not read {what} '{p}': {e}. Is the file complete and a torch/safetensors file?") from e
+
+
+def extract_state_dict(obj: Any, *, keys: Sequence[str] = ("state_dict",), what: str = "checkpoint") -> dict[str, torch.Tensor]:
+    """Return the flat ``name -> tensor`` mapping inside a loaded checkpoint.
+
+    A top-level dict holding one of ``keys`` (e.g. ``"state_dict"``, as in the VQGAN release) is unwrapped;
+    ``position_ids`` buffers of older code versions are dropped, and a ``module.`` prefix on *every* key
+    (DistributedDataParallel) is stripped.
+    """
+    if isinstance(obj, Mapping):
+        for k in keys:
+            if k in obj and isinstance(obj[k], Mapping):
+                obj = obj[k]
+                break
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(f"{what} holds a {type(obj).__name__}, expected a state dict (a mapping of tensors)")
+    sd = {str(k): v for k, v in obj.items() if "position_ids" not in str(k)}
+    bad = [k for k, v in sd.items() if not isinstance(v, torch.Tensor)]
+    if bad:
+        raise CheckpointError(f"{what} is not a plain state dict: non-tensor entries {bad[:10]}")
+    if sd and all(k.startswith("module.") for k in sd):
+        sd = {k[len("module."):]: v for k, v in sd.items()}
+    return sd
+
+
+def load_state_dict_strict(module: nn.Module, state_dict: Mapping[str, torch.Tensor], *, what: str = "the model") -> None:
+    """Load ``state_dict`` into ``module`` strictly, checking everything first.
+
+    The module is left untouched when anything mismatches.
+
+    :raises CheckpointMismatchError: listing missing keys, unexpected keys and shape mismatches.
+    """
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(own))
+    mismatched = [
+        (k, tuple(state_dict[k].shape), tuple(own[k].shape))
+        for k in sorted(set(own) & set(state_dict))
+        if tuple(state_dict[k].shape) != tuple(own[k].shape)
+    ]
+    if missing or unexpected or mismatched:
+        raise CheckpointMismatchError(what, missing, unexpected, mismatched)
+    nonfinite = [k for k, v in state_dict.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if nonfinite:
+        raise CheckpointError(f"checkpoint for {what} has NaN/inf values in {nonfinite[:10]}; the file is corrupt")
+    module.load_state_dict(state_dict, strict=True)

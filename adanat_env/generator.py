@@ -1,0 +1,208 @@
+"""The small interface between a frozen generator and everything that drives it (env, rewards, agents).
+
+A generation is a batch moving through T steps. :class:`Generator` exposes only:
+
+- ``start(labels, num_steps, rng)`` -> :class:`GenerationState` (fresh canvas + the features the policy sees),
+- ``step(state, params, rng)`` -> the next state, given one step's :class:`~adanat_env.decoding.StepParams`,
+- ``decode(tokens)`` -> images in ``[0, 1]``,
+- ``preview(state)`` -> images of a partly decoded canvas (masked regions greyed out), for ``render()``.
+
+The env, rewards and agents never touch U-ViT internals, so other generator families (diffusion, VAR, as in
+AdaGen) can plug in by implementing this class.
+
+:class:`NATGenerator` implements it for a masked-token NAT (:class:`~adanat_env.models.UViT`) and a VQ
+tokenizer (:class:`~adanat_env.models.VQGAN`). Cost: one batched forward of 2B sequences (conditional and
+unconditional together) per step; step 0's unconditional pass is shared by the whole batch (the canvas is
+all-mask for every sample), and no forward runs after the last step. So a T-step batch of B images costs
+``B + 1 + 2B(T - 1)`` sequence-forwards, less than the ``2BT`` of 2 forwards per step (the official loop
+runs ``B(2T + 1)``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+
+from .decoding import StepParams, decoding_step
+from .models import UViT, VQGAN
+
+__all__ = ["GenerationState", "Generator", "NATGenerator", "autocast_context"]
+
+
+@dataclass(frozen=True)
+class GenerationState:
+    """A batch of generations in progress (immutable; ``step`` returns a new one).
+
+    :param tokens: (B, N) current canvas; masked positions hold the generator's mask id.
+    :param labels: (B,) class labels.
+    :param step: number of steps already taken (the same for the whole batch).
+    :param num_steps: T.
+    :param features: (B, N, D) features of the current canvas for the policy; ``None`` once done.
+    :param cache: generator-private data for the next step (e.g. logits); ``None`` once done.
+    """
+
+    tokens: torch.Tensor
+    labels: torch.Tensor
+    step: int
+    num_steps: int
+    features: torch.Tensor | None
+    cache: Any = None
+
+    @property
+    def done(self) -> bool:
+        return self.step >= self.num_steps
+
+    @property
+    def batch_size(self) -> int:
+        return self.tokens.shape[0]
+
+
+def autocast_context(device: torch.device, amp: str | None) -> contextlib.AbstractContextManager:
+    """``torch.autocast`` for ``amp`` in {None, "bf16", "fp16"} on ``device``."""
+    if amp in (None, "none", "fp32"):
+        return contextlib.nullcontext()
+    dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16}
+    if amp not in dtypes:
+        raise ValueError(f"amp must be None, 'bf16' or 'fp16', got {amp!r}")
+    return torch.autocast(device_type=device.type, dtype=dtypes[amp])
+
+
+class Generator(ABC):
+    """A frozen, batched, step-wise generator (see module docstring)."""
+
+    #: number of tokens / positions per image (N)
+    num_tokens: int
+    #: (h, w) of the token grid, row-major
+    grid_shape: tuple[int, int]
+    #: feature dimension D of ``GenerationState.features``
+    feature_dim: int
+    #: number of real classes; labels are ``0 .. num_classes - 1``
+    num_classes: int
+    #: (C, H, W) of decoded images
+    image_shape: tuple[int, int, int]
+    #: id marking a masked position in ``GenerationState.tokens``
+    mask_id: int
+    device: torch.device
+
+    @abstractmethod
+    def start(self, labels: torch.Tensor, num_steps: int, rng: torch.Generator | None = None) -> GenerationState:
+        """Begin a batch of ``len(labels)`` generations of ``num_steps`` steps."""
+
+    @abstractmethod
+    def step(self, state: GenerationState, params: StepParams, rng: torch.Generator | None = None) -> GenerationState:
+        """Apply one step with per-sample parameters; returns the next state."""
+
+    @abstractmethod
+    def decode(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Images (B, C, H, W) in ``[0, 1]`` for fully decoded token canvases (B, N)."""
+
+    def preview(self, state: GenerationState) -> torch.Tensor:
+        """Images of the current canvas with masked regions shown mid-grey (for rendering)."""
+        tokens = state.tokens
+        masked = tokens == self.mask_id
+        images = self.decode(tokens.masked_fill(masked, 0))
+        h, w = self.grid_shape
+        cell = masked.view(-1, 1, h, w).float()
+        cell = torch.nn.functional.interpolate(cell, size=self.image_shape[1:], mode="nearest")
+        return images * (1 - cell) + 0.5 * cell
+
+    def make_rng(self, seed: int | None) -> torch.Generator:
+        """A ``torch.Generator`` on this generator's device, seeded (or randomly seeded when ``seed`` is None)."""
+        g = torch.Generator(device=self.device)
+        if seed is None:
+            g.seed()
+        else:
+            g.manual_seed(int(seed))
+        return g
+
+
+class NATGenerator(Generator):
+    """A MaskGIT-style NAT (U-ViT) plus VQ tokenizer behind the :class:`Generator` interface.
+
+    :param nat: the frozen U-ViT (its ``num_classes - 1`` is the empty class).
+    :param tokenizer: the frozen VQGAN whose codebook the NAT predicts.
+    :param amp: ``None`` (float32), ``"bf16"`` or ``"fp16"`` autocast for the NAT and the decoder
+        (the decoding-step math always runs in float32).
+    :raises ValueError: the NAT and the tokenizer do not fit each other.
+    """
+
+    def __init__(self, nat: UViT, tokenizer: VQGAN, amp: str | None = None) -> None:
+        nc, tc = nat.config, tokenizer.config
+        if nc.codebook_size != tc.n_embed:
+            raise ValueError(f"NAT predicts {nc.codebook_size} codes but the tokenizer has {tc.n_embed}")
+        if nc.num_tokens != tc.num_tokens:
+            raise ValueError(f"NAT works on {nc.num_tokens} tokens but the tokenizer makes {tc.num_tokens}")
+        self.nat = nat.eval().requires_grad_(False)
+        self.tokenizer = tokenizer.eval().requires_grad_(False)
+        self.amp = amp
+        self.device = next(nat.parameters()).device
+        autocast_context(self.device, amp)  # validates amp early
+        self.num_tokens = nc.num_tokens
+        self.grid_shape = (nc.img_size, nc.img_size)
+        self.feature_dim = nc.embed_dim
+        self.num_classes = nc.num_classes - 1
+        self.null_class = nc.null_class
+        self.mask_id = nc.mask_id
+        self.image_shape = (tc.in_channels, tc.resolution, tc.resolution)
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        return autocast_context(self.device, self.amp)
+
+    def _check_labels(self, labels: torch.Tensor) -> torch.Tensor:
+        labels = torch.as_tensor(labels, device=self.device)
+        if labels.dim() != 1 or labels.numel() == 0:
+            raise ValueError(f"labels must be a non-empty 1-d tensor of class ids, got shape {tuple(labels.shape)}")
+        if labels.dtype.is_floating_point or labels.dtype == torch.bool:
+            raise ValueError(f"labels must be integers, got {labels.dtype}")
+        labels = labels.long()
+        if not bool(((labels >= 0) & (labels <= self.null_class)).all()):
+            raise ValueError(f"labels must lie in [0, {self.num_classes}] ({self.null_class} = the empty class)")
+        return labels
+
+    @torch.inference_mode()
+    def start(self, labels: torch.Tensor, num_steps: int, rng: torch.Generator | None = None) -> GenerationState:
+        if int(num_steps) < 1:
+            raise ValueError(f"num_steps must be >= 1, got {num_steps}")
+        labels = self._check_labels(labels)
+        b, n = labels.shape[0], self.num_tokens
+        tokens = torch.full((b, n), self.mask_id, dtype=torch.long, device=self.device)
+        # The all-mask canvas is the same for every sample: one unconditional row serves the whole batch.
+        ids = torch.cat([tokens, tokens[:1]])
+        ctx = torch.cat([labels, labels.new_full((1,), self.null_class)])
+        with self._autocast():
+            logits, feat = self.nat(ids, ctx)
+        lc, lu = logits[:b], logits[b:].expand(b, -1, -1)
+        return GenerationState(tokens, labels, 0, int(num_steps), feat[:b], (lc, lu))
+
+    @torch.inference_mode()
+    def step(self, state: GenerationState, params: StepParams, rng: torch.Generator | None = None) -> GenerationState:
+        if state.done:
+            raise RuntimeError("generation already finished; call start() for a new batch")
+        last = state.step == state.num_steps - 1
+        lc, lu = state.cache
+        _, next_tokens = decoding_step(state.tokens, lc, lu, params, mask_id=self.mask_id, last=last, generator=rng)
+        if last:
+            return replace(state, tokens=next_tokens, step=state.step + 1, features=None, cache=None)
+        b = state.batch_size
+        with self._autocast():
+            logits, feat = self.nat(torch.cat([next_tokens, next_tokens]),
+                                    torch.cat([state.labels, state.labels.new_full((b,), self.null_class)]))
+        return replace(state, tokens=next_tokens, step=state.step + 1, features=feat[:b], cache=(logits[:b], logits[b:]))
+
+    @torch.inference_mode()
+    def decode(self, tokens: torch.Tensor) -> torch.Tensor:
+        if tokens.dim() != 2 or tokens.shape[1] != self.num_tokens:
+            raise ValueError(f"tokens must have shape (B, {self.num_tokens}), got {tuple(tokens.shape)}")
+        if bool(((tokens < 0) | (tokens >= self.mask_id)).any()):
+            raise ValueError("cannot decode a canvas that still holds mask tokens (or negative ids); use preview()")
+        with self._autocast():
+            images = self.tokenizer.decode(tokens)
+        return images.float()
+
+    @torch.inference_mode()
+    def preview(self, state: GenerationState) -> torch.Tensor:
+        return super().preview(state)

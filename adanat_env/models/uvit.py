@@ -1,0 +1,233 @@
+"""The U-ViT masked-token generator (NAT) used by AdaNAT / AutoNAT.
+
+A checkpoint-compatible re-implementation written from the published architecture description: token and
+position embeddings (the mask id is ``codebook_size``), one class-context token, ``depth // 2`` in-blocks,
+one mid-block and ``depth // 2`` out-blocks joined by long skip connections, a final LayerNorm, and an MLM
+head tied to the token embedding. With the ``imagenet256-L`` preset its ``state_dict`` keys and shapes equal
+the official checkpoint's (``tests/fixtures/manifests/adanat_L_uvit_imagenet256.json``), so the released
+AutoNAT-L / AdaNAT-L ``nnet_ema.pth`` loads unchanged.
+
+The same class, configured small, is the embedded default generator: there is one code path for all sizes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["UViTConfig", "UViT", "flops_per_forward"]
+
+
+@dataclass(frozen=True)
+class UViTConfig:
+    """Constructor arguments of :class:`UViT` (the official names where they exist).
+
+    :param img_size: side of the square token grid (16 for ImageNet-256 with an f16 tokenizer).
+    :param codebook_size: number of tokenizer codes; the mask token id equals this value.
+    :param embed_dim: transformer width D (also the dimension of the returned features).
+    :param depth: ``depth // 2`` in-blocks, one mid-block, ``depth // 2`` out-blocks (``depth + 1`` blocks).
+    :param num_heads: attention heads.
+    :param mlp_ratio: MLP hidden width as a multiple of ``embed_dim``.
+    :param qkv_bias: bias in the fused qkv projection (False in the official configs).
+    :param num_classes: size of the class vocabulary *including* the trailing empty class used for
+        classifier-free guidance (1001 for ImageNet: classes 0..999 plus the empty class 1000).
+    :param skip: long skip connections between in- and out-blocks (True in all official configs).
+    :param dropout: embedding dropout, active in training mode only (0.1 officially).
+    """
+
+    img_size: int = 16
+    codebook_size: int = 1024
+    embed_dim: int = 768
+    depth: int = 24
+    num_heads: int = 8
+    mlp_ratio: float = 4.0
+    qkv_bias: bool = False
+    num_classes: int = 1001
+    skip: bool = True
+    dropout: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.embed_dim % self.num_heads != 0:
+            raise ValueError(f"embed_dim ({self.embed_dim}) must be divisible by num_heads ({self.num_heads})")
+        if self.depth < 0 or self.depth % 2 != 0:
+            raise ValueError(f"depth must be a non-negative even number, got {self.depth}")
+        if self.num_classes < 2:
+            raise ValueError("num_classes counts the real classes plus the empty class, so it must be >= 2")
+
+    @property
+    def num_tokens(self) -> int:
+        """Number of image tokens N = img_size ** 2."""
+        return self.img_size * self.img_size
+
+    @property
+    def mask_id(self) -> int:
+        """Token id of the [MASK] token (one past the last codebook entry)."""
+        return self.codebook_size
+
+    @property
+    def null_class(self) -> int:
+        """The empty ("unconditional") class id used by classifier-free guidance."""
+        return self.num_classes - 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class _Embedding(nn.Module):
+    """Word + learned absolute position embedding, LayerNorm(eps 1e-6), dropout (BERT-style key names)."""
+
+    def __init__(self, vocab_size: int, dim: int, max_positions: int, dropout: float) -> None:
+        super().__init__()
+        self.word_embeddings = nn.Embedding(vocab_size, dim)
+        self.position_embeddings = nn.Embedding(max_positions, dim)
+        self.LayerNorm = nn.LayerNorm(dim, eps=1e-6)
+        self.dropout = nn.Dropout(dropout)
+        nn.init.normal_(self.word_embeddings.weight, std=0.02)
+        nn.init.normal_(self.position_embeddings.weight, std=0.02)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        x = self.word_embeddings(ids) + self.position_embeddings.weight[: ids.shape[1]]
+        return self.dropout(self.LayerNorm(x))
+
+
+class _Attention(nn.Module):
+    def __init__(self, dim: int, num_heads: int, qkv_bias: bool) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, d = x.shape
+        # Fused output laid out as (3, heads, head_dim), as in the official checkpoints.
+        qkv = self.qkv(x).view(b, n, 3, self.num_heads, d // self.num_heads).permute(2, 0, 3, 1, 4)
+        out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2])  # scale = head_dim ** -0.5
+        return self.proj(out.transpose(1, 2).reshape(b, n, d))
+
+
+class _Mlp(nn.Module):
+    def __init__(self, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(F.gelu(self.fc1(x)))
+
+
+class _Block(nn.Module):
+    """Pre-norm transformer block; out-blocks first fuse the long skip with ``skip_linear([x, skip])``."""
+
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float, qkv_bias: bool, skip: bool) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = _Attention(dim, num_heads, qkv_bias)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = _Mlp(dim, int(dim * mlp_ratio))
+        self.skip_linear = nn.Linear(2 * dim, dim) if skip else None
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
+        if self.skip_linear is not None:
+            x = self.skip_linear(torch.cat([x, skip], dim=-1))
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class _MlmLayer(nn.Module):
+    """Linear -> GELU -> LayerNorm -> product with the (tied) token embedding + bias."""
+
+    def __init__(self, dim: int, vocab_size: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(dim, dim)
+        self.ln = nn.LayerNorm(dim)
+        self.bias = nn.Parameter(torch.zeros(1, 1, vocab_size))
+
+    def forward(self, x: torch.Tensor, word_embeddings: torch.Tensor, n_out: int) -> torch.Tensor:
+        h = self.ln(F.gelu(self.fc(x)))
+        # Only the first n_out vocabulary rows are needed (the mask column is dropped by the caller anyway).
+        return h @ word_embeddings[:n_out].detach().t() + self.bias[..., :n_out]
+
+
+class UViT(nn.Module):
+    """Class-conditional masked-token transformer with long skips (U-ViT), as used by AdaNAT / AutoNAT.
+
+    ``forward(ids, labels)`` returns ``(logits, features)``:
+
+    - ``logits`` (B, N, codebook_size): scores over the codebook at every image position (the mask token
+      column is removed, as in the official model);
+    - ``features`` (B, N, D): the output of the final LayerNorm at the image positions, the observation the
+      AdaNAT policy sees.
+
+    :param config: architecture; see :class:`UViTConfig`.
+    """
+
+    def __init__(self, config: UViTConfig) -> None:
+        super().__init__()
+        self.config = config
+        c = config
+        self.token_emb = _Embedding(c.codebook_size + 1, c.embed_dim, c.num_tokens, c.dropout)
+        self.context_embed = _Embedding(c.num_classes, c.embed_dim, 1, 0.0)
+        blk = lambda skip: _Block(c.embed_dim, c.num_heads, c.mlp_ratio, c.qkv_bias, skip)  # noqa: E731
+        self.in_blocks = nn.ModuleList([blk(False) for _ in range(c.depth // 2)])
+        self.mid_block = blk(False)
+        self.out_blocks = nn.ModuleList([blk(c.skip) for _ in range(c.depth // 2)])
+        self.norm = nn.LayerNorm(c.embed_dim)
+        self.mlm_layer = _MlmLayer(c.embed_dim, c.codebook_size + 1)
+        self.apply(self._init_weights)
+
+    @staticmethod
+    def _init_weights(m: nn.Module) -> None:
+        if isinstance(m, nn.Linear):
+            nn.init.trunc_normal_(m.weight, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+    @property
+    def num_tokens(self) -> int:
+        return self.config.num_tokens
+
+    def forward(self, ids: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Score every image position.
+
+        :param ids: (B, N) long token ids in ``[0, codebook_size]``, ``codebook_size`` meaning masked,
+            row-major over the token grid.
+        :param labels: (B,) or (B, 1) long class ids in ``[0, num_classes)``; ``num_classes - 1`` is the
+            empty class.
+        :return: ``(logits (B, N, codebook_size), features (B, N, D))``.
+        """
+        if labels.dim() == 1:
+            labels = labels[:, None]
+        x = self.token_emb(ids)
+        ctx = self.context_embed(labels)
+        x = torch.cat([ctx, x], dim=1)
+        skips = []
+        for block in self.in_blocks:
+            x = block(x)
+            skips.append(x)
+        x = self.mid_block(x)
+        for block in self.out_blocks:
+            x = block(x, skips.pop())
+        feat = self.norm(x)[:, ctx.shape[1]:]
+        logits = self.mlm_layer(feat, self.token_emb.word_embeddings.weight, self.config.codebook_size)
+        return logits, feat
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+def flops_per_forward(config: UViTConfig) -> float:
+    """Approximate multiply-adds x2 of one forward for one sample (used by benchmarks for context)."""
+    n = config.num_tokens + 1
+    d = config.embed_dim
+    blocks = config.depth + 1
+    per_block = 2 * n * (4 * d * d + 2 * d * int(d * config.mlp_ratio)) + 4 * n * n * d
+    head = 2 * config.num_tokens * (d * d + d * config.codebook_size)
+    skips = (config.depth // 2) * 2 * n * 2 * d * d
+    return float(blocks * per_block + head + skips)
