@@ -97,10 +97,15 @@ def read_checkpoint(
                 return torch.load(p, map_location="cpu", weights_only=True)
         return torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
+        text = str(e)
+        detail = next((ln.strip() for ln in text.splitlines() if "GLOBAL" in ln or "global" in ln), "")
+        if not detail:  # not a code-carrying pickle, just bytes the restricted unpickler cannot parse
+            raise CheckpointError(
+                f"could not read {what} '{p}': it is not a valid torch or safetensors file (corrupt or truncated?)"
+            ) from None
         raise UnsafeCheckpointError(
-            f"refused to load {what} '{p}': it is a pickle that needs code outside the tensor allow-list, "
-            f"so it could run arbitrary code when loaded. Nothing in it was executed.\n"
-            f"Detail from torch.load(weights_only=True): {str(e).splitlines()[0] if str(e) else e!r}\n"
+            f"refused to load {what} '{p}': it is a pickle that needs code outside the tensor allow-list "
+            f"({detail}), so loading it could run arbitrary code. Nothing in it was executed.\n"
             "If you trust the file, convert it once in a trusted process, e.g. "
             "torch.save(torch.load(path, weights_only=False)['state_dict'], 'clean.pth'), or to safetensors."
         ) from None
