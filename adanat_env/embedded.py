@@ -1,0 +1,67 @@
+"""The embedded default: a tiny NAT + VQ tokenizer trained on Fashion-MNIST, shipped inside the package.
+
+The weights are safetensors files in ``adanat_env/assets/fashion_mnist/`` with a JSON beside each
+(architecture config and provenance: command, seed, data checksum, final losses, wall time). They are the very
+same :class:`~adanat_env.models.UViT` / :class:`~adanat_env.models.VQGAN` classes as the ImageNet-256
+models, at tiny sizes. Loading needs no network. ``experiments/train_tokenizer.py`` and
+``experiments/train_nat.py`` re-create them; any directory they write can be loaded with the same functions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .generator import NATGenerator
+from .models import UViT, UViTConfig, VQGAN, VQGANConfig, load_nat, load_tokenizer
+from .utils import resolve_device
+
+__all__ = ["ASSET_DIR", "load_tokenizer_dir", "load_nat_dir", "load_embedded_generator", "read_meta"]
+
+ASSET_DIR = Path(__file__).parent / "assets" / "fashion_mnist"
+
+
+def read_meta(directory: str | os.PathLike[str] | None, kind: str) -> tuple[Path, dict[str, Any]]:
+    """Locate ``<kind>.safetensors`` and read ``<kind>.json`` in ``directory`` (default: the shipped assets)."""
+    d = Path(directory).expanduser() if directory is not None else ASSET_DIR
+    weights, meta = d / f"{kind}.safetensors", d / f"{kind}.json"
+    for f in (weights, meta):
+        if not f.is_file():
+            hint = ("the package's shipped weights are missing: reinstall the package" if directory is None
+                    else f"train them with 'python experiments/train_{kind}.py --out {d}'")
+            raise FileNotFoundError(f"'{f}' not found ({hint}).")
+    return weights, json.loads(meta.read_text())
+
+
+def load_tokenizer_dir(directory: str | os.PathLike[str] | None = None, device: str | torch.device = "cpu") -> tuple[VQGAN, dict]:
+    """The frozen tokenizer saved in ``directory`` (default: shipped) and its metadata."""
+    weights, meta = read_meta(directory, "tokenizer")
+    return load_tokenizer(VQGANConfig(**meta["config"]), weights, resolve_device(device)), meta
+
+
+def load_nat_dir(directory: str | os.PathLike[str] | None = None, device: str | torch.device = "cpu") -> tuple[UViT, dict]:
+    """The frozen NAT saved in ``directory`` (default: shipped) and its metadata."""
+    weights, meta = read_meta(directory, "nat")
+    return load_nat(UViTConfig(**meta["config"]), weights, resolve_device(device)), meta
+
+
+def load_embedded_generator(
+    device: str | torch.device = "cpu",
+    amp: str | None = None,
+    nat_dir: str | os.PathLike[str] | None = None,
+    tokenizer_dir: str | os.PathLike[str] | None = None,
+) -> NATGenerator:
+    """The Fashion-MNIST generator (shipped weights unless directories are given), ready to sample.
+
+    :param device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
+    :param amp: autocast precision (``None``, ``"bf16"``, ``"fp16"``).
+    :param nat_dir: directory written by ``experiments/train_nat.py`` (default: shipped weights).
+    :param tokenizer_dir: directory written by ``experiments/train_tokenizer.py`` (default: shipped weights).
+    """
+    nat, _ = load_nat_dir(nat_dir, device)
+    tok, _ = load_tokenizer_dir(tokenizer_dir, device)
+    return NATGenerator(nat, tok, amp=amp)

@@ -1,0 +1,96 @@
+"""Train the small CNN classifier of an IDX data set (metric feature space, conditioning check, PRM stand-in).
+
+    python experiments/train_classifier.py --seed 0 --out runs/classifier
+
+A few minutes on 2 CPU cores. Writes classifier.safetensors + classifier.json (config, provenance, test accuracy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+from tqdm import tqdm
+
+from adanat_env.data import load_idx_dataset, to_model_images
+from adanat_env.utils import resolve_device, seed_everything
+from rewards.classifier import ClassifierConfig, SmallCNN
+
+
+@dataclass
+class Config:
+    data_dir: str | None = None  # IDX directory (default: $ADANAT_DATA_DIR or the Debian fashion-mnist package)
+    out: str = "runs/classifier"  # output directory
+    seed: int = 0  # seeds init and data order
+    epochs: int = 4  # passes over the train split
+    batch_size: int = 128  # images per step
+    lr: float = 2e-3  # Adam learning rate (cosine decay)
+    device: str = "cpu"  # cpu | cuda | auto
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__)
+    for name, default in asdict(Config()).items():
+        p.add_argument(f"--{name.replace('_', '-')}", default=default, type=None if default is None else type(default))
+    cfg = Config(**vars(p.parse_args(argv)))
+    seed_everything(cfg.seed)
+    device = resolve_device(cfg.device)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+
+    train, test = load_idx_dataset("train", cfg.data_dir), load_idx_dataset("test", cfg.data_dir)
+    x, y = to_model_images(train.images), torch.as_tensor(train.labels)
+    ccfg = ClassifierConfig(in_channels=1, resolution=x.shape[-1], num_classes=int(y.max()) + 1)
+    model = SmallCNN(ccfg).to(device)
+    steps = cfg.epochs * (len(x) // cfg.batch_size)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
+    gen = torch.Generator().manual_seed(cfg.seed)
+    bar = tqdm(total=steps, desc="classifier", mininterval=2.0)
+    for _ in range(cfg.epochs):
+        perm = torch.randperm(len(x), generator=gen)
+        for i in range(len(x) // cfg.batch_size):
+            idx = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]
+            xb = x[idx]
+            flip = torch.rand(len(idx), generator=gen) < 0.5  # horizontal flips
+            xb = torch.where(flip[:, None, None, None], xb.flip(-1), xb)
+            model.train()
+            loss = F.cross_entropy(model(xb.to(device)), y[idx].to(device))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            bar.update(1)
+            if i % 50 == 0:
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+    bar.close()
+    model.eval()
+    with torch.inference_mode():
+        pred = torch.cat([model(xb.to(device)).argmax(1).cpu() for xb in to_model_images(test.images).split(1000)])
+    acc = float((pred == torch.as_tensor(test.labels)).float().mean())
+    save_file({k: v.contiguous().cpu() for k, v in model.state_dict().items()}, str(out / "classifier.safetensors"))
+    meta = {
+        "kind": "classifier", "class": "rewards.classifier.SmallCNN", "config": asdict(ccfg),
+        "train_config": asdict(cfg),
+        "command": "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
+        "seed": cfg.seed, "data": {"directory": str(train.directory), "train_sha256": train.sha256, "test_sha256": test.sha256},
+        "final_losses": {"train_ce": loss.item()}, "test_accuracy": acc,
+        "wall_time_s": round(time.perf_counter() - t0, 1), "torch": torch.__version__,
+    }
+    (out / "classifier.json").write_text(json.dumps(meta, indent=2))
+    print(json.dumps({"out": str(out), "test_accuracy": acc, "wall_time_s": meta["wall_time_s"]}))
+    return meta
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""The IDX loader: good files (gz and raw), missing files, corrupt / truncated files, the settings."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from adanat_env.data import DATA_DIR_ENV, DEFAULT_DATA_DIR, DataError, load_idx_dataset, read_idx, to_model_images
+
+
+def _write_idx(path: Path, arr: np.ndarray, compress: bool) -> None:
+    raw = bytes([0, 0, 0x08, arr.ndim]) + struct.pack(f">{arr.ndim}I", *arr.shape) + arr.astype(np.uint8).tobytes()
+    path.write_bytes(gzip.compress(raw) if compress else raw)
+
+
+def _make_set(d: Path, n: int = 20, compress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+    labels = rng.integers(0, 10, n, dtype=np.uint8)
+    sfx = ".gz" if compress else ""
+    for prefix in ("train", "t10k"):
+        _write_idx(d / f"{prefix}-images-idx3-ubyte{sfx}", images, compress)
+        _write_idx(d / f"{prefix}-labels-idx1-ubyte{sfx}", labels, compress)
+    return images, labels
+
+
+@pytest.mark.parametrize("compress", [True, False])
+def test_good_files(tmp_path: Path, compress: bool):
+    images, labels = _make_set(tmp_path, compress=compress)
+    ds = load_idx_dataset("train", tmp_path)
+    assert np.array_equal(ds.images, images) and np.array_equal(ds.labels, labels.astype(np.int64))
+    assert len(ds) == 20 and ds.split == "train" and len(ds.sha256) == 64
+    assert load_idx_dataset("test", tmp_path).sha256 == ds.sha256
+    x = to_model_images(ds.images, 32)
+    assert x.shape == (20, 1, 32, 32) and float(x.max()) <= 1.0
+    assert float(x[:, :, :2].abs().sum()) == 0.0  # zero padding
+
+
+def test_env_variable_selects_directory(tmp_path: Path, monkeypatch):
+    _make_set(tmp_path)
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path))
+    assert load_idx_dataset("test").directory == tmp_path
+
+
+def test_missing_files_name_install_command_and_setting(tmp_path: Path):
+    with pytest.raises(DataError) as info:
+        load_idx_dataset("train", tmp_path / "nowhere")
+    msg = str(info.value)
+    assert "apt-get install dataset-fashion-mnist" in msg and DATA_DIR_ENV in msg and "train-images-idx3-ubyte" in msg
+
+
+def test_truncated_file(tmp_path: Path):
+    _make_set(tmp_path, compress=False)
+    f = tmp_path / "train-images-idx3-ubyte"
+    f.write_bytes(f.read_bytes()[:-100])
+    with pytest.raises(DataError, match="truncated or corrupt"):
+        load_idx_dataset("train", tmp_path)
+
+
+def test_corrupt_gzip_and_bad_magic(tmp_path: Path):
+    _make_set(tmp_path)
+    (tmp_path / "train-labels-idx1-ubyte.gz").write_bytes(b"\x1f\x8b" + b"nonsense" * 10)
+    with pytest.raises(DataError, match="corrupt or truncated"):
+        load_idx_dataset("train", tmp_path)
+    bad = tmp_path / "x-idx"
+    bad.write_bytes(b"\x12\x34\x08\x01" + b"\x00" * 8)
+    with pytest.raises(DataError, match="magic"):
+        read_idx(bad)
+
+
+def test_image_label_count_mismatch(tmp_path: Path):
+    _make_set(tmp_path)
+    _write_idx(tmp_path / "train-labels-idx1-ubyte.gz", np.zeros(7, dtype=np.uint8), True)
+    with pytest.raises(DataError, match="20 images but 7 labels"):
+        load_idx_dataset("train", tmp_path)
+
+
+@pytest.mark.skipif(not (DEFAULT_DATA_DIR / "t10k-labels-idx1-ubyte.gz").exists(), reason="Fashion-MNIST package not installed")
+def test_real_fashion_mnist_test_split():
+    ds = load_idx_dataset("test")
+    assert ds.images.shape == (10000, 28, 28) and np.bincount(ds.labels).tolist() == [1000] * 10
