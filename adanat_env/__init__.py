@@ -1,8 +1,18 @@
-"""AdaNAT gym: frozen masked-token generators, their decoding step, and (next) Gymnasium environments.
+"""AdaNAT gym: frozen masked-token generators, their decoding step, and Gymnasium environments.
+
+``import adanat_env`` registers ``AdaNAT-FashionMNIST-v0`` and ``AdaNAT-ImageNet256-v0`` with Gymnasium.
 
 Sub-modules: :mod:`adanat_env.models` (U-ViT NAT, MaskGIT VQGAN, loaders), :mod:`adanat_env.decoding`
 (the step math), :mod:`adanat_env.schedules` (schedules, action mapping), :mod:`adanat_env.generator`
-(the generator interface), :mod:`adanat_env.sampler` (batched generation).
+(the generator interface), :mod:`adanat_env.sampler` (batched generation), :mod:`adanat_env.envs`
+(environments), :mod:`adanat_env.sb3` (Stable-Baselines3 adapter), :mod:`adanat_env.wrappers`.
 """
 
 __version__ = "0.1.0"
+
+try:  # registration needs gymnasium; the generator stack alone does not
+    from .envs.registration import register_envs as _register_envs
+except ImportError:  # pragma: no cover - e.g. a GPU box with only torch
+    pass
+else:
+    _register_envs()

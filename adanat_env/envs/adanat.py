@@ -1,0 +1,345 @@
+"""The frozen NAT decoding process as Gymnasium environments: a native batched vector env and a single env.
+
+Both drive a :class:`~adanat_env.generator.Generator` through the same code path (:class:`_DecodingCore`): the
+vector env runs B generations in one batch (one NAT call serves all B), never B copies of the generator; the
+single env is the same core with B = 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium import spaces
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from ..generator import GenerationState, Generator
+from ..schedules import ACTION_NAMES, ActionMapping
+
+__all__ = ["RewardModel", "AdaNATEnv", "AdaNATVectorEnv", "DEFAULT_ACTION_BOUND"]
+
+#: A reward model maps final images (B, C, H, W) in [0, 1] on the generator's device and labels (B,) to (B,) rewards.
+RewardModel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+#: Raw (pre-activation) actions are clipped to [-bound, bound] in every dimension.
+DEFAULT_ACTION_BOUND = 10.0
+
+_DOC_SPACES = """
+    **Action Space**: ``Box(-10, 10, (4,), float32)`` of raw pre-activation values, in the official order
+    ``(mask_ratio, remask_temp, sample_temp, guidance)``, mapped to the step parameters
+    (m, tau_2, tau_1, w) by sigmoid / softplus / softplus / softplus
+    (:class:`~adanat_env.schedules.ActionMapping`). With ``residual="heuristic"`` (default) the map is applied
+    on top of the official heuristic schedule, so a zero action reproduces it exactly; ``residual="none"`` is the
+    official ``heu=0`` (a zero action gives m = 0.5 and ln 2 elsewhere). Out-of-bounds actions are clipped;
+    NaN / inf actions raise ``ValueError`` and leave the episode untouched.
+
+    **Observation Space**: ``Dict`` with
+    ``"features"``: ``Box(-inf, inf, (N, D))`` the NAT's final-LayerNorm features of the current canvas
+    (conditional pass), ``dtype`` float32 or float16; ``"step"``: ``Box(0, T, (1,), int64)`` the index of the
+    step about to be taken (the terminal observation has ``T``); ``"label"``: ``Box(0, C - 1, (1,), int64)``
+    the class being generated. (N = 49, D = 128, C = 10 for Fashion-MNIST; N = 256, D = 768, C = 1000 for
+    ImageNet-256 L.)
+
+    **Rewards**: terminal only: 0 at every step but the last, where the ``reward_model`` scores the decoded
+    images (``reward_model=None`` gives 0). Default of ``AdaNAT-FashionMNIST-v0``: the shipped classifier's
+    probability of the conditioning label (:class:`rewards.prm.ClassifierReward`, the stand-in pretrained
+    reward model); of ``AdaNAT-ImageNet256-v0``: none (0), since no ImageNet reward model installs offline.
+    Reward wrappers (:mod:`adanat_env.wrappers`, the adversarial reward) swap in other models.
+
+    **Starting State**: a fully masked canvas and a class label drawn uniformly (or given by
+    ``reset(options={"labels": ...})``); the observation holds the features of that canvas.
+
+    **Episode End**: exactly T steps (``steps``): the last step fixes every remaining token (no action can stall
+    generation), returns ``terminated=True`` (never ``truncated``: there is no TimeLimit). At that step ``info``
+    holds ``final_tokens`` (N,) and ``final_label``; the decoded images stay on the generator's device as
+    ``env.unwrapped.final_images`` (not pushed through ``info``).
+"""
+
+
+class _DecodingCore:
+    """B generations stepping together; converts between numpy (Gymnasium) and the torch generator."""
+
+    def __init__(self, generator: Generator, batch_size: int, steps: int, residual: str, dtype: str,
+                 reward_model: RewardModel | None, action_bound: float) -> None:
+        if residual not in ("heuristic", "none"):
+            raise ValueError(f"residual must be 'heuristic' or 'none', got {residual!r}")
+        if dtype not in ("float32", "float16"):
+            raise ValueError(f"dtype must be 'float32' or 'float16', got {dtype!r}")
+        if int(steps) < 1:
+            raise ValueError(f"steps must be >= 1, got {steps}")
+        self.generator = generator
+        self.batch_size = int(batch_size)
+        self.steps = int(steps)
+        self.residual = residual
+        self.np_dtype = np.dtype(dtype)
+        self.reward_model = reward_model
+        self.mapping = ActionMapping(self.steps, residual=residual == "heuristic")
+        self.action_low = np.full(4, -action_bound, dtype=np.float32)
+        self.action_high = np.full(4, action_bound, dtype=np.float32)
+        self.state: GenerationState | None = None
+        self.rng: torch.Generator | None = None
+        self.final_images: torch.Tensor | None = None
+        self.final_tokens: np.ndarray | None = None
+        self.final_labels: np.ndarray | None = None
+
+    # spaces -------------------------------------------------------------------------------------------
+    def observation_space(self) -> spaces.Dict:
+        g = self.generator
+        return spaces.Dict({
+            "features": spaces.Box(-np.inf, np.inf, (g.num_tokens, g.feature_dim), dtype=self.np_dtype),
+            "step": spaces.Box(0, self.steps, (1,), dtype=np.int64),
+            "label": spaces.Box(0, g.num_classes - 1, (1,), dtype=np.int64),
+        })
+
+    def action_space(self) -> spaces.Box:
+        return spaces.Box(self.action_low, self.action_high, (4,), dtype=np.float32)
+
+    # episode ------------------------------------------------------------------------------------------
+    def seed(self, np_random: np.random.Generator) -> None:
+        self.rng = self.generator.make_rng(int(np_random.integers(0, 2**63 - 1)))
+
+    def start(self, np_random: np.random.Generator, labels: Any | None) -> dict[str, np.ndarray]:
+        b, c = self.batch_size, self.generator.num_classes
+        if labels is None:
+            labels = np_random.integers(0, c, size=b)
+        labels = np.asarray(labels).reshape(-1)
+        if labels.shape != (b,) or not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0 or labels.max() >= c:
+            raise ValueError(f"options['labels'] must hold {b} integer class ids in [0, {c}), got {labels!r}")
+        self.state = self.generator.start(torch.as_tensor(labels, device=self.generator.device), self.steps, self.rng)
+        return self.observation()
+
+    def observation(self) -> dict[str, np.ndarray]:
+        s = self.state
+        return {
+            "features": s.features.to(dtype=torch.float32 if self.np_dtype == np.float32 else torch.float16).cpu().numpy(),
+            "step": np.full((self.batch_size, 1), s.step, dtype=np.int64),
+            "label": s.labels.cpu().numpy().astype(np.int64).reshape(-1, 1),
+        }
+
+    def terminal_observation(self) -> dict[str, np.ndarray]:
+        g = self.generator
+        return {
+            "features": np.zeros((self.batch_size, g.num_tokens, g.feature_dim), dtype=self.np_dtype),
+            "step": np.full((self.batch_size, 1), self.steps, dtype=np.int64),
+            "label": self.final_labels.reshape(-1, 1).copy(),
+        }
+
+    def check_actions(self, actions: Any) -> np.ndarray:
+        a = np.asarray(actions, dtype=np.float32)
+        if a.shape == (4,) and self.batch_size == 1:
+            a = a[None]
+        if a.shape != (self.batch_size, 4):
+            raise ValueError(f"actions must have shape ({self.batch_size}, 4) "
+                             f"[{', '.join(ACTION_NAMES)}], got {a.shape}")
+        if not np.isfinite(a).all():
+            bad = np.argwhere(~np.isfinite(a))[:4].tolist()
+            raise ValueError(f"actions contain NaN or inf at (env, dim) {bad}; the episode was not advanced")
+        return np.clip(a, self.action_low, self.action_high)
+
+    def step(self, actions: Any) -> tuple[np.ndarray, bool]:
+        """Apply one step; returns (rewards (B,) float32, done)."""
+        if self.state is None or self.state.done:
+            raise RuntimeError("call reset() before step() (episodes end after `steps` steps)")
+        a = self.check_actions(actions)
+        params = self.mapping(torch.as_tensor(a, device=self.generator.device), self.state.step)
+        self.state = self.generator.step(self.state, params, self.rng)
+        if not self.state.done:
+            return np.zeros(self.batch_size, dtype=np.float32), False
+        labels = self.state.labels
+        images = self.generator.decode(self.state.tokens)
+        self.final_images = images
+        self.final_tokens = self.state.tokens.cpu().numpy()
+        self.final_labels = labels.cpu().numpy().astype(np.int64)
+        if self.reward_model is None:
+            return np.zeros(self.batch_size, dtype=np.float32), True
+        with torch.inference_mode():
+            r = torch.as_tensor(self.reward_model(images, labels)).float().reshape(-1)
+        if r.shape != (self.batch_size,):
+            raise ValueError(f"reward model returned shape {tuple(r.shape)}, expected ({self.batch_size},)")
+        r = r.cpu().numpy()
+        if not np.isfinite(r).all():
+            raise FloatingPointError("reward model returned NaN/inf rewards; check the reward model (e.g. a diverged discriminator)")
+        return r.astype(np.float32), True
+
+    def render(self) -> np.ndarray:
+        """(B, H, W, 3) uint8 frames of the current canvas (masked cells grey) or the final images."""
+        if self.state is None:
+            raise RuntimeError("call reset() before render()")
+        if self.state.done:
+            images = self.final_images
+        else:
+            images = self.generator.preview(self.state)
+        x = images.float().clamp(0, 1)
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        return (x.permute(0, 2, 3, 1).cpu().numpy() * 255 + 0.5).astype(np.uint8)
+
+
+class AdaNATVectorEnv(VectorEnv):
+    __doc__ = """Native batched AdaNAT environment: B generations advanced by one batched NAT call per step.
+
+    Built by ``gym.make_vec("AdaNAT-FashionMNIST-v0", num_envs=B, vectorization_mode="vector_entry_point")``
+    (or the ImageNet-256 id), or directly from a :class:`~adanat_env.generator.Generator`.
+""" + _DOC_SPACES + """
+    **Autoreset**: ``AutoresetMode.SAME_STEP``: all B sub-envs finish together at step T; that same ``step``
+    call starts the next batch and returns its first observation, with the terminal observation in
+    ``info["final_obs"]`` (an object array of per-env dicts, ``info["_final_obs"]`` the mask) and
+    ``info["final_info"]`` (``final_tokens``, ``final_label``). This is SB3's convention, and no call is
+    wasted (NEXT_STEP would spend one call in T + 1 only resetting).
+
+    **Arguments**:
+    :param generator: the frozen generator.
+    :param num_envs: B, the batch size.
+    :param steps: T, decoding steps per episode.
+    :param residual: ``"heuristic"`` (zero action = official heuristic schedule) or ``"none"`` (official heu=0).
+    :param dtype: ``"float32"`` or ``"float16"`` observation features.
+    :param reward_model: terminal reward model (see Rewards); ``None`` gives 0.
+    :param action_bound: raw actions are clipped to ``[-action_bound, action_bound]``.
+    :param render_mode: ``None`` or ``"rgb_array"``.
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "autoreset_mode": AutoresetMode.SAME_STEP, "render_fps": 4}
+
+    def __init__(self, generator: Generator, num_envs: int = 8, steps: int = 8, residual: str = "heuristic",
+                 dtype: str = "float32", reward_model: RewardModel | None = None,
+                 action_bound: float = DEFAULT_ACTION_BOUND, render_mode: str | None = None) -> None:
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+        self.core = _DecodingCore(generator, num_envs, steps, residual, dtype, reward_model, action_bound)
+        self.num_envs = num_envs
+        self.render_mode = render_mode
+        self.single_observation_space = self.core.observation_space()
+        self.single_action_space = self.core.action_space()
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self.action_space = batch_space(self.single_action_space, num_envs)
+
+    @property
+    def generator(self) -> Generator:
+        return self.core.generator
+
+    @property
+    def steps(self) -> int:
+        return self.core.steps
+
+    @property
+    def reward_model(self) -> RewardModel | None:
+        return self.core.reward_model
+
+    @reward_model.setter
+    def reward_model(self, model: RewardModel | None) -> None:
+        self.core.reward_model = model
+
+    @property
+    def final_images(self) -> torch.Tensor | None:
+        """Decoded images (B, C, H, W) of the last finished batch, on the generator's device."""
+        return self.core.final_images
+
+    @property
+    def final_labels(self) -> np.ndarray | None:
+        return self.core.final_labels
+
+    @property
+    def final_tokens(self) -> np.ndarray | None:
+        return self.core.final_tokens
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        if seed is not None or self.core.rng is None:
+            self.core.seed(self.np_random)
+        labels = (options or {}).get("labels")
+        return self.core.start(self.np_random, labels), {}
+
+    def step(self, actions):
+        rewards, done = self.core.step(actions)
+        b = self.num_envs
+        terminated = np.full(b, done, dtype=np.bool_)
+        truncated = np.zeros(b, dtype=np.bool_)
+        if not done:
+            return self.core.observation(), rewards, terminated, truncated, {}
+        final = self.core.terminal_observation()
+        final_obs = np.empty(b, dtype=object)
+        for i in range(b):
+            final_obs[i] = {k: v[i] for k, v in final.items()}
+        mask = np.ones(b, dtype=np.bool_)
+        infos = {
+            "final_obs": final_obs, "_final_obs": mask,
+            "final_info": {"final_tokens": self.core.final_tokens, "_final_tokens": mask,
+                           "final_label": self.core.final_labels, "_final_label": mask},
+            "_final_info": mask,
+        }
+        obs = self.core.start(self.np_random, None)  # SAME_STEP autoreset: next batch starts now
+        return obs, rewards, terminated, truncated, infos
+
+    def render(self) -> tuple[np.ndarray, ...] | None:
+        if self.render_mode is None:
+            gym.logger.warn("render() called without render_mode='rgb_array'")
+            return None
+        return tuple(self.core.render())
+
+    def close_extras(self, **kwargs: Any) -> None:
+        self.core.state = None
+
+
+class AdaNATEnv(gym.Env):
+    __doc__ = """Single-episode AdaNAT environment (``gym.make("AdaNAT-FashionMNIST-v0")``), the B = 1 case of
+    :class:`AdaNATVectorEnv` through the same code path: same seed, same final tokens as
+    ``make_vec(num_envs=1)``.
+""" + _DOC_SPACES + """
+    **Arguments**: as :class:`AdaNATVectorEnv`, without ``num_envs``.
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 4}
+
+    def __init__(self, generator: Generator, steps: int = 8, residual: str = "heuristic", dtype: str = "float32",
+                 reward_model: RewardModel | None = None, action_bound: float = DEFAULT_ACTION_BOUND,
+                 render_mode: str | None = None) -> None:
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+        self.core = _DecodingCore(generator, 1, steps, residual, dtype, reward_model, action_bound)
+        self.render_mode = render_mode
+        self.observation_space = self.core.observation_space()
+        self.action_space = self.core.action_space()
+
+    @property
+    def generator(self) -> Generator:
+        return self.core.generator
+
+    @property
+    def reward_model(self) -> RewardModel | None:
+        return self.core.reward_model
+
+    @reward_model.setter
+    def reward_model(self, model: RewardModel | None) -> None:
+        self.core.reward_model = model
+
+    @property
+    def final_images(self) -> torch.Tensor | None:
+        return self.core.final_images
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        if seed is not None or self.core.rng is None:
+            self.core.seed(self.np_random)
+        label = (options or {}).get("label", (options or {}).get("labels"))
+        obs = self.core.start(self.np_random, None if label is None else [int(np.asarray(label).reshape(-1)[0])])
+        return {k: v[0] for k, v in obs.items()}, {}
+
+    def step(self, action):
+        rewards, done = self.core.step(action)
+        if not done:
+            return {k: v[0] for k, v in self.core.observation().items()}, float(rewards[0]), False, False, {}
+        obs = {k: v[0] for k, v in self.core.terminal_observation().items()}
+        info = {"final_tokens": self.core.final_tokens[0].copy(), "final_label": int(self.core.final_labels[0])}
+        return obs, float(rewards[0]), True, False, info
+
+    def render(self) -> np.ndarray | None:
+        if self.render_mode is None:
+            gym.logger.warn("render() called without render_mode='rgb_array'")
+            return None
+        return self.core.render()[0]
