@@ -79,7 +79,12 @@ class StepParams:
         return cls(f(mask_ratio), f(sample_temp), f(remask_temp), f(guidance))
 
     def to(self, device: torch.device | str) -> "StepParams":
-        return StepParams(*(getattr(self, f.name).to(device) for f in fields(self)))
+        """The same parameters on ``device`` (float32), in one host->device copy when they move."""
+        dev = torch.device(device)
+        if all(getattr(self, f.name).device.type == dev.type and dev.index in (None, getattr(self, f.name).device.index)
+               for f in fields(self)):
+            return self
+        return StepParams(*self.as_tensor().float().to(device).unbind(1))
 
     def as_tensor(self) -> torch.Tensor:
         """(B, 4) in the order (m, tau_1, tau_2, w)."""

@@ -184,7 +184,11 @@ class NATGenerator(Generator):
             raise RuntimeError("generation already finished; call start() for a new batch")
         last = state.step == state.num_steps - 1
         lc, lu = state.cache
-        _, next_tokens = decoding_step(state.tokens, lc, lu, params, mask_id=self.mask_id, last=last, generator=rng)
+        # Validate where the parameters live (host-side parameters cost no device sync), then move them.
+        params.validate(state.batch_size)
+        params = params.to(self.device)
+        _, next_tokens = decoding_step(state.tokens, lc, lu, params, mask_id=self.mask_id, last=last, generator=rng,
+                                       validate=False)
         if last:
             return replace(state, tokens=next_tokens, step=state.step + 1, features=None, cache=None)
         b = state.batch_size

@@ -110,7 +110,8 @@ class Schedule:
     def __call__(self, inp: PolicyInput) -> StepParams:
         if inp.num_steps != self.num_steps:
             raise ValueError(f"schedule '{self.name}' has {self.num_steps} steps, generation asks for {inp.num_steps}")
-        return self.at(inp.step, inp.labels.shape[0], inp.labels.device)
+        # built on the host: the generator validates them there (no device sync) and moves them in one copy
+        return self.at(inp.step, inp.labels.shape[0], "cpu")
 
 
 def maskgit_cosine_schedule(num_steps: int, *, sample_temp: float = 1.0, remask_temp: float = 4.5,

@@ -85,6 +85,7 @@ class _DecodingCore:
         self.final_images: torch.Tensor | None = None
         self.final_tokens: np.ndarray | None = None
         self.final_labels: np.ndarray | None = None
+        self.labels_np: np.ndarray | None = None
 
     # spaces -------------------------------------------------------------------------------------------
     def observation_space(self) -> spaces.Dict:
@@ -109,6 +110,7 @@ class _DecodingCore:
         labels = np.asarray(labels).reshape(-1)
         if labels.shape != (b,) or not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0 or labels.max() >= c:
             raise ValueError(f"options['labels'] must hold {b} integer class ids in [0, {c}), got {labels!r}")
+        self.labels_np = labels.astype(np.int64)  # kept on the host: no device sync per step to report them
         self.state = self.generator.start(torch.as_tensor(labels, device=self.generator.device), self.steps, self.rng)
         return self.observation()
 
@@ -117,13 +119,15 @@ class _DecodingCore:
         return {
             "features": s.features.to(dtype=torch.float32 if self.np_dtype == np.float32 else torch.float16).cpu().numpy(),
             "step": np.full((self.batch_size, 1), s.step, dtype=np.int64),
-            "label": s.labels.cpu().numpy().astype(np.int64).reshape(-1, 1),
+            "label": self.labels_np.reshape(-1, 1).copy(),
         }
 
     def terminal_observation(self) -> dict[str, np.ndarray]:
         g = self.generator
+        # Never fed to a policy (episodes terminate, nothing is bootstrapped): a read-only zero view, no allocation.
+        zeros = np.zeros((1, g.num_tokens, g.feature_dim), dtype=self.np_dtype)
         return {
-            "features": np.zeros((self.batch_size, g.num_tokens, g.feature_dim), dtype=self.np_dtype),
+            "features": np.broadcast_to(zeros, (self.batch_size, g.num_tokens, g.feature_dim)),
             "step": np.full((self.batch_size, 1), self.steps, dtype=np.int64),
             "label": self.final_labels.reshape(-1, 1).copy(),
         }
@@ -145,7 +149,8 @@ class _DecodingCore:
         if self.state is None or self.state.done:
             raise RuntimeError("call reset() before step() (episodes end after `steps` steps)")
         a = self.check_actions(actions)
-        params = self.mapping(torch.as_tensor(a, device=self.generator.device), self.state.step)
+        # mapped on the host (actions arrive as numpy): no device sync; the generator moves them in one copy
+        params = self.mapping(torch.from_numpy(a), self.state.step)
         self.state = self.generator.step(self.state, params, self.rng)
         if not self.state.done:
             return np.zeros(self.batch_size, dtype=np.float32), False
@@ -153,7 +158,7 @@ class _DecodingCore:
         images = self.generator.decode(self.state.tokens)
         self.final_images = images
         self.final_tokens = self.state.tokens.cpu().numpy()
-        self.final_labels = labels.cpu().numpy().astype(np.int64)
+        self.final_labels = self.labels_np.copy()
         if self.reward_model is None:
             return np.zeros(self.batch_size, dtype=np.float32), True
         with torch.inference_mode():
@@ -334,7 +339,7 @@ class AdaNATEnv(gym.Env):
         rewards, done = self.core.step(action)
         if not done:
             return {k: v[0] for k, v in self.core.observation().items()}, float(rewards[0]), False, False, {}
-        obs = {k: v[0] for k, v in self.core.terminal_observation().items()}
+        obs = {k: np.array(v[0]) for k, v in self.core.terminal_observation().items()}
         info = {"final_tokens": self.core.final_tokens[0].copy(), "final_label": int(self.core.final_labels[0])}
         return obs, float(rewards[0]), True, False, info
 
