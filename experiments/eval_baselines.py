@@ -41,7 +41,7 @@ def baselines(args: argparse.Namespace) -> dict:
     for steps in args.steps:
         for name in args.schedules:
             metrics, images = evaluate_policy(gen, SCHEDULES[name](steps), steps, fn, ref, num_samples=args.num_samples,
-                                              seed=args.seed, classifier=clf)
+                                              seed=args.seed, classifier=clf, progress=True)
             row = {"schedule": name, "steps": steps, **metrics}
             rows.append(row)
             print(json.dumps(row), flush=True)
@@ -65,8 +65,8 @@ def metric_check(args: argparse.Namespace) -> dict:
     g = torch.Generator().manual_seed(args.seed)
     real_test = to_model_images(test.images)[:n]
     real_train = to_model_images(train.images)[torch.randperm(len(train), generator=g)[:n]]
-    good, _ = sample_images(gen, heuristic_schedule(8), 8, n, seed=args.seed)
-    one_step, _ = sample_images(gen, heuristic_schedule(1), 1, n, seed=args.seed)
+    good, _ = sample_images(gen, heuristic_schedule(8), 8, n, seed=args.seed, progress=True)
+    one_step, _ = sample_images(gen, heuristic_schedule(1), 1, n, seed=args.seed, progress=True)
     labels = balanced_labels(n, gen.num_classes, device)
     toks = torch.cat([generate(gen, c, heuristic_schedule(8), rng=gen.make_rng(args.seed + i), decode=False).tokens
                       for i, c in enumerate(labels.split(500))])

@@ -7,11 +7,8 @@ A few minutes on 2 CPU cores. Writes classifier.safetensors + classifier.json (c
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import shlex
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,6 +18,7 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from tqdm import tqdm
 
+from _cli import command_line, parse_config
 from adanat_env.data import load_idx_dataset, to_model_images
 from adanat_env.utils import resolve_device, seed_everything
 from rewards.classifier import ClassifierConfig, SmallCNN
@@ -38,10 +36,7 @@ class Config:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__)
-    for name, default in asdict(Config()).items():
-        p.add_argument(f"--{name.replace('_', '-')}", default=default, type=None if default is None else type(default))
-    cfg = Config(**vars(p.parse_args(argv)))
+    cfg = parse_config(Config, argv, __doc__)
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
     out = Path(cfg.out)
@@ -82,7 +77,7 @@ def main(argv: list[str] | None = None) -> dict:
     meta = {
         "kind": "classifier", "class": "rewards.classifier.SmallCNN", "config": asdict(ccfg),
         "train_config": asdict(cfg),
-        "command": "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
+        "command": command_line(argv),
         "seed": cfg.seed, "data": {"directory": str(train.directory), "train_sha256": train.sha256, "test_sha256": test.sha256},
         "final_losses": {"train_ce": loss.item()}, "test_accuracy": acc,
         "wall_time_s": round(time.perf_counter() - t0, 1), "torch": torch.__version__,

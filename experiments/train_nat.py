@@ -12,12 +12,9 @@ classifier-free guidance works. About 18 minutes on 2 CPU cores with the default
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import math
-import shlex
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,6 +24,7 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from tqdm import tqdm
 
+from _cli import command_line, parse_config
 from adanat_env.data import load_idx_dataset, to_model_images
 from adanat_env.embedded import load_tokenizer_dir
 from adanat_env.generator import NATGenerator
@@ -59,14 +57,6 @@ class Config:
     dropout: float = 0.1
 
 
-def parse_args(argv: list[str] | None = None) -> Config:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    for name, default in asdict(Config()).items():
-        flag = f"--{name.replace('_', '-')}"
-        p.add_argument(flag, default=default, type=None if default is None else type(default))
-    return Config(**vars(p.parse_args(argv)))
-
-
 def random_mask(batch: int, n: int, gen: torch.Generator) -> torch.Tensor:
     """Boolean (batch, n): MaskGIT cosine-schedule masking, at least one masked position per row."""
     r = torch.rand(batch, generator=gen)
@@ -76,7 +66,7 @@ def random_mask(batch: int, n: int, gen: torch.Generator) -> torch.Tensor:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    cfg = parse_args(argv)
+    cfg = parse_config(Config, argv, __doc__)
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
     out = Path(cfg.out)
@@ -158,7 +148,7 @@ def main(argv: list[str] | None = None) -> dict:
         "class": "adanat_env.models.UViT",
         "config": nat_cfg.to_dict(),
         "train_config": asdict(cfg),
-        "command": "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
+        "command": command_line(argv),
         "seed": cfg.seed,
         "tokenizer": {"config": tokenizer.config.to_dict(), "command": tok_meta.get("command")},
         "data": {"directory": str(train.directory), "train_sha256": train.sha256, "test_sha256": test.sha256,

@@ -5,17 +5,14 @@
 
 Reads top to bottom: config -> data -> model -> codebook init -> training loop (straight-through VQ with
 codebook + commitment losses and dead-code restarts) -> test-split reconstruction -> safetensors + JSON.
-About 12 minutes on 2 CPU cores with the defaults (bf16 autocast on CPU is several times faster than fp32 for
+About 15-19 minutes on 2 CPU cores with the defaults (bf16 autocast on CPU is several times faster than fp32 for
 these small convolutions).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import shlex
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,6 +22,7 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from tqdm import tqdm
 
+from _cli import command_line, parse_config
 from adanat_env.data import load_idx_dataset, to_model_images
 from adanat_env.models import VQGAN, VQGANConfig
 from adanat_env.utils import resolve_device, save_grid, seed_everything
@@ -52,20 +50,6 @@ class Config:
     norm_groups: int = 8
 
 
-def parse_args(argv: list[str] | None = None) -> Config:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    for name, default in asdict(Config()).items():
-        if isinstance(default, tuple):
-            p.add_argument(f"--{name.replace('_', '-')}", type=int, nargs="+", default=list(default))
-        elif default is None:
-            p.add_argument(f"--{name.replace('_', '-')}", default=None)
-        else:
-            p.add_argument(f"--{name.replace('_', '-')}", type=type(default), default=default)
-    args = vars(p.parse_args(argv))
-    args["ch_mult"] = tuple(args["ch_mult"])
-    return Config(**args)
-
-
 def vq_losses(model: VQGAN, x: torch.Tensor, beta: float) -> tuple[torch.Tensor, dict[str, float], torch.Tensor]:
     z = model.encode_latent(x).float()
     codes = model.quantize.nearest(z.detach())
@@ -80,7 +64,7 @@ def vq_losses(model: VQGAN, x: torch.Tensor, beta: float) -> tuple[torch.Tensor,
 
 
 def main(argv: list[str] | None = None) -> dict:
-    cfg = parse_args(argv)
+    cfg = parse_config(Config, argv, __doc__)
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
     out = Path(cfg.out)
@@ -159,7 +143,7 @@ def main(argv: list[str] | None = None) -> dict:
         "class": "adanat_env.models.VQGAN",
         "config": vq_cfg.to_dict(),
         "train_config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()},
-        "command": "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
+        "command": command_line(argv),
         "seed": cfg.seed,
         "data": {"directory": str(train.directory), "train_sha256": train.sha256, "test_sha256": test.sha256,
                  "train_size": len(train), "test_size": len(test)},

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -86,6 +86,3 @@ def load_classifier(directory: str | os.PathLike[str] | None = None, device: str
     load_state_dict_strict(model, read_checkpoint(weights, what="classifier"), what="classifier")
     return model.to(device).eval().requires_grad_(False)
 
-
-def config_dict(cfg: ClassifierConfig) -> dict:
-    return asdict(cfg)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import time
 
 import torch
+from tqdm import tqdm
 
 from adanat_env.generator import Generator
 from adanat_env.sampler import generate
 from adanat_env.schedules import Policy
 
-from .metrics import FeatureFn, ReferenceStats, extract_features, feature_stats, frechet_distance, \
-    kernel_inception_distance, precision_recall_coverage
+from .metrics import FeatureFn, ReferenceStats, evaluate_images
 
 __all__ = ["balanced_labels", "sample_images", "evaluate_policy"]
 
@@ -23,30 +23,27 @@ def balanced_labels(num_samples: int, num_classes: int, device: torch.device | s
 
 @torch.inference_mode()
 def sample_images(generator: Generator, policy: Policy, num_steps: int, num_samples: int, *, seed: int = 0,
-                  batch_size: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
+                  batch_size: int = 500, progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """``num_samples`` class-balanced images (CPU float tensor) and their labels, generated in batches."""
     labels = balanced_labels(num_samples, generator.num_classes, generator.device)
     rng = generator.make_rng(seed)
-    images = [generate(generator, chunk, policy, num_steps, rng=rng).images.cpu() for chunk in labels.split(batch_size)]
+    chunks = tqdm(labels.split(batch_size), desc=f"sampling T={num_steps}", disable=not progress, mininterval=2.0)
+    images = [generate(generator, chunk, policy, num_steps, rng=rng).images.cpu() for chunk in chunks]
     return torch.cat(images), labels.cpu()
 
 
 def evaluate_policy(generator: Generator, policy: Policy, num_steps: int, feature_fn: FeatureFn,
                     reference: ReferenceStats, *, num_samples: int = 5000, seed: int = 0, batch_size: int = 500,
-                    classifier: torch.nn.Module | None = None) -> tuple[dict, torch.Tensor]:
+                    classifier: torch.nn.Module | None = None, progress: bool = False) -> tuple[dict, torch.Tensor]:
     """Metrics of ``policy`` on ``num_samples`` images; returns (metrics, the first 100 images).
 
     With ``classifier``, also ``class_accuracy``: the fraction of samples classified as their label.
     """
     t0 = time.perf_counter()
-    images, labels = sample_images(generator, policy, num_steps, num_samples, seed=seed, batch_size=batch_size)
+    images, labels = sample_images(generator, policy, num_steps, num_samples, seed=seed, batch_size=batch_size,
+                                   progress=progress)
     t_gen = time.perf_counter() - t0
-    feats = extract_features(feature_fn, images)
-    fid = frechet_distance(feature_stats(feats), reference.stats)
-    kid, kid_std = kernel_inception_distance(feats, reference.features, seed=seed)
-    out = {"fid": fid, "kid_x1e3": 1e3 * kid, "kid_x1e3_std": 1e3 * kid_std,
-           **precision_recall_coverage(reference.features, feats, seed=seed), "n": num_samples,
-           "generate_s": round(t_gen, 2)}
+    out = {**evaluate_images(feature_fn, images, reference, seed=seed), "generate_s": round(t_gen, 2)}
     if classifier is not None:
         with torch.inference_mode():
             pred = torch.cat([classifier(b).argmax(1).cpu() for b in images.split(1000)])

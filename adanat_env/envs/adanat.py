@@ -184,7 +184,44 @@ class _DecodingCore:
         return (x.permute(0, 2, 3, 1).cpu().numpy() * 255 + 0.5).astype(np.uint8)
 
 
-class AdaNATVectorEnv(VectorEnv):
+class _CoreAccess:
+    """Read access to the decoding core shared by the single and the vector env."""
+
+    core: _DecodingCore
+
+    @property
+    def generator(self) -> Generator:
+        return self.core.generator
+
+    @property
+    def steps(self) -> int:
+        return self.core.steps
+
+    @property
+    def reward_model(self) -> RewardModel | None:
+        return self.core.reward_model
+
+    @reward_model.setter
+    def reward_model(self, model: RewardModel | None) -> None:
+        self.core.reward_model = model
+
+    @property
+    def final_images(self) -> torch.Tensor | None:
+        """Decoded images (B, C, H, W) of the last finished batch, on the generator's device."""
+        return self.core.final_images
+
+    @property
+    def final_labels(self) -> np.ndarray | None:
+        """(B,) labels of the last finished batch."""
+        return self.core.final_labels
+
+    @property
+    def final_tokens(self) -> np.ndarray | None:
+        """(B, N) token canvases of the last finished batch."""
+        return self.core.final_tokens
+
+
+class AdaNATVectorEnv(_CoreAccess, VectorEnv):
     __doc__ = """Native batched AdaNAT environment: B generations advanced by one batched NAT call per step.
 
     Built by ``gym.make_vec("AdaNAT-FashionMNIST-v0", num_envs=B, vectorization_mode="vector_entry_point")``
@@ -224,35 +261,6 @@ class AdaNATVectorEnv(VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
 
-    @property
-    def generator(self) -> Generator:
-        return self.core.generator
-
-    @property
-    def steps(self) -> int:
-        return self.core.steps
-
-    @property
-    def reward_model(self) -> RewardModel | None:
-        return self.core.reward_model
-
-    @reward_model.setter
-    def reward_model(self, model: RewardModel | None) -> None:
-        self.core.reward_model = model
-
-    @property
-    def final_images(self) -> torch.Tensor | None:
-        """Decoded images (B, C, H, W) of the last finished batch, on the generator's device."""
-        return self.core.final_images
-
-    @property
-    def final_labels(self) -> np.ndarray | None:
-        return self.core.final_labels
-
-    @property
-    def final_tokens(self) -> np.ndarray | None:
-        return self.core.final_tokens
-
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         if seed is not None or self.core.rng is None:
@@ -291,7 +299,7 @@ class AdaNATVectorEnv(VectorEnv):
         self.core.state = None
 
 
-class AdaNATEnv(gym.Env):
+class AdaNATEnv(_CoreAccess, gym.Env):
     __doc__ = """Single-episode AdaNAT environment (``gym.make("AdaNAT-FashionMNIST-v0")``), the B = 1 case of
     :class:`AdaNATVectorEnv` through the same code path: same seed, same final tokens as
     ``make_vec(num_envs=1)``.
@@ -310,22 +318,6 @@ class AdaNATEnv(gym.Env):
         self.render_mode = render_mode
         self.observation_space = self.core.observation_space()
         self.action_space = self.core.action_space()
-
-    @property
-    def generator(self) -> Generator:
-        return self.core.generator
-
-    @property
-    def reward_model(self) -> RewardModel | None:
-        return self.core.reward_model
-
-    @reward_model.setter
-    def reward_model(self, model: RewardModel | None) -> None:
-        self.core.reward_model = model
-
-    @property
-    def final_images(self) -> torch.Tensor | None:
-        return self.core.final_images
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)

@@ -1,0 +1,34 @@
+"""Shared command-line plumbing of the experiment scripts: a dataclass config becomes the flags."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from dataclasses import fields
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def parse_config(cls: type[T], argv: list[str] | None, description: str | None) -> T:
+    """One ``--flag`` per dataclass field (``snake_case`` -> ``--kebab-case``), typed by the field's default.
+
+    Tuple defaults take several values; ``None`` defaults take a string.
+    """
+    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    defaults = cls()
+    for f in fields(cls):
+        default = getattr(defaults, f.name)
+        flag = f"--{f.name.replace('_', '-')}"
+        if isinstance(default, tuple):
+            p.add_argument(flag, type=type(default[0]), nargs="+", default=list(default))
+        else:
+            p.add_argument(flag, default=default, type=None if default is None else type(default))
+    args = vars(p.parse_args(argv))
+    return cls(**{k: tuple(v) if isinstance(getattr(defaults, k), tuple) else v for k, v in args.items()})
+
+
+def command_line(argv: list[str] | None) -> str:
+    """The command that ran (for provenance JSON)."""
+    return "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
