@@ -12,7 +12,7 @@ Feature spaces (:func:`feature_extractor`):
 
 The embedded default uses ``"classifier"``; the measurement behind that choice is in the README (both spaces
 rank real < good samples < degraded samples, the classifier space separates the levels by a wider margin and
-is ~50x faster on CPU, which matters because every FID of the training loop uses >= 5,000 samples).
+is ~19x faster on CPU, which matters because every FID of the training loop uses >= 5,000 samples).
 
 All statistics are computed in float64. FID = ||mu1 - mu2||^2 + tr S1 + tr S2 - 2 tr sqrt(S1^1/2 S2 S1^1/2)
 (the symmetric form of the official eigenvalue formula). KID is the unbiased MMD^2 with the cubic polynomial
