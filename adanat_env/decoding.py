@@ -100,7 +100,7 @@ class StepParams:
             if not isinstance(v, torch.Tensor) or v.shape != (batch_size,):
                 got = tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
                 raise ValueError(f"StepParams.{f.name} must be a tensor of shape ({batch_size},), got {got}")
-        m, t1, t2, w = self.mask_ratio, self.sample_temp, self.remask_temp, self.guidance
+        m, t1, t2 = self.mask_ratio, self.sample_temp, self.remask_temp
         allv = self.as_tensor()
         ok = torch.isfinite(allv).all() & (m >= 0).all() & (m <= 1).all() & (t1 >= 0).all() & (t2 >= 0).all()
         if not bool(ok):

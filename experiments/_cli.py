@@ -5,8 +5,14 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+import time
 from dataclasses import fields
+from pathlib import Path
 from typing import TypeVar
+
+import torch
+
+from adanat_env.utils import resolve_device, seed_everything
 
 T = TypeVar("T")
 
@@ -32,3 +38,12 @@ def parse_config(cls: type[T], argv: list[str] | None, description: str | None) 
 def command_line(argv: list[str] | None) -> str:
     """The command that ran (for provenance JSON)."""
     return "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
+
+
+def start_run(cls: type[T], argv: list[str] | None, description: str | None) -> tuple[T, torch.device, Path, float]:
+    """Parse the config, seed everything, resolve ``cfg.device``, create ``cfg.out``; returns (cfg, device, out, t0)."""
+    cfg = parse_config(cls, argv, description)
+    seed_everything(cfg.seed)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    return cfg, resolve_device(cfg.device), out, time.perf_counter()

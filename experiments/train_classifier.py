@@ -11,16 +11,14 @@ import json
 import math
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 from tqdm import tqdm
 
-from _cli import command_line, parse_config
+from _cli import command_line, start_run
 from adanat_env.data import load_idx_dataset, to_model_images
-from adanat_env.utils import resolve_device, seed_everything
 from rewards.classifier import ClassifierConfig, SmallCNN
 
 
@@ -36,12 +34,7 @@ class Config:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    cfg = parse_config(Config, argv, __doc__)
-    seed_everything(cfg.seed)
-    device = resolve_device(cfg.device)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
+    cfg, device, out, t0 = start_run(Config, argv, __doc__)
 
     train, test = load_idx_dataset("train", cfg.data_dir), load_idx_dataset("test", cfg.data_dir)
     x, y = to_model_images(train.images), torch.as_tensor(train.labels)

@@ -15,17 +15,16 @@ import json
 import math
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 from tqdm import tqdm
 
-from _cli import command_line, parse_config
+from _cli import command_line, start_run
 from adanat_env.data import load_idx_dataset, to_model_images
 from adanat_env.models import VQGAN, VQGANConfig
-from adanat_env.utils import resolve_device, save_grid, seed_everything
+from adanat_env.utils import save_grid
 
 
 @dataclass
@@ -64,12 +63,7 @@ def vq_losses(model: VQGAN, x: torch.Tensor, beta: float) -> tuple[torch.Tensor,
 
 
 def main(argv: list[str] | None = None) -> dict:
-    cfg = parse_config(Config, argv, __doc__)
-    seed_everything(cfg.seed)
-    device = resolve_device(cfg.device)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    t_start = time.perf_counter()
+    cfg, device, out, t_start = start_run(Config, argv, __doc__)
 
     train, test = load_idx_dataset("train", cfg.data_dir), load_idx_dataset("test", cfg.data_dir)
     x_train = to_model_images(train.images, cfg.resolution)
