@@ -100,6 +100,13 @@ class Generator(ABC):
     def decode(self, tokens: torch.Tensor) -> torch.Tensor:
         """Images (B, C, H, W) in ``[0, 1]`` for fully decoded token canvases (B, N)."""
 
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """Token canvases (B, N) of images (B, C, H, W) in ``[0, 1]`` (optional: generators with a tokenizer).
+
+        ``decode(encode(x))`` is the tokenizer's reconstruction of x: what a perfect token generator would give.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no encoder")
+
     def preview(self, state: GenerationState) -> torch.Tensor:
         """Images of the current canvas with masked regions shown mid-grey (for rendering)."""
         tokens = state.tokens
@@ -206,6 +213,11 @@ class NATGenerator(Generator):
         with self._autocast():
             images = self.tokenizer.decode(tokens)
         return images.float()
+
+    @torch.inference_mode()
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        with self._autocast():
+            return self.tokenizer.encode(images.float())
 
     @torch.inference_mode()
     def preview(self, state: GenerationState) -> torch.Tensor:

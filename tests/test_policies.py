@@ -1,0 +1,120 @@
+"""The SB3 policies: official design, fixed scheduled std, non-adaptive variant, generation adapter."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from stable_baselines3 import PPO
+
+from adanat_env.envs import AdaNATVectorEnv
+from adanat_env.sampler import generate
+from adanat_env.sb3 import to_sb3
+from adanat_env.schedules import heuristic_schedule
+from agents.adapter import SB3GenerationPolicy
+from agents.policies import AdaNATPolicy, StdSchedule, StepOnlyPolicy
+
+
+def _ppo(gen, policy=AdaNATPolicy, steps: int = 3, n: int = 4) -> PPO:
+    env = to_sb3(AdaNATVectorEnv(gen, num_envs=n, steps=steps, reward_model=lambda x, y: x.mean((1, 2, 3))))
+    return PPO(policy, env, n_steps=steps * 2, batch_size=8, n_epochs=2, gamma=1.0, gae_lambda=1.0, seed=0,
+               device="cpu", learning_rate=1e-3)
+
+
+def _obs(gen, b: int = 3, step: int = 1):
+    return {"features": torch.randn(b, gen.num_tokens, gen.feature_dim), "step": torch.full((b, 1), step),
+            "label": torch.zeros(b, 1)}
+
+
+def test_official_std_schedule():
+    s = StdSchedule()
+    assert [s(k) for k in (0, 499, 500, 10_000)] == [0.6, 0.6, 0.3, 0.3]
+    assert StdSchedule(0.6, (2, 4), 0.3, 0.1)(5) == 0.1
+
+
+def test_initial_policy_is_zero_mean_zero_value_and_std_is_fixed(tiny_generator):
+    model = _ppo(tiny_generator)
+    p = model.policy
+    with torch.no_grad():
+        dist = p.get_distribution(_obs(tiny_generator))
+        assert torch.equal(dist.distribution.mean, torch.zeros(3, 4))
+        assert torch.allclose(dist.distribution.stddev, torch.full((3, 4), 0.6))
+        assert torch.equal(p.predict_values(_obs(tiny_generator)), torch.zeros(3, 1))
+    assert "log_std" in dict(p.named_buffers()) and "log_std" not in dict(p.named_parameters())
+    opt_params = {id(q) for g in p.optimizer.param_groups for q in g["params"]}
+    assert opt_params == {id(q) for q in p.parameters()}
+    # SB3 trains: the mean moves, the std does not
+    model.learn(24)
+    assert torch.allclose(p.log_std.exp(), torch.full((4,), 0.6))
+    p.set_action_std(0.3)
+    with torch.no_grad():
+        assert torch.allclose(p.get_distribution(_obs(tiny_generator)).distribution.stddev, torch.full((3, 4), 0.3))
+    with pytest.raises(ValueError, match="finite and > 0"):
+        p.set_action_std(float("nan"))
+
+
+def test_std_survives_save_load(tiny_generator, tmp_path):
+    model = _ppo(tiny_generator)
+    model.policy.set_action_std(0.25)
+    params = model.get_parameters()
+    other = _ppo(tiny_generator)
+    other.set_parameters(params, exact_match=True)
+    assert abs(other.policy.action_std - 0.25) < 1e-6
+
+
+def test_step_only_policy_ignores_features(tiny_generator):
+    model = _ppo(tiny_generator, StepOnlyPolicy)
+    with torch.no_grad():
+        for q in model.policy.action_net.parameters():
+            q.normal_()
+        a = model.policy.get_distribution(_obs(tiny_generator, step=1)).distribution.mean
+        b = model.policy.get_distribution(_obs(tiny_generator, step=1)).distribution.mean  # other random features
+        c = model.policy.get_distribution(_obs(tiny_generator, step=2)).distribution.mean
+    assert torch.equal(a, b) and not torch.allclose(a, c)
+
+
+def test_adaptive_policy_depends_on_features(tiny_generator):
+    model = _ppo(tiny_generator)
+    with torch.no_grad():
+        for q in model.policy.parameters():
+            q.add_(0.05 * torch.randn_like(q))
+        a = model.policy.get_distribution(_obs(tiny_generator)).distribution.mean
+        b = model.policy.get_distribution(_obs(tiny_generator)).distribution.mean
+    assert not torch.allclose(a, b)
+
+
+def test_untrained_policy_generates_exactly_the_heuristic_schedule(tiny_generator):
+    model = _ppo(tiny_generator)
+    labels = torch.arange(6) % 10
+    ours = generate(tiny_generator, labels, SB3GenerationPolicy(model, 3), 3, seed=5, record_params=True)
+    ref = generate(tiny_generator, labels, heuristic_schedule(3), seed=5, record_params=True)
+    assert torch.equal(ours.tokens, ref.tokens) and torch.allclose(ours.params, ref.params)
+
+
+def test_adapter_matches_the_env_action_mapping(tiny_generator):
+    """Sampled (not mean) actions through the adapter equal what the env would do with the same actions."""
+    model = _ppo(tiny_generator)
+    model.policy.set_action_std(1.0)
+    torch.manual_seed(3)
+    params = generate(tiny_generator, torch.arange(4), SB3GenerationPolicy(model, 3, deterministic=False), 3, seed=1,
+                      record_params=True).params
+    assert params.shape == (3, 4, 4) and not torch.allclose(params, generate(
+        tiny_generator, torch.arange(4), heuristic_schedule(3), seed=1, record_params=True).params)
+    assert bool(torch.isfinite(params).all())
+
+
+def test_adapter_refuses_other_step_count(tiny_generator):
+    model = _ppo(tiny_generator)
+    with pytest.raises(ValueError, match="trained for T=3"):
+        generate(tiny_generator, torch.arange(2), SB3GenerationPolicy(model, 3), 4, seed=0)
+
+
+def test_policy_works_on_imagenet_sized_observations():
+    from gymnasium import spaces
+
+    obs = spaces.Dict({"features": spaces.Box(-np.inf, np.inf, (256, 768), dtype=np.float32),
+                       "step": spaces.Box(0, 8, (1,), dtype=np.int64), "label": spaces.Box(0, 999, (1,), dtype=np.int64)})
+    p = AdaNATPolicy(obs, spaces.Box(-10, 10, (4,), dtype=np.float32), lambda _: 1e-5)
+    n_actor = sum(q.numel() for n, q in p.named_parameters() if n.startswith(("pi_features", "features_extractor", "action_net")))
+    n_critic = sum(q.numel() for n, q in p.named_parameters() if n.startswith(("vf_features", "value_net")))
+    assert (n_actor, n_critic) == (11_876_484, 11_874_945)  # the official ActorCritic's counts (facts section 0)

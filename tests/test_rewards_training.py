@@ -1,0 +1,143 @@
+"""The training rewards: adversarial (discriminators, co-training, divergence handling), batch FID, PRM."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from adanat_env.schedules import heuristic_schedule
+from rewards.adversarial import (AdversarialReward, AdversarialRewardWrapper, DiscriminatorDivergedError, RealImages,
+                                 co_train)
+from rewards.discriminator import DISCRIMINATORS, build_discriminator
+from rewards.fid_reward import BatchFIDReward, jackknife_fid
+from rewards.metrics import feature_stats, frechet_distance
+
+
+def _real(n: int = 64, side: int = 16, channels: int = 3, classes: int = 10, seed: int = 0) -> RealImages:
+    g = np.random.default_rng(seed)
+    return RealImages(g.integers(0, 256, (n, channels, side, side), dtype=np.uint8), g.integers(0, classes, n), seed=seed)
+
+
+@pytest.mark.parametrize("kind", ["conv", "projected-tokenizer"])
+def test_discriminator_shapes_and_reward_range(kind, tiny_generator):
+    d = build_discriminator(kind, tiny_generator.image_shape, 10, tokenizer=tiny_generator.tokenizer)
+    reward = AdversarialReward(d, _real())
+    x, y = torch.rand(8, 3, 16, 16), torch.arange(8)
+    r = reward(x, y)
+    assert r.shape == (8,) and bool(((r > 0) & (r < 1)).all())
+    # no batch statistics: a sample's reward does not depend on the rest of its batch
+    assert torch.allclose(reward(x[:3], y[:3]), r[:3], atol=1e-6)
+
+
+def test_projected_discriminator_keeps_feature_net_frozen(tiny_generator):
+    d = build_discriminator("projected-tokenizer", tiny_generator.image_shape, 10, tokenizer=tiny_generator.tokenizer)
+    enc_before = {k: v.clone() for k, v in tiny_generator.tokenizer.encoder.state_dict().items()}
+    reward = AdversarialReward(d, _real(), lr=1e-2)
+    for _ in range(3):
+        reward.update(torch.rand(8, 3, 16, 16), torch.arange(8))
+    assert all(torch.equal(enc_before[k], v) for k, v in tiny_generator.tokenizer.encoder.state_dict().items())
+
+
+def test_discriminator_learns_real_vs_fake():
+    torch.manual_seed(0)
+    real = RealImages(np.full((64, 1, 12, 12), 230, dtype=np.uint8), np.arange(64) % 4)
+    reward = AdversarialReward(build_discriminator("conv", (1, 12, 12), 4, width=16), real, lr=2e-3, augment=0)
+    fake, labels = torch.full((32, 1, 12, 12), 0.1), torch.arange(32) % 4
+    first = reward.update(fake, labels)
+    for _ in range(30):
+        last = reward.update(fake, labels)
+    assert last["d_loss"] < first["d_loss"] and last["d_acc"] == 1.0
+    assert float(reward(fake, labels).mean()) < 0.5 < float(reward(real.sample(8)[0], real.sample(8)[1]).mean())
+
+
+def test_nan_discriminator_loss_raises_and_changes_nothing():
+    reward = AdversarialReward(build_discriminator("conv", (3, 16, 16), 10, width=8), _real())
+    before = {k: v.clone() for k, v in reward.discriminator.state_dict().items()}
+    bad = torch.rand(4, 3, 16, 16)
+    bad[0] = float("nan")
+    with pytest.raises(DiscriminatorDivergedError, match="resume from the last checkpoint"):
+        reward.update(bad, torch.arange(4))
+    assert reward.num_updates == 0
+    assert all(torch.equal(before[k], v) for k, v in reward.discriminator.state_dict().items())
+
+
+def test_adversarial_state_dict_round_trip_is_exact():
+    def make():
+        torch.manual_seed(0)
+        return AdversarialReward(build_discriminator("conv", (3, 16, 16), 10, width=8), _real())
+
+    a = make()
+    a.update(torch.rand(4, 3, 16, 16), torch.arange(4))
+    state = copy.deepcopy(a.state_dict())  # as if through torch.save / load (no shared optimizer tensors)
+    b = make()
+    b.load_state_dict(state)
+    x = torch.rand(4, 3, 16, 16)
+    sa, sb = a.update(x, torch.arange(4)), b.update(x, torch.arange(4))
+    assert sa == sb
+    assert all(torch.equal(p, q) for p, q in zip(a.discriminator.parameters(), b.discriminator.parameters()))
+
+
+def test_co_train_uses_fresh_generations(tiny_generator):
+    reward = AdversarialReward(build_discriminator("conv", tiny_generator.image_shape, 10, width=8), _real())
+    stats = co_train(reward, tiny_generator, heuristic_schedule(3), 3, epochs=2, batch_size=4,
+                     rng=tiny_generator.make_rng(0))
+    assert reward.num_updates == 2 and set(stats) == {"d_loss", "d_acc", "d_real", "d_fake"}
+
+
+def test_wrapper_puts_reward_on_terminal_step_and_co_trains(tiny_generator):
+    from adanat_env.envs import AdaNATVectorEnv
+
+    env = AdaNATVectorEnv(tiny_generator, num_envs=4, steps=2)
+    reward = AdversarialReward(build_discriminator("conv", tiny_generator.image_shape, 10, width=8), _real())
+    w = AdversarialRewardWrapper(env, reward, epochs=1, batch_size=4)
+    w.reset(seed=0)
+    _, r0, term0, _, _ = w.step(np.zeros((4, 4), np.float32))
+    _, r1, term1, _, _ = w.step(np.zeros((4, 4), np.float32))
+    assert not term0.any() and (r0 == 0).all() and term1.all()
+    assert np.allclose(r1, reward(env.final_images, torch.as_tensor(env.final_labels)).numpy(), atol=1e-6)
+    w.co_train(heuristic_schedule(2))
+    assert reward.num_updates == 1
+
+
+def test_wrapper_stops_on_non_finite_rewards(tiny_generator):
+    from adanat_env.envs import AdaNATVectorEnv
+    from adanat_env.wrappers import VectorTerminalRewardWrapper
+
+    env = VectorTerminalRewardWrapper(AdaNATVectorEnv(tiny_generator, num_envs=2, steps=1),
+                                      lambda x, y: torch.tensor([0.5, float("nan")]))
+    env.reset(seed=0)
+    with pytest.raises(FloatingPointError, match="NaN/inf"):
+        env.step(np.zeros((2, 4), np.float32))
+
+
+def test_jackknife_fid_matches_brute_force():
+    g = np.random.default_rng(0)
+    ref = feature_stats(g.normal(size=(500, 6)))
+    x = torch.as_tensor(g.normal(0.3, 1.2, size=(20, 6)))
+    full, loo = jackknife_fid(x, ref)
+    assert abs(float(full) - frechet_distance(feature_stats(x.numpy()), ref)) < 1e-6
+    for i in (0, 7, 19):
+        brute = frechet_distance(feature_stats(np.delete(x.numpy(), i, axis=0)), ref)
+        assert abs(float(loo[i]) - brute) < 1e-6
+
+
+def test_batch_fid_reward_attributes_outliers_lower():
+    g = np.random.default_rng(1)
+    ref = feature_stats(g.normal(size=(1000, 4)))
+    feats = torch.as_tensor(g.normal(size=(64, 4)), dtype=torch.float32)
+    feats[5] = 12.0  # an outlier sample far from the reference
+    reward = BatchFIDReward(lambda images: images.flatten(1), ref)
+    r = reward(feats.view(64, 4, 1, 1), torch.zeros(64))
+    assert r.shape == (64,) and int(r.argmin()) == 5
+    # the mean of the pseudo-values is the jackknife estimate of -FID
+    full, loo = jackknife_fid(feats, ref)
+    assert abs(float(r.double().mean()) + float(64 * full - 63 * loo.mean())) < 1e-3
+
+
+def test_all_discriminator_names_known():
+    assert set(DISCRIMINATORS) == {"conv", "projected-tokenizer", "projected-efficientnet"}
+    with pytest.raises(ValueError, match="choose one of"):
+        build_discriminator("dino", (3, 16, 16), 10)
