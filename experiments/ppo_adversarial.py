@@ -62,7 +62,7 @@ class Config:
     policy: str = "adaptive"  #: "adaptive" (features + step) or "step-only" (the non-adaptive variant)
     reward: str = "adversarial"  #: "adversarial", "fid" (batch FID, jackknife-attributed) or "prm" (classifier stand-in)
     steps: int = 4  #: T, decoding steps
-    iterations: int = 30  #: policy updates
+    iterations: int = 24  #: policy updates
     batch_size: int = 256  #: generations run in parallel (the vector env's num_envs)
     episodes: int = 512  #: generations per iteration (a multiple of batch_size)
     residual: str = "heuristic"  #: action residual: "heuristic" (zero action = heuristic schedule) or "none" (official heu=0)
@@ -71,13 +71,14 @@ class Config:
     minibatch: int = 512  #: PPO minibatch (transitions)
     clip_range: float = 0.2  #: PPO clip (official eps_clip)
     std_init: float = 0.6  #: exploration std at the start (official 0.6)
-    std_decay_at: tuple[int, ...] = (15,)  #: iterations at which the std drops by std_rate (official 500 of 1000)
+    std_decay_at: tuple[int, ...] = (12,)  #: iterations at which the std drops by std_rate (official 500 of 1000)
     std_rate: float = 0.3  #: std drop (official 0.3)
     std_min: float = 0.1  #: std floor (official 0.1)
     discriminator: str = "projected-efficientnet"  #: see rewards.discriminator.DISCRIMINATORS and the README
     d_lr: float = 1e-3  #: discriminator Adam learning rate (official 1e-4; betas (0.5, 0.999))
     d_width: int = 32  #: first-layer width of the "conv" discriminator
     d_sn: int = 0  #: spectral normalisation in the discriminator (1) or not (0)
+    d_mbstd: int = 4  #: minibatch-std group size in the projected heads (0 = none: rewards strictly per sample)
     d_loss: str = "bce"  #: "bce" (official) or "hinge"
     d_epochs: int = 2  #: fresh batches generated after each policy update (official D_epochs 5)
     d_batch_size: int = 256  #: size of each fresh batch (official 128)
@@ -85,11 +86,11 @@ class Config:
     d_minibatch: int = 128  #: fake (and real) images per discriminator update
     d_augment: int = 2  #: random translation (px) during discriminator training
     d_warmup: int = 60  #: discriminator updates on fresh images of the initial policy before the first rollout
-    d_real: str = "reconstructed"  #: real images "raw" or "reconstructed" by the frozen tokenizer (see rewards.adversarial)
+    d_real: str = "raw"  #: real images "raw" or "reconstructed" by the frozen tokenizer (see rewards.adversarial)
     d_real_count: int = 12000  #: real train images the discriminator sees (0 = all)
     metric: str = "classifier"  #: feature space of FID / KID ("classifier", "efficientnet-lite0", "inception")
     eval_samples: int = 5000  #: samples per schedule in the final evaluation
-    curve_every: int = 5  #: iterations between quick FIDs for the training curve (0 = never)
+    curve_every: int = 3  #: iterations between quick FIDs for the training curve (0 = never)
     curve_samples: int = 1000  #: samples of those quick FIDs (against a validation split of train images, not test)
     val_count: int = 10000  #: train images held out (never shown to the discriminator) as the validation reference
     select: str = "best"  #: policy evaluated at the end: "best" (lowest validation FID among the curve points) or "last"
@@ -151,7 +152,7 @@ def make_reward(cfg: Config, venv, device: torch.device):
 
         tok = getattr(gen, "tokenizer", None)
         disc = build_discriminator(cfg.discriminator, gen.image_shape, gen.num_classes, tokenizer=tok,
-                                   width=cfg.d_width, sn=bool(cfg.d_sn))
+                                   width=cfg.d_width, sn=bool(cfg.d_sn), mbstd=cfg.d_mbstd)
         reward = AdversarialReward(disc, real_images(cfg, gen, device), lr=cfg.d_lr, loss=cfg.d_loss,
                                    augment=cfg.d_augment, seed=cfg.seed)
         wrapper = AdversarialRewardWrapper(venv, reward, epochs=cfg.d_epochs, batch_size=cfg.d_batch_size,
@@ -275,6 +276,7 @@ def resumed_config(cfg: Config, saved: dict[str, Any], argv: list[str]) -> Confi
 
 # --------------------------------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Run (or resume) one training job; returns metrics.json's content (or the iteration reached)."""
     cfg = parse_config(Config, argv, __doc__)
     resume_state = load_checkpoint(cfg.resume) if cfg.resume else None
     if resume_state is not None:
@@ -443,4 +445,5 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
+    sys.stdout.reconfigure(line_buffering=True)  # log lines appear as they happen, also when redirected
     main()

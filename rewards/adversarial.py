@@ -167,6 +167,10 @@ class AdversarialReward:
         :return: ``d_loss``, ``d_acc`` (fraction of real and fake classified right), ``d_real`` / ``d_fake``
             (mean sigmoid outputs).
         """
+        with torch.enable_grad():  # callers may run under no_grad (e.g. ARS's learn loop)
+            return self._update(fake, fake_labels)
+
+    def _update(self, fake: torch.Tensor, fake_labels: torch.Tensor) -> dict[str, float]:
         d = self.discriminator
         d.train()
         # spectral norm advances its power-iteration buffers in every training forward: keep them to restore

@@ -154,10 +154,28 @@ class EfficientNetPyramid(nn.Module):
         return [f.float() for f in feats]
 
 
+def minibatch_std(x: torch.Tensor, group: int) -> torch.Tensor:
+    """Append StyleGAN's minibatch-standard-deviation channel: for each group of ``group`` samples (strided:
+    sample i is in group i mod (B / group)), the mean over features of the per-feature std within the group.
+
+    It lets the discriminator see the diversity of the samples it judges (the role the official heads'
+    ``BatchNormLocal`` groups of 8 play). A batch whose size is not a multiple of ``group`` uses the largest
+    divisor of B that is <= ``group``.
+    """
+    b, c, h, w = x.shape
+    g = max(d for d in range(1, min(group, b) + 1) if b % d == 0)
+    y = x.float().view(g, b // g, c, h, w)
+    y = (y - y.mean(0)).square().mean(0).add(1e-8).sqrt().mean(dim=(1, 2, 3))  # (B / g,)
+    y = y.view(1, b // g, 1, 1, 1).expand(g, -1, 1, h, w).reshape(b, 1, h, w)
+    return torch.cat([x, y.to(x.dtype)], dim=1)
+
+
 class _ProjectedHead(nn.Module):
-    def __init__(self, channels: int, num_classes: int, cmap_dim: int = 64, sn: bool = True) -> None:
+    def __init__(self, channels: int, num_classes: int, cmap_dim: int = 64, sn: bool = True, mbstd: int = 0) -> None:
         super().__init__()
-        self.conv = nn.Sequential(_sn_conv(channels, channels, 1, sn=sn), nn.LeakyReLU(0.2))
+        self.mbstd = mbstd
+        c_in = channels + (1 if mbstd > 0 else 0)
+        self.conv = nn.Sequential(_sn_conv(c_in, channels, 1, sn=sn), nn.LeakyReLU(0.2))
         self.res = nn.Sequential(_sn_conv(channels, channels, 3, sn=sn), nn.LeakyReLU(0.2))
         self.cls = _sn_conv(channels, cmap_dim, 1, sn=sn)
         self.cmap = nn.Embedding(num_classes, cmap_dim)
@@ -165,6 +183,8 @@ class _ProjectedHead(nn.Module):
         self.cmap_dim = cmap_dim
 
     def forward(self, h: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if self.mbstd > 0:
+            h = minibatch_std(h, self.mbstd)
         h = self.conv(h)
         h = (self.res(h) + h) / math.sqrt(2)
         out = self.cls(h)
@@ -177,12 +197,13 @@ class ProjectedDiscriminator(nn.Module):
     :param features: the frozen feature network.
     :param num_classes: number of classes.
     :param sn: spectral normalisation of the heads' convs (as the official heads).
+    :param mbstd: group size of a minibatch-std channel in every head (0 = none: per-sample rewards).
     """
 
-    def __init__(self, features: nn.Module, num_classes: int, sn: bool = True) -> None:
+    def __init__(self, features: nn.Module, num_classes: int, sn: bool = True, mbstd: int = 0) -> None:
         super().__init__()
         self.features = features
-        self.heads = nn.ModuleList(_ProjectedHead(c, num_classes, sn=sn) for c in features.channels)
+        self.heads = nn.ModuleList(_ProjectedHead(c, num_classes, sn=sn, mbstd=mbstd) for c in features.channels)
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """:param images: (B, C, H, W) in [0, 1]. :param labels: (B,). :return: (B, P) logits."""
@@ -197,7 +218,7 @@ DISCRIMINATORS = ("conv", "projected-tokenizer", "projected-classifier", "projec
 
 def build_discriminator(kind: str, image_shape: tuple[int, int, int], num_classes: int,
                         tokenizer: nn.Module | None = None, width: int = 64,
-                        classifier_dir: str | None = None, sn: bool = True) -> nn.Module:
+                        classifier_dir: str | None = None, sn: bool = True, mbstd: int = 0) -> nn.Module:
     """A discriminator by name.
 
     :param kind: ``"conv"``, ``"projected-tokenizer"`` (needs ``tokenizer``) or ``"projected-efficientnet"``.
@@ -207,19 +228,20 @@ def build_discriminator(kind: str, image_shape: tuple[int, int, int], num_classe
     :param width: first-layer width of ``"conv"``.
     :param classifier_dir: the classifier of ``"projected-classifier"`` (default: the shipped one).
     :param sn: spectral normalisation (of the heads, for projected discriminators).
+    :param mbstd: minibatch-std group size of the projected heads (0 = none).
     """
     if kind == "conv":
         return ConvDiscriminator(image_shape[0], num_classes, width, sn=sn)
     if kind == "projected-tokenizer":
         if tokenizer is None:
             raise ValueError("'projected-tokenizer' needs the generator's tokenizer")
-        return ProjectedDiscriminator(TokenizerEncoderPyramid(tokenizer), num_classes, sn=sn)
+        return ProjectedDiscriminator(TokenizerEncoderPyramid(tokenizer), num_classes, sn=sn, mbstd=mbstd)
     if kind == "projected-classifier":
         from .classifier import load_classifier
 
-        return ProjectedDiscriminator(ClassifierPyramid(load_classifier(classifier_dir)), num_classes, sn=sn)
+        return ProjectedDiscriminator(ClassifierPyramid(load_classifier(classifier_dir)), num_classes, sn=sn, mbstd=mbstd)
     if kind == "projected-efficientnet":
         # ImageNet-size inputs keep 224 px; small images are upsampled to 64 px (4x cheaper than 128)
         side = 224 if image_shape[-1] >= 128 else 64
-        return ProjectedDiscriminator(EfficientNetPyramid(side), num_classes, sn=sn)
+        return ProjectedDiscriminator(EfficientNetPyramid(side), num_classes, sn=sn, mbstd=mbstd)
     raise ValueError(f"unknown discriminator {kind!r}; choose one of {', '.join(DISCRIMINATORS)}")
