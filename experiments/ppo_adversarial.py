@@ -245,7 +245,7 @@ def plot_curves(history: list[dict[str, Any]], baselines: dict[str, float], path
     line_panels([
         Panel("mean terminal reward (rollouts)", [Series("reward", its, col("reward_mean"))]),
         Panel("discriminator accuracy", [Series("d_acc", its, col("d_acc"))], ylim=(0.0, 1.0)),
-        Panel("FID (quick: fewer samples)", [Series("learned", *zip(*fid))] if fid else [], hlines=baselines),
+        Panel("validation FID (mean action)", [Series("learned", *zip(*fid))] if fid else [], hlines=baselines),
     ], path)
 
 
