@@ -19,7 +19,24 @@ from .policies import StdSchedule
 __all__ = ["StdScheduleCallback", "DiscriminatorCallback"]
 
 
-class StdScheduleCallback(BaseCallback):
+class _RolloutCounter(BaseCallback):
+    """Counts started rollouts; the count is the callback's whole state (for exact resume)."""
+
+    def __init__(self, verbose: int = 0) -> None:
+        super().__init__(verbose)
+        self.rollouts = 0
+
+    def _on_step(self) -> bool:
+        return True
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rollouts": self.rollouts}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.rollouts = int(state["rollouts"])
+
+
+class StdScheduleCallback(_RolloutCounter):
     """Set the fixed exploration std from a :class:`~agents.policies.StdSchedule` before every rollout.
 
     Works with the fixed-std policies of :mod:`agents.policies` (``set_action_std``) and with TD3-style action
@@ -31,12 +48,11 @@ class StdScheduleCallback(BaseCallback):
     def __init__(self, schedule: StdSchedule, verbose: int = 0) -> None:
         super().__init__(verbose)
         self.schedule = schedule
-        self.updates = 0  # rollouts completed (= policy updates done when the next rollout starts)
         self.current: float | None = None
 
     def _on_rollout_start(self) -> None:
-        std = self.schedule(self.updates)
-        self.updates += 1
+        std = self.schedule(self.rollouts)  # rollouts started so far = policy updates done
+        self.rollouts += 1
         policy = self.model.policy
         if hasattr(policy, "set_action_std"):
             policy.set_action_std(std)
@@ -48,17 +64,8 @@ class StdScheduleCallback(BaseCallback):
         self.current = std
         self.logger.record("train/action_std", std)
 
-    def _on_step(self) -> bool:
-        return True
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"updates": self.updates}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.updates = int(state["updates"])
-
-
-class DiscriminatorCallback(BaseCallback):
+class DiscriminatorCallback(_RolloutCounter):
     """Co-train the adversarial reward after every policy update (Algorithm 1).
 
     :param wrapper: the :class:`~rewards.adversarial.AdversarialRewardWrapper` on the training env.
@@ -71,7 +78,6 @@ class DiscriminatorCallback(BaseCallback):
         self.wrapper = wrapper
         self.residual = residual
         self.action_bound = action_bound
-        self.rollouts = 0
         self.last_stats: dict[str, float] = {}
 
     def _on_rollout_start(self) -> None:
@@ -82,12 +88,3 @@ class DiscriminatorCallback(BaseCallback):
             for k, v in self.last_stats.items():
                 self.logger.record(f"discriminator/{k}", v)
         self.rollouts += 1
-
-    def _on_step(self) -> bool:
-        return True
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"rollouts": self.rollouts}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.rollouts = int(state["rollouts"])
