@@ -19,6 +19,15 @@ from .policies import StdSchedule
 __all__ = ["StdScheduleCallback", "DiscriminatorCallback"]
 
 
+def _noises(noise: Any) -> list[Any]:
+    """The Gaussian action-noise objects inside ``noise`` (SB3 wraps one per env for vector envs)."""
+    if noise is None:
+        return []
+    if hasattr(noise, "noises"):  # VectorizedActionNoise
+        return [n for n in noise.noises if hasattr(n, "_sigma")]
+    return [noise] if hasattr(noise, "_sigma") else []
+
+
 class _RolloutCounter(BaseCallback):
     """Counts started rollouts; the count is the callback's whole state (for exact resume)."""
 
@@ -56,9 +65,10 @@ class StdScheduleCallback(_RolloutCounter):
         policy = self.model.policy
         if hasattr(policy, "set_action_std"):
             policy.set_action_std(std)
-        elif getattr(self.model, "action_noise", None) is not None and hasattr(self.model.action_noise, "_sigma"):
-            noise = self.model.action_noise
-            noise._sigma = np.full_like(noise._sigma, std)
+        elif _noises(getattr(self.model, "action_noise", None)):
+            # TD3 acts in [-1, 1] scaled to the Box: the std in action units is std / bound there
+            for noise in _noises(self.model.action_noise):
+                noise._sigma = np.full_like(noise._sigma, std) / np.abs(self.model.action_space.high)
         else:
             return
         self.current = std

@@ -104,7 +104,7 @@ def _td3(env: VecEnv, s: dict[str, Any]) -> BaseAlgorithm:
 
     n = env.action_space.shape[0]
     # the action space is [-bound, bound]; TD3 acts in [-1, 1], so the noise sigma is the std / bound
-    noise = NormalActionNoise(np.zeros(n), np.full(n, s.get("std", StdSchedule().init) / 3.0))
+    noise = NormalActionNoise(np.zeros(n), np.full(n, s.get("std", StdSchedule().init)) / np.abs(env.action_space.high))
     return TD3("MlpPolicy", env, learning_rate=s["lr"], buffer_size=s.get("buffer_size", 50_000),
                learning_starts=s.get("learning_starts", env.num_envs * 4), batch_size=s["minibatch"], gamma=1.0,
                train_freq=1, gradient_steps=1, action_noise=noise, seed=s["seed"], device=s["device"], verbose=0)

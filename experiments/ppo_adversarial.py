@@ -88,7 +88,7 @@ class Config:
     d_warmup: int = 60  #: discriminator updates on fresh images of the initial policy before the first rollout
     d_real: str = "raw"  #: real images "raw" or "reconstructed" by the frozen tokenizer (see rewards.adversarial)
     d_real_count: int = 12000  #: real train images the discriminator sees (0 = all)
-    metric: str = "classifier"  #: feature space of FID / KID ("classifier", "efficientnet-lite0", "inception")
+    metric: str = "classifier"  #: feature space of FID / KID ("classifier" or "efficientnet-lite0"; the test reference is computed if not shipped)
     eval_samples: int = 5000  #: samples per schedule in the final evaluation
     curve_every: int = 3  #: iterations between quick FIDs for the training curve (0 = never)
     curve_samples: int = 1000  #: samples of those quick FIDs (against a validation split of train images, not test)
@@ -207,7 +207,18 @@ def evaluate_all(cfg: Config, generator, model, out: Path, device: torch.device)
     from rewards.metrics import feature_extractor, load_reference
 
     fn = feature_extractor(cfg.metric, device)
-    ref = load_reference(None if cfg.metric == "classifier" else out / f"ref_{cfg.metric}.npz")
+    if cfg.metric == "classifier" and not cfg.data_dir:
+        ref = load_reference()  # shipped: the Fashion-MNIST test split in the classifier's space
+    else:  # the real test split in the chosen feature space, computed once and cached in --out
+        path = out / f"ref_test_{cfg.metric}.npz"
+        if not path.is_file():
+            from adanat_env.data import load_idx_dataset, to_model_images
+            from rewards.metrics import extract_features, save_reference
+
+            test = load_idx_dataset("test", cfg.data_dir or None)
+            images = to_model_images(test.images, generator.image_shape[-1]).to(device)
+            save_reference(path, extract_features(fn, images), cfg.metric)
+        ref = load_reference(path)
     clf = load_classifier(device=device) if cfg.env == "AdaNAT-FashionMNIST-v0" else None
     policies = {
         "cosine": maskgit_cosine_schedule(cfg.steps),

@@ -118,3 +118,19 @@ def test_policy_works_on_imagenet_sized_observations():
     n_actor = sum(q.numel() for n, q in p.named_parameters() if n.startswith(("pi_features", "features_extractor", "action_net")))
     n_critic = sum(q.numel() for n, q in p.named_parameters() if n.startswith(("vf_features", "value_net")))
     assert (n_actor, n_critic) == (11_876_484, 11_874_945)  # the official ActorCritic's counts (facts section 0)
+
+
+def test_std_schedule_drives_td3_action_noise_in_action_units(tiny_generator):
+    """TD3 acts in [-1, 1] mapped to the Box; its noise sigma must be the scheduled std divided by the bound."""
+    from adanat_env.wrappers import PooledObservation
+    from agents.callbacks import StdScheduleCallback
+    from agents.registry import make_algo
+
+    env = to_sb3(PooledObservation(AdaNATVectorEnv(tiny_generator, num_envs=2, steps=2, action_bound=3.0)))
+    model = make_algo("td3", env, lr=1e-3, n_steps=2, minibatch=4, epochs=1, seed=0, device="cpu", std=0.6)
+    assert np.allclose(model.action_noise._sigma, 0.2)
+    cb = StdScheduleCallback(StdSchedule(0.6, (1,), 0.3, 0.1))
+    model.learn(4, callback=cb)
+    model.learn(4, callback=cb, reset_num_timesteps=False)  # second rollout: std 0.3
+    assert cb.current == pytest.approx(0.3)
+    assert all(np.allclose(n._sigma, 0.1) for n in model.action_noise.noises)  # one noise per env
