@@ -38,7 +38,7 @@ from stable_baselines3.common.policies import MultiInputActorCriticPolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
-from .policy_net import LATENT_DIM, PolicyTrunk, _StepEmbedder
+from .policy_net import PolicyTrunk, _StepEmbedder, default_width
 
 __all__ = ["StdSchedule", "AdaNATExtractor", "StepOnlyExtractor", "FixedStdMixin", "AdaNATPolicy",
            "StepOnlyPolicy", "AdaNATRecurrentPolicy", "grid_of"]
@@ -83,16 +83,18 @@ def _check_obs_space(observation_space: spaces.Space) -> spaces.Box:
 
 
 class AdaNATExtractor(BaseFeaturesExtractor):
-    """The official trunk as an SB3 features extractor: {features (B, N, D), step (B, 1)} -> (B, 512).
+    """The official trunk as an SB3 features extractor: {features (B, N, D), step (B, 1)} -> (B, hidden).
 
     :param observation_space: the env's Dict observation space.
-    :param hidden: the trunk width (512 officially).
+    :param hidden: the trunk width; ``None``: :func:`~agents.policy_net.default_width` of D (the official 512
+        for the ImageNet backbones, 128 for the embedded default).
     """
 
-    def __init__(self, observation_space: spaces.Dict, hidden: int = 512) -> None:
+    def __init__(self, observation_space: spaces.Dict, hidden: int | None = None) -> None:
         feats = _check_obs_space(observation_space)
-        super().__init__(observation_space, LATENT_DIM)
         n, d = feats.shape
+        hidden = default_width(d) if hidden is None else hidden
+        super().__init__(observation_space, hidden)
         self.net = PolicyTrunk(d, grid_of(n), hidden)
 
     def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -100,17 +102,18 @@ class AdaNATExtractor(BaseFeaturesExtractor):
 
 
 class StepOnlyExtractor(BaseFeaturesExtractor):
-    """Non-adaptive: sees only the step index. Sinusoidal embedding -> MLP -> GELU(Linear) -> (B, 512).
+    """Non-adaptive: sees only the step index. Sinusoidal embedding -> MLP -> GELU(Linear) -> (B, hidden).
 
     :param observation_space: the env's Dict observation space (only ``step`` is read).
-    :param hidden: embedding width.
+    :param hidden: embedding width; ``None``: the adaptive trunk's default for these features.
     """
 
-    def __init__(self, observation_space: spaces.Dict, hidden: int = 512) -> None:
-        _check_obs_space(observation_space)
-        super().__init__(observation_space, LATENT_DIM)
+    def __init__(self, observation_space: spaces.Dict, hidden: int | None = None) -> None:
+        feats = _check_obs_space(observation_space)
+        hidden = default_width(feats.shape[1]) if hidden is None else hidden
+        super().__init__(observation_space, hidden)
         self.t_embedder = _StepEmbedder(hidden)
-        self.out = nn.Linear(hidden, LATENT_DIM)
+        self.out = nn.Linear(hidden, hidden)
 
     def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
         return nn.functional.gelu(self.out(self.t_embedder(observations["step"].reshape(-1).long())))

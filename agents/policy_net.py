@@ -24,10 +24,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["PolicyTrunk", "PolicyNet", "ActorCritic", "step_embedding", "LATENT_DIM"]
+__all__ = ["PolicyTrunk", "PolicyNet", "ActorCritic", "step_embedding", "LATENT_DIM", "default_width"]
 
-#: Width of the trunk's output (the input of the official ``linear3`` head).
+#: Width of the official trunk's output (the input of the official ``linear3`` head).
 LATENT_DIM = 512
+
+
+def default_width(feat_dim: int) -> int:
+    """The trunk width for a NAT with ``feat_dim``-d features: ``min(512, feat_dim)`` (rounded down to a multiple
+    of 4).
+
+    Both official backbones (S: 512, L: 768) get the official 512. A smaller generator gets a policy scaled to
+    it: the official policy is ~3% of the NAT-L's compute, while the 512-wide trunk on the embedded default's
+    128-d, 1.1 M-parameter NAT would have 4.6x the NAT's parameters and cost ~30% of a rollout (measured with
+    ``benchmarks/bench_training.py``). With ``feat_dim <= 512`` there is no ``x_embedder``, as for the official S.
+    """
+    return max(4, min(LATENT_DIM, feat_dim) // 4 * 4)
 
 
 def step_embedding(step: torch.Tensor, dim: int = 256, max_period: float = 10000.0) -> torch.Tensor:
@@ -67,6 +79,10 @@ class PolicyTrunk(nn.Module):
     The SB3 policy (:mod:`agents.policies`) uses one trunk for the actor and one for the critic as its features
     extractors, with SB3's ``action_net`` / ``value_net`` playing the official ``linear3``.
 
+    The widths scale with ``hidden`` as in the official network (hidden 512): pointwise conv to ``hidden / 4``
+    channels, ``linear1`` to ``2 * hidden``, ``linear2`` to ``hidden`` (the latent). ``hidden=512`` is the
+    official, checkpoint-compatible network; :func:`default_width` picks it for the official backbones.
+
     :param feat_dim: F, the NAT feature dimension.
     :param grid: (h, w) token grid (h * w = N).
     :param hidden: 512 officially.
@@ -74,19 +90,22 @@ class PolicyTrunk(nn.Module):
 
     def __init__(self, feat_dim: int, grid: tuple[int, int] = (16, 16), hidden: int = 512) -> None:
         super().__init__()
+        if hidden < 4 or hidden % 4:
+            raise ValueError(f"the policy width must be a positive multiple of 4, got {hidden}")
         self.grid = tuple(grid)
         self.hidden = hidden
+        self.latent_dim = hidden
         if feat_dim != hidden:
             self.x_embedder = nn.Linear(feat_dim, hidden)
         self.t_embedder = _StepEmbedder(hidden)
         self.adaLN1 = _AdaLN(hidden, hidden)
         self.dw_conv = nn.Conv2d(hidden, hidden, 3, stride=2, padding=1, groups=hidden)
-        self.pw_conv = nn.Conv2d(hidden, 128, 1)
+        self.pw_conv = nn.Conv2d(hidden, hidden // 4, 1)
         h2, w2 = (self.grid[0] + 1) // 2, (self.grid[1] + 1) // 2
-        self.linear1 = nn.Linear(128 * h2 * w2, 1024)
-        self.adaLN2 = _AdaLN(1024, hidden)
-        self.linear2 = nn.Linear(1024, LATENT_DIM)
-        self.adaLN3 = _AdaLN(LATENT_DIM, hidden)
+        self.linear1 = nn.Linear(hidden // 4 * h2 * w2, 2 * hidden)
+        self.adaLN2 = _AdaLN(2 * hidden, hidden)
+        self.linear2 = nn.Linear(2 * hidden, hidden)
+        self.adaLN3 = _AdaLN(hidden, hidden)
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -101,7 +120,7 @@ class PolicyTrunk(nn.Module):
             nn.init.zeros_(ada.adaLN_modulation[1].bias)
 
     def forward(self, features: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
-        """:param features: (B, N, F). :param step: (B,) or (B, 1) integer steps. :return: (B, 512)."""
+        """:param features: (B, N, F). :param step: (B,) or (B, 1) integer steps. :return: (B, hidden)."""
         b, n, _ = features.shape
         h, w = self.grid
         if n != h * w:
@@ -126,7 +145,7 @@ class PolicyNet(PolicyTrunk):
 
     def __init__(self, feat_dim: int, out_dim: int, grid: tuple[int, int] = (16, 16), hidden: int = 512) -> None:
         super().__init__(feat_dim, grid, hidden)
-        self.linear3 = nn.Linear(LATENT_DIM, out_dim)
+        self.linear3 = nn.Linear(self.latent_dim, out_dim)
         nn.init.zeros_(self.linear3.weight)
         nn.init.zeros_(self.linear3.bias)
 

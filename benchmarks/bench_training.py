@@ -69,7 +69,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--device", default="cpu")
     p.add_argument("--amp", default="bf16", choices=["none", "bf16", "fp16"])
-    p.add_argument("--discriminator", default="projected-tokenizer")
+    p.add_argument("--discriminator", default=ppo_adversarial.Config.discriminator,
+                   help="the reward's discriminator (default: the main job's)")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
     seed_everything(a.seed)

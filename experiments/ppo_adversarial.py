@@ -79,6 +79,7 @@ class Config:
     d_width: int = 32  #: first-layer width of the "conv" discriminator
     d_sn: int = 0  #: spectral normalisation in the discriminator (1) or not (0)
     d_mbstd: int = 4  #: minibatch-std group size in the projected heads (0 = none: rewards strictly per sample)
+    d_mbstd_by_label: int = 1  #: minibatch-std groups of same-class samples (1) or strided, class-mixed groups (0)
     d_loss: str = "bce"  #: "bce" (official) or "hinge"
     d_epochs: int = 2  #: fresh batches generated after each policy update (official D_epochs 5)
     d_batch_size: int = 256  #: size of each fresh batch (official 128)
@@ -152,7 +153,8 @@ def make_reward(cfg: Config, venv, device: torch.device):
 
         tok = getattr(gen, "tokenizer", None)
         disc = build_discriminator(cfg.discriminator, gen.image_shape, gen.num_classes, tokenizer=tok,
-                                   width=cfg.d_width, sn=bool(cfg.d_sn), mbstd=cfg.d_mbstd)
+                                   width=cfg.d_width, sn=bool(cfg.d_sn), mbstd=cfg.d_mbstd,
+                                   mbstd_by_label=bool(cfg.d_mbstd_by_label))
         reward = AdversarialReward(disc, real_images(cfg, gen, device), lr=cfg.d_lr, loss=cfg.d_loss,
                                    augment=cfg.d_augment, seed=cfg.seed)
         wrapper = AdversarialRewardWrapper(venv, reward, epochs=cfg.d_epochs, batch_size=cfg.d_batch_size,

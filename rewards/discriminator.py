@@ -138,7 +138,8 @@ class EfficientNetPyramid(nn.Module):
         self.bf16 = bf16
         from .feature_nets import load_efficientnet_lite0
 
-        self.net = load_efficientnet_lite0()
+        # channels-last: 1.6-1.9x faster depthwise convs on CPU (bf16 and fp32, measured), faster on CUDA too
+        self.net = load_efficientnet_lite0().to(memory_format=torch.channels_last)
         self.resolution = resolution
         self.channels = [24, 40, 112, 320][: len(self.blocks)]
 
@@ -148,33 +149,50 @@ class EfficientNetPyramid(nn.Module):
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
         x = images if images.shape[1] == 3 else images.expand(-1, 3, -1, -1)
         x = F.interpolate(x, size=(self.resolution, self.resolution), mode="bilinear", align_corners=False, antialias=True)
+        x = x.contiguous(memory_format=torch.channels_last)
         from .feature_nets import efficientnet_pyramid
 
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             feats = efficientnet_pyramid(self.net, (x * 255.0 - 127.0) / 128.0, self.blocks)
-        return [f.float() for f in feats]
+        return [f.float().contiguous() for f in feats]
 
 
-def minibatch_std(x: torch.Tensor, group: int) -> torch.Tensor:
-    """Append StyleGAN's minibatch-standard-deviation channel: for each group of ``group`` samples (strided:
-    sample i is in group i mod (B / group)), the mean over features of the per-feature std within the group.
+def minibatch_std(x: torch.Tensor, group: int, labels: torch.Tensor | None = None) -> torch.Tensor:
+    """Append StyleGAN's minibatch-standard-deviation channel: for each group of ``group`` samples, the mean over
+    features of the per-feature std within the group.
 
     It lets the discriminator see the diversity of the samples it judges (the role the official heads'
     ``BatchNormLocal`` groups of 8 play). A batch whose size is not a multiple of ``group`` uses the largest
     divisor of B that is <= ``group``.
+
+    :param labels: ``None``: strided groups (sample i is in group i mod (B / group)), as StyleGAN. Given (B,):
+        groups of samples of the same class where possible (the batch is stably sorted by label and cut into
+        consecutive groups; only groups that straddle two classes mix them). With class-conditional samples,
+        strided groups mostly measure how different the classes are; same-class groups measure the diversity
+        *within* a class, which is what a low sampling temperature takes away.
     """
     b, c, h, w = x.shape
     g = max(d for d in range(1, min(group, b) + 1) if b % d == 0)
-    y = x.float().view(g, b // g, c, h, w)
-    y = (y - y.mean(0)).square().mean(0).add(1e-8).sqrt().mean(dim=(1, 2, 3))  # (B / g,)
-    y = y.view(1, b // g, 1, 1, 1).expand(g, -1, 1, h, w).reshape(b, 1, h, w)
+    if labels is None:
+        y = x.float().view(g, b // g, c, h, w)
+        y = (y - y.mean(0)).square().mean(0).add(1e-8).sqrt().mean(dim=(1, 2, 3))  # (B / g,)
+        y = y.view(1, b // g, 1, 1, 1).expand(g, -1, 1, h, w).reshape(b, 1, h, w)
+    else:
+        order = torch.sort(labels.reshape(-1), stable=True).indices
+        y = x.float()[order].view(b // g, g, c, h, w)
+        y = (y - y.mean(1, keepdim=True)).square().mean(1).add(1e-8).sqrt().mean(dim=(1, 2, 3))  # (B / g,)
+        per_sample = torch.empty(b, dtype=y.dtype, device=y.device)
+        per_sample[order] = y.repeat_interleave(g)  # back to the batch's order
+        y = per_sample.view(b, 1, 1, 1).expand(b, 1, h, w)
     return torch.cat([x, y.to(x.dtype)], dim=1)
 
 
 class _ProjectedHead(nn.Module):
-    def __init__(self, channels: int, num_classes: int, cmap_dim: int = 64, sn: bool = True, mbstd: int = 0) -> None:
+    def __init__(self, channels: int, num_classes: int, cmap_dim: int = 64, sn: bool = True, mbstd: int = 0,
+                 mbstd_by_label: bool = False) -> None:
         super().__init__()
         self.mbstd = mbstd
+        self.mbstd_by_label = mbstd_by_label
         c_in = channels + (1 if mbstd > 0 else 0)
         self.conv = nn.Sequential(_sn_conv(c_in, channels, 1, sn=sn), nn.LeakyReLU(0.2))
         self.res = nn.Sequential(_sn_conv(channels, channels, 3, sn=sn), nn.LeakyReLU(0.2))
@@ -185,7 +203,7 @@ class _ProjectedHead(nn.Module):
 
     def forward(self, h: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         if self.mbstd > 0:
-            h = minibatch_std(h, self.mbstd)
+            h = minibatch_std(h, self.mbstd, labels if self.mbstd_by_label else None)
         h = self.conv(h)
         h = (self.res(h) + h) / math.sqrt(2)
         out = self.cls(h)
@@ -199,12 +217,15 @@ class ProjectedDiscriminator(nn.Module):
     :param num_classes: number of classes.
     :param sn: spectral normalisation of the heads' convs (as the official heads).
     :param mbstd: group size of a minibatch-std channel in every head (0 = none: per-sample rewards).
+    :param mbstd_by_label: minibatch-std groups of same-class samples (see :func:`minibatch_std`).
     """
 
-    def __init__(self, features: nn.Module, num_classes: int, sn: bool = True, mbstd: int = 0) -> None:
+    def __init__(self, features: nn.Module, num_classes: int, sn: bool = True, mbstd: int = 0,
+                 mbstd_by_label: bool = False) -> None:
         super().__init__()
         self.features = features
-        self.heads = nn.ModuleList(_ProjectedHead(c, num_classes, sn=sn, mbstd=mbstd) for c in features.channels)
+        self.heads = nn.ModuleList(_ProjectedHead(c, num_classes, sn=sn, mbstd=mbstd, mbstd_by_label=mbstd_by_label)
+                                   for c in features.channels)
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """:param images: (B, C, H, W) in [0, 1]. :param labels: (B,). :return: (B, P) logits."""
@@ -219,7 +240,8 @@ DISCRIMINATORS = ("conv", "projected-tokenizer", "projected-classifier", "projec
 
 def build_discriminator(kind: str, image_shape: tuple[int, int, int], num_classes: int,
                         tokenizer: nn.Module | None = None, width: int = 64,
-                        classifier_dir: str | None = None, sn: bool = True, mbstd: int = 0) -> nn.Module:
+                        classifier_dir: str | None = None, sn: bool = True, mbstd: int = 0,
+                        mbstd_by_label: bool = False) -> nn.Module:
     """A discriminator by name.
 
     :param kind: ``"conv"``, ``"projected-tokenizer"`` (needs ``tokenizer``) or ``"projected-efficientnet"``.
@@ -230,19 +252,23 @@ def build_discriminator(kind: str, image_shape: tuple[int, int, int], num_classe
     :param classifier_dir: the classifier of ``"projected-classifier"`` (default: the shipped one).
     :param sn: spectral normalisation (of the heads, for projected discriminators).
     :param mbstd: minibatch-std group size of the projected heads (0 = none).
+    :param mbstd_by_label: same-class minibatch-std groups (projected discriminators).
     """
     if kind == "conv":
         return ConvDiscriminator(image_shape[0], num_classes, width, sn=sn)
     if kind == "projected-tokenizer":
         if tokenizer is None:
             raise ValueError("'projected-tokenizer' needs the generator's tokenizer")
-        return ProjectedDiscriminator(TokenizerEncoderPyramid(tokenizer), num_classes, sn=sn, mbstd=mbstd)
+        return ProjectedDiscriminator(TokenizerEncoderPyramid(tokenizer), num_classes, sn=sn, mbstd=mbstd,
+                                     mbstd_by_label=mbstd_by_label)
     if kind == "projected-classifier":
         from .classifier import load_classifier
 
-        return ProjectedDiscriminator(ClassifierPyramid(load_classifier(classifier_dir)), num_classes, sn=sn, mbstd=mbstd)
+        return ProjectedDiscriminator(ClassifierPyramid(load_classifier(classifier_dir)), num_classes, sn=sn, mbstd=mbstd,
+                                     mbstd_by_label=mbstd_by_label)
     if kind == "projected-efficientnet":
         # ImageNet-size inputs keep 224 px; small images are upsampled to 64 px (4x cheaper than 128)
         side = 224 if image_shape[-1] >= 128 else 64
-        return ProjectedDiscriminator(EfficientNetPyramid(side), num_classes, sn=sn, mbstd=mbstd)
+        return ProjectedDiscriminator(EfficientNetPyramid(side), num_classes, sn=sn, mbstd=mbstd,
+                                     mbstd_by_label=mbstd_by_label)
     raise ValueError(f"unknown discriminator {kind!r}; choose one of {', '.join(DISCRIMINATORS)}")

@@ -120,6 +120,17 @@ def test_policy_works_on_imagenet_sized_observations():
     assert (n_actor, n_critic) == (11_876_484, 11_874_945)  # the official ActorCritic's counts (facts section 0)
 
 
+def test_policy_width_scales_with_the_generator(tiny_generator):
+    from agents.policy_net import default_width
+
+    assert default_width(768) == default_width(512) == 512  # the official NAT-L and NAT-S get the official width
+    assert default_width(128) == 128
+    p = _ppo(tiny_generator).policy
+    trunk = p.pi_features_extractor.net
+    assert trunk.hidden == default_width(tiny_generator.feature_dim) == p.action_net.in_features
+    assert hasattr(trunk, "x_embedder") == (tiny_generator.feature_dim > 512)
+
+
 def test_std_schedule_drives_td3_action_noise_in_action_units(tiny_generator):
     """TD3 acts in [-1, 1] mapped to the Box; its noise sigma must be the scheduled std divided by the bound."""
     from adanat_env.wrappers import PooledObservation

@@ -148,3 +148,22 @@ def test_minibatch_std_channel_sees_diversity():
     s = minibatch_std(same, 4)[:, 3, 0, 0]
     assert s.shape == (8,) and float(s[0]) < 1e-3 < float(s[1])
     assert minibatch_std(torch.randn(6, 3, 2, 2), 4).shape == (6, 4, 2, 2)  # 6 is not a multiple of 4: groups of 3
+
+
+def test_minibatch_std_by_label_groups_same_class_samples():
+    from rewards.discriminator import minibatch_std
+
+    x = torch.randn(8, 3, 2, 2)
+    labels = torch.tensor([1, 0, 1, 0, 1, 0, 1, 0])
+    s = minibatch_std(x, 4, labels)[:, 3, 0, 0]
+    for cls in (0, 1):
+        group = x[labels == cls]
+        assert torch.allclose(s[labels == cls], group.std(0, unbiased=False).mean().expand(4), atol=1e-5)
+    # equivariant: permuting the batch (labels along) permutes the channel the same way
+    perm = torch.randperm(8, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(minibatch_std(x[perm], 4, labels[perm])[:, 3, 0, 0], s[perm], atol=1e-6)
+    # a class with no diversity stands out however the classes are interleaved
+    collapsed = x.clone()
+    collapsed[labels == 0] = x[1]
+    s = minibatch_std(collapsed, 4, labels)[:, 3, 0, 0]
+    assert float(s[labels == 0].max()) < 1e-3 < float(s[labels == 1].min())
