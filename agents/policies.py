@@ -123,9 +123,18 @@ class FixedStdMixin:
     """Replace SB3's learned ``log_std`` by a buffer (fixed std, set from outside) and zero the output heads.
 
     Put it before the SB3 policy class in the bases. ``log_std_init`` sets the initial std as usual.
+
+    **KL to the reference schedule** (``reference_kl=True``): with a fixed std the entropy is a constant, so the
+    entropy slot of SB3's loss is free. ``evaluate_actions`` then reports ``H(pi) - KL(pi || pi_ref)`` with
+    ``pi_ref = N(0, std^2)``, the same exploration around a zero raw action (with ``residual="heuristic"``: the
+    heuristic schedule), and ``KL = |mean|^2 / (2 std^2)`` summed over the action dimensions. The algorithm's
+    ``ent_coef`` becomes the KL coefficient: the KL-regularised objective used against reward over-optimisation
+    in RL fine-tuning of generators (RLHF, DPOK). Works with every SB3 algorithm that calls
+    ``evaluate_actions`` and adds ``ent_coef * entropy_loss`` (PPO, A2C).
     """
 
     log_std: torch.Tensor
+    reference_kl: bool = False
 
     def _build(self, lr_schedule) -> None:  # type: ignore[no-untyped-def]
         super()._build(lr_schedule)  # type: ignore[misc]
@@ -140,6 +149,19 @@ class FixedStdMixin:
         # the optimizer SB3 built holds the old log_std parameter: rebuild it without
         self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)  # type: ignore[attr-defined]
 
+    def evaluate_actions(self, obs, actions):  # type: ignore[no-untyped-def]
+        values, log_prob, entropy = super().evaluate_actions(obs, actions)  # type: ignore[misc]
+        if self.reference_kl and entropy is not None:
+            mean = self.__dict__.pop("_last_mean")
+            kl = (mean.square() / (2 * self.log_std.exp().square())).sum(-1)
+            entropy = entropy - kl
+        return values, log_prob, entropy
+
+    def _get_action_dist_from_latent(self, latent_pi):  # type: ignore[no-untyped-def]
+        dist = super()._get_action_dist_from_latent(latent_pi)  # type: ignore[misc]
+        self._last_mean = dist.distribution.mean  # read by evaluate_actions (same forward, no recompute)
+        return dist
+
     @property
     def action_std(self) -> float:
         return float(self.log_std.exp().mean())
@@ -153,31 +175,43 @@ class FixedStdMixin:
             self.log_std.copy_(value.log())
 
 
-def _defaults(kwargs: dict[str, Any], extractor: type[BaseFeaturesExtractor]) -> dict[str, Any]:
+def _defaults(kwargs: dict[str, Any], extractor: type[BaseFeaturesExtractor]) -> tuple[dict[str, Any], bool]:
+    reference_kl = bool(kwargs.pop("reference_kl", False))
     kwargs.setdefault("features_extractor_class", extractor)
     kwargs.setdefault("share_features_extractor", False)
     kwargs.setdefault("net_arch", [])
     kwargs.setdefault("ortho_init", False)  # the trunks carry the official initialisation
     kwargs.setdefault("log_std_init", math.log(StdSchedule().init))
-    return kwargs
+    return kwargs, reference_kl
 
 
 class AdaNATPolicy(FixedStdMixin, MultiInputActorCriticPolicy):
     """Adaptive actor-critic for PPO / A2C / TRPO (see module docstring). Accepts SB3's policy kwargs."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **_defaults(kwargs, AdaNATExtractor))
+        kwargs, self.reference_kl = _defaults(kwargs, AdaNATExtractor)
+        super().__init__(*args, **kwargs)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        return {**super()._get_constructor_parameters(), "reference_kl": self.reference_kl}
 
 
 class StepOnlyPolicy(FixedStdMixin, MultiInputActorCriticPolicy):
     """Learnable non-adaptive schedule: sees only the step index (paper Table 5, middle row)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **_defaults(kwargs, StepOnlyExtractor))
+        kwargs, self.reference_kl = _defaults(kwargs, StepOnlyExtractor)
+        super().__init__(*args, **kwargs)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        return {**super()._get_constructor_parameters(), "reference_kl": self.reference_kl}
 
 
 class AdaNATRecurrentPolicy(FixedStdMixin, RecurrentMultiInputActorCriticPolicy):
     """Adaptive trunk + LSTM for sb3-contrib's RecurrentPPO."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **_defaults(kwargs, AdaNATExtractor))
+        kwargs, reference_kl = _defaults(kwargs, AdaNATExtractor)
+        if reference_kl:
+            raise ValueError("reference_kl is not supported by the recurrent policy")
+        super().__init__(*args, **kwargs)

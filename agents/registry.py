@@ -60,16 +60,20 @@ def _policy(s: dict[str, Any]) -> type:
     return StepOnlyPolicy if s.get("policy") == "step-only" else AdaNATPolicy
 
 
-def _policy_kwargs(s: dict[str, Any]) -> dict[str, Any]:
-    return {"log_std_init": float(np.log(s.get("std", StdSchedule().init)))}
+def _policy_kwargs(s: dict[str, Any], reference_kl: bool = False) -> dict[str, Any]:
+    kw: dict[str, Any] = {"log_std_init": float(np.log(s.get("std", StdSchedule().init)))}
+    if reference_kl and s.get("kl_coef", 0.0) > 0:
+        kw["reference_kl"] = True
+    return kw
 
 
 def _ppo(env: VecEnv, s: dict[str, Any]) -> BaseAlgorithm:
     from stable_baselines3 import PPO
 
     return PPO(_policy(s), env, learning_rate=s["lr"], n_steps=s["n_steps"], batch_size=s["minibatch"],
-               n_epochs=s["epochs"], gamma=1.0, gae_lambda=1.0, clip_range=s.get("clip_range", 0.2), ent_coef=0.0,
-               vf_coef=0.5, max_grad_norm=s.get("max_grad_norm", 1.0), policy_kwargs=_policy_kwargs(s),
+               n_epochs=s["epochs"], gamma=1.0, gae_lambda=1.0, clip_range=s.get("clip_range", 0.2),
+               ent_coef=s.get("kl_coef", 0.0), vf_coef=0.5, max_grad_norm=s.get("max_grad_norm", 1.0),
+               policy_kwargs=_policy_kwargs(s, reference_kl=True),
                seed=s["seed"], device=s["device"], verbose=0)
 
 
@@ -77,7 +81,8 @@ def _a2c(env: VecEnv, s: dict[str, Any]) -> BaseAlgorithm:
     from stable_baselines3 import A2C
 
     return A2C(_policy(s), env, learning_rate=s["lr"], n_steps=s["n_steps"], gamma=1.0, gae_lambda=1.0,
-               ent_coef=0.0, normalize_advantage=True, use_rms_prop=False, policy_kwargs=_policy_kwargs(s),
+               ent_coef=s.get("kl_coef", 0.0), normalize_advantage=True, use_rms_prop=False,
+               policy_kwargs=_policy_kwargs(s, reference_kl=True),
                seed=s["seed"], device=s["device"], verbose=0)
 
 
@@ -144,7 +149,8 @@ def make_algo(name: str, env: VecEnv, **settings: Any) -> BaseAlgorithm:
     :param name: a key of :data:`ALGOS`.
     :param env: the SB3 VecEnv (pooled observations for ``pooled`` algorithms).
     :param settings: ``lr``, ``n_steps`` (rollout length per env), ``minibatch``, ``epochs``, ``seed``,
-        ``device``, ``std`` (initial exploration std), ``policy`` (``"adaptive"`` or ``"step-only"``) and
+        ``device``, ``std`` (initial exploration std), ``kl_coef`` (PPO / A2C: coefficient of the KL to the
+        reference schedule, see :class:`~agents.policies.FixedStdMixin`; 0 = none), ``policy`` (``"adaptive"`` or ``"step-only"``) and
         algorithm-specific extras (``clip_range``, ``buffer_size``, ``n_delta``, ...).
     """
     key = name.lower()

@@ -70,6 +70,7 @@ class Config:
     epochs: int = 5  #: PPO epochs per update (official K_epochs 5)
     minibatch: int = 512  #: PPO minibatch (transitions)
     clip_range: float = 0.2  #: PPO clip (official eps_clip)
+    kl_coef: float = 0.1  #: PPO / A2C: weight of KL(policy || heuristic schedule with the same std) in the loss (0 = none, as official)
     std_init: float = 0.6  #: exploration std at the start (official 0.6)
     std_decay_at: tuple[int, ...] = (12,)  #: iterations at which the std drops by std_rate (official 500 of 1000)
     std_rate: float = 0.3  #: std drop (official 0.3)
@@ -78,7 +79,7 @@ class Config:
     d_lr: float = 1e-3  #: discriminator Adam learning rate (official 1e-4; betas (0.5, 0.999))
     d_width: int = 32  #: first-layer width of the "conv" discriminator
     d_sn: int = 0  #: spectral normalisation in the discriminator (1) or not (0)
-    d_mbstd: int = 4  #: minibatch-std group size in the projected heads (0 = none: rewards strictly per sample)
+    d_mbstd: int = 16  #: minibatch-std group size in the projected heads (0 = none: rewards strictly per sample)
     d_mbstd_by_label: int = 1  #: minibatch-std groups of same-class samples (1) or strided, class-mixed groups (0)
     d_loss: str = "bce"  #: "bce" (official) or "hinge"
     d_epochs: int = 2  #: fresh batches generated after each policy update (official D_epochs 5)
@@ -91,8 +92,8 @@ class Config:
     d_real_count: int = 12000  #: real train images the discriminator sees (0 = all)
     metric: str = "classifier"  #: feature space of FID / KID ("classifier" or "efficientnet-lite0"; the test reference is computed if not shipped)
     eval_samples: int = 5000  #: samples per schedule in the final evaluation
-    curve_every: int = 3  #: iterations between quick FIDs for the training curve (0 = never)
-    curve_samples: int = 1000  #: samples of those quick FIDs (against a validation split of train images, not test)
+    curve_every: int = 2  #: iterations between quick FIDs for the training curve (0 = never)
+    curve_samples: int = 2000  #: samples of those quick FIDs (against a validation split of train images, not test)
     val_count: int = 10000  #: train images held out (never shown to the discriminator) as the validation reference
     select: str = "best"  #: policy evaluated at the end: "best" (lowest validation FID among the curve points) or "last"
     data_dir: str = ""  #: real images (IDX files); "" = $ADANAT_DATA_DIR or the Debian package's location
@@ -314,7 +315,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     sb3_env = to_sb3(env)
     n_steps = cfg.steps * cfg.episodes // cfg.batch_size
     model = make_algo(cfg.algo, sb3_env, lr=cfg.lr, n_steps=n_steps, minibatch=cfg.minibatch, epochs=cfg.epochs,
-                      clip_range=cfg.clip_range, seed=cfg.seed, device=str(device), std=cfg.std_init, policy=cfg.policy)
+                      clip_range=cfg.clip_range, seed=cfg.seed, device=str(device), std=cfg.std_init, policy=cfg.policy,
+                      kl_coef=cfg.kl_coef)
     std_cb = StdScheduleCallback(StdSchedule(cfg.std_init, tuple(cfg.std_decay_at), cfg.std_rate, cfg.std_min))
     callbacks: list[Any] = [std_cb]
     disc_cb = None

@@ -129,6 +129,10 @@ def test_policy_width_scales_with_the_generator(tiny_generator):
     trunk = p.pi_features_extractor.net
     assert trunk.hidden == default_width(tiny_generator.feature_dim) == p.action_net.in_features
     assert hasattr(trunk, "x_embedder") == (tiny_generator.feature_dim > 512)
+    env = to_sb3(AdaNATVectorEnv(tiny_generator, num_envs=2, steps=3, reward_model=lambda x, y: x.mean((1, 2, 3))))
+    wide = PPO(AdaNATPolicy, env, n_steps=3, batch_size=6, policy_kwargs={"features_extractor_kwargs": {"hidden": 512}},
+               device="cpu").policy
+    assert wide.vf_features_extractor.net.hidden == 512 == wide.value_net.in_features
 
 
 def test_std_schedule_drives_td3_action_noise_in_action_units(tiny_generator):
@@ -145,3 +149,30 @@ def test_std_schedule_drives_td3_action_noise_in_action_units(tiny_generator):
     model.learn(4, callback=cb, reset_num_timesteps=False)  # second rollout: std 0.3
     assert cb.current == pytest.approx(0.3)
     assert all(np.allclose(n._sigma, 0.1) for n in model.action_noise.noises)  # one noise per env
+
+
+def test_reference_kl_replaces_the_constant_entropy_by_entropy_minus_kl(tiny_generator):
+    from agents.registry import make_algo
+
+    env = to_sb3(AdaNATVectorEnv(tiny_generator, num_envs=4, steps=3, reward_model=lambda x, y: x.mean((1, 2, 3))))
+    model = make_algo("ppo", env, lr=1e-3, n_steps=3, minibatch=12, epochs=1, seed=0, device="cpu", kl_coef=0.5)
+    p = model.policy
+    assert p.reference_kl and model.ent_coef == 0.5
+    with torch.no_grad():
+        p.action_net.bias.copy_(torch.tensor([0.3, -0.2, 0.1, 0.0]))
+    obs = {k: torch.as_tensor(v) for k, v in env.reset().items()}
+    actions = torch.zeros(4, 4)
+    _, _, entropy = p.evaluate_actions(obs, actions)
+    std = p.log_std.exp()
+    h = (0.5 + 0.5 * np.log(2 * np.pi) + p.log_std).sum()
+    kl = (torch.tensor([0.3, -0.2, 0.1, 0.0]).square() / (2 * std.square())).sum()
+    assert torch.allclose(entropy, (h - kl).expand(4), atol=1e-5)
+    # without the option the entropy is SB3's (a constant), and kl_coef 0 keeps the official loss
+    plain = make_algo("ppo", env, lr=1e-3, n_steps=3, minibatch=12, epochs=1, seed=0, device="cpu")
+    assert not plain.policy.reference_kl and plain.ent_coef == 0.0
+    # saving and loading keeps the option
+    import io
+    buf = io.BytesIO()
+    model.save(buf)
+    buf.seek(0)
+    assert PPO.load(buf, device="cpu").policy.reference_kl

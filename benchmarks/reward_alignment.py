@@ -1,0 +1,112 @@
+"""Does a reward rank generation schedules the way FID does? (how the default discriminator was chosen)
+
+    python benchmarks/reward_alignment.py                        # the main job's discriminator
+    python benchmarks/reward_alignment.py --d-mbstd 4 --out docs/results/reward_alignment_mbstd4.json
+
+A policy trained on a reward climbs towards whatever the reward prefers. This script trains the main job's
+discriminator (any ``Config`` field can be overridden with ``--field value``) against the heuristic schedule,
+the way its warm-up does, then scores static variants of the heuristic schedule (sampling temperature,
+re-masking temperature and guidance scaled) by their mean reward and by their validation FID (classifier
+features, held-out train images, never the test split). A reward is aligned with FID when its order of the
+variants matches FID's; the Spearman correlation between reward and -FID summarises it.
+
+Prints one JSON line per variant and writes the summary to ``--out`` (if given).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+
+import ppo_adversarial  # noqa: E402
+
+from adanat_env.data import to_model_images  # noqa: E402
+from adanat_env.schedules import Schedule, heuristic_schedule  # noqa: E402
+from adanat_env.utils import resolve_device, seed_everything  # noqa: E402
+from experiments._cli import parse_config  # noqa: E402
+from rewards.adversarial import co_train  # noqa: E402
+from rewards.evaluation import sample_images  # noqa: E402
+from rewards.metrics import extract_features, feature_extractor, feature_stats, frechet_distance  # noqa: E402
+
+
+def scaled(s: Schedule, name: str, **factors: float) -> Schedule:
+    """``s`` with the named fields multiplied by the given factors."""
+    return dataclasses.replace(s, name=name, **{f: tuple(v * x for x in getattr(s, f)) for f, v in factors.items()})
+
+
+def late(s: Schedule, name: str, field: str, factor: float) -> Schedule:
+    """``s`` with ``field`` multiplied by ``factor`` in the second half of the steps only."""
+    t = len(s.mask_ratio)
+    return dataclasses.replace(s, name=name, **{field: tuple(x * (factor if i >= t // 2 else 1.0)
+                                                            for i, x in enumerate(getattr(s, field)))})
+
+
+def variants(num_steps: int) -> list[Schedule]:
+    h = heuristic_schedule(num_steps)
+    return [scaled(h, "heuristic"),
+            late(h, "late sample_temp x0.6", "sample_temp", 0.6), late(h, "late sample_temp x0.8", "sample_temp", 0.8),
+            scaled(h, "sample_temp x0.6", sample_temp=0.6), scaled(h, "sample_temp x0.8", sample_temp=0.8),
+            scaled(h, "sample_temp x0.9", sample_temp=0.9), scaled(h, "sample_temp x1.1", sample_temp=1.1),
+            scaled(h, "remask_temp x2", remask_temp=2.0), scaled(h, "guidance x2", guidance=2.0),
+            scaled(h, "remask_temp x2, guidance x2", remask_temp=2.0, guidance=2.0)]
+
+
+def spearman(a: list[float], b: list[float]) -> float:
+    ra = torch.tensor(a).argsort().argsort().float()
+    rb = torch.tensor(b).argsort().argsort().float()
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    return float((ra * rb).sum() / (ra.norm() * rb.norm()))
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--samples", type=int, default=2000, help="samples per variant")
+    p.add_argument("--updates", type=int, default=150, help="discriminator updates against the heuristic schedule")
+    p.add_argument("--out", default="", help="JSON summary path")
+    own, rest = p.parse_known_args(argv)
+    cfg = parse_config(ppo_adversarial.Config, rest, description=__doc__)
+    device = resolve_device(cfg.device)
+    seed_everything(cfg.seed)
+    venv, _ = ppo_adversarial.make_env(cfg, device)
+    gen = venv.unwrapped.generator
+    wrapper, _ = ppo_adversarial.make_reward(cfg, venv, device)
+    reward = wrapper.reward
+    h = heuristic_schedule(cfg.steps)
+    rng = torch.Generator(device=device).manual_seed(cfg.seed)
+    t0 = time.perf_counter()
+    d_stats = co_train(reward, gen, h, cfg.steps, epochs=4, batch_size=cfg.d_batch_size, rng=rng,
+                       updates=own.updates, minibatch=cfg.d_minibatch)
+    fn = feature_extractor(cfg.metric, device)
+    ds, _, val_idx = ppo_adversarial.train_split(cfg)
+    ref = feature_stats(extract_features(fn, to_model_images(ds.images[val_idx], gen.image_shape[-1]).to(device)))
+    rows = []
+    for s in variants(cfg.steps):
+        images, labels = sample_images(gen, s, cfg.steps, own.samples, seed=cfg.seed + 123)
+        with torch.inference_mode():
+            r = torch.cat([reward(x, y.to(device)) for x, y in zip(images.to(device).split(cfg.batch_size),
+                                                                   labels.split(cfg.batch_size))])
+        fid = frechet_distance(feature_stats(extract_features(fn, images)), ref)
+        rows.append({"schedule": s.name, "reward": round(float(r.mean()), 5), "fid_val": round(fid, 2)})
+        print(json.dumps(rows[-1]), flush=True)
+    out = {"discriminator": cfg.discriminator, "d_mbstd": cfg.d_mbstd, "d_mbstd_by_label": cfg.d_mbstd_by_label,
+           "d_updates": own.updates, "d_stats": d_stats, "samples": own.samples, "variants": rows,
+           "spearman_reward_vs_neg_fid": round(spearman([x["reward"] for x in rows], [-x["fid_val"] for x in rows]), 3),
+           "seconds": round(time.perf_counter() - t0, 1), "device": str(device)}
+    print(json.dumps({k: v for k, v in out.items() if k != "variants"}))
+    if own.out:
+        Path(own.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(own.out).write_text(json.dumps(out, indent=2) + "\n")
+    return out
+
+
+if __name__ == "__main__":
+    main()
