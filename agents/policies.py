@@ -149,8 +149,9 @@ class FixedStdMixin:
         # the optimizer SB3 built holds the old log_std parameter: rebuild it without
         self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)  # type: ignore[attr-defined]
 
-    def evaluate_actions(self, obs, actions):  # type: ignore[no-untyped-def]
-        values, log_prob, entropy = super().evaluate_actions(obs, actions)  # type: ignore[misc]
+    def evaluate_actions(self, obs, actions, *args, **kwargs):  # type: ignore[no-untyped-def]
+        # *args: RecurrentPPO also passes the LSTM states and episode starts
+        values, log_prob, entropy = super().evaluate_actions(obs, actions, *args, **kwargs)  # type: ignore[misc]
         if self.reference_kl and entropy is not None:
             mean = self.__dict__.pop("_last_mean")
             kl = (mean.square() / (2 * self.log_std.exp().square())).sum(-1)

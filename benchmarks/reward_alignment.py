@@ -1,7 +1,7 @@
 """Does a reward rank generation schedules the way FID does? (how the default discriminator was chosen)
 
     python benchmarks/reward_alignment.py                        # the main job's discriminator
-    python benchmarks/reward_alignment.py --d-mbstd 4 --out docs/results/reward_alignment_mbstd4.json
+    python benchmarks/reward_alignment.py --d-mbstd 4 --d-mbstd-by-label 0 --out docs/results/reward_alignment_mbstd4_strided.json
 
 A policy trained on a reward climbs towards whatever the reward prefers. This script trains the main job's
 discriminator (any ``Config`` field can be overridden with ``--field value``) against the heuristic schedule,
