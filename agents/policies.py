@@ -186,26 +186,29 @@ def _defaults(kwargs: dict[str, Any], extractor: type[BaseFeaturesExtractor]) ->
     return kwargs, reference_kl
 
 
-class AdaNATPolicy(FixedStdMixin, MultiInputActorCriticPolicy):
+class _FixedStdActorCritic(FixedStdMixin, MultiInputActorCriticPolicy):
+    """The shared construction of the two feed-forward policies; ``extractor`` is the trunk class."""
+
+    extractor: type[BaseFeaturesExtractor] = AdaNATExtractor
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs, self.reference_kl = _defaults(kwargs, self.extractor)
+        super().__init__(*args, **kwargs)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        return {**super()._get_constructor_parameters(), "reference_kl": self.reference_kl}
+
+
+class AdaNATPolicy(_FixedStdActorCritic):
     """Adaptive actor-critic for PPO / A2C / TRPO (see module docstring). Accepts SB3's policy kwargs."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs, self.reference_kl = _defaults(kwargs, AdaNATExtractor)
-        super().__init__(*args, **kwargs)
-
-    def _get_constructor_parameters(self) -> dict[str, Any]:
-        return {**super()._get_constructor_parameters(), "reference_kl": self.reference_kl}
+    extractor = AdaNATExtractor
 
 
-class StepOnlyPolicy(FixedStdMixin, MultiInputActorCriticPolicy):
+class StepOnlyPolicy(_FixedStdActorCritic):
     """Learnable non-adaptive schedule: sees only the step index (paper Table 5, middle row)."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs, self.reference_kl = _defaults(kwargs, StepOnlyExtractor)
-        super().__init__(*args, **kwargs)
-
-    def _get_constructor_parameters(self) -> dict[str, Any]:
-        return {**super()._get_constructor_parameters(), "reference_kl": self.reference_kl}
+    extractor = StepOnlyExtractor
 
 
 class AdaNATRecurrentPolicy(FixedStdMixin, RecurrentMultiInputActorCriticPolicy):

@@ -13,7 +13,8 @@
 Initialisation as the official code: xavier-uniform Linear weights with zero bias, step-MLP weights N(0, 0.02),
 every AdaLN modulation and the output layer zeroed, so the initial output is exactly 0. With the official
 16 x 16 grid and F = 768 the state-dict keys and shapes equal ``ppo_actorcritic_featdim768.json``; other grids
-(e.g. 7 x 7 for Fashion-MNIST) change only ``linear1``'s input width.
+(e.g. 7 x 7 for Fashion-MNIST) change only ``linear1``'s input width. ``hidden`` below 512 scales every width
+down in the same proportions (:class:`PolicyTrunk`, :func:`default_width`).
 """
 
 from __future__ import annotations
