@@ -160,7 +160,8 @@ class FixedStdMixin:
 
     def _get_action_dist_from_latent(self, latent_pi):  # type: ignore[no-untyped-def]
         dist = super()._get_action_dist_from_latent(latent_pi)  # type: ignore[misc]
-        self._last_mean = dist.distribution.mean  # read by evaluate_actions (same forward, no recompute)
+        if self.reference_kl:
+            self._last_mean = dist.distribution.mean  # read by evaluate_actions (same forward, no recompute)
         return dist
 
     @property
