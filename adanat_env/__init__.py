@@ -3,7 +3,8 @@
 ``import adanat_env`` registers ``AdaNAT-FashionMNIST-v0`` and ``AdaNAT-ImageNet256-v0`` with Gymnasium.
 
 Sub-modules: :mod:`adanat_env.models` (U-ViT NAT, MaskGIT VQGAN, loaders), :mod:`adanat_env.decoding`
-(the step math), :mod:`adanat_env.schedules` (schedules, action mapping), :mod:`adanat_env.generator`
+(the step math), :mod:`adanat_env.schedules` (hand-designed schedules), :mod:`adanat_env.policy` (what a
+generation policy is), :mod:`adanat_env.actions` (raw actions -> step parameters), :mod:`adanat_env.generator`
 (the generator interface), :mod:`adanat_env.sampler` (batched generation), :mod:`adanat_env.envs`
 (environments), :mod:`adanat_env.sb3` (Stable-Baselines3 adapter), :mod:`adanat_env.wrappers`.
 """

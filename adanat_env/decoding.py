@@ -117,7 +117,7 @@ class StepParams:
                 if not (t2 >= 0).all():
                     problems.append("remask_temp must be >= 0")
             raise ValueError("invalid decoding-step parameters: " + "; ".join(problems)
-                             + ". Map raw policy outputs with adanat_env.schedules.ActionMapping, which keeps them valid.")
+                             + ". Map raw policy outputs with adanat_env.actions.ActionMapping, which keeps them valid.")
 
 
 def guided_logits(logits_cond: torch.Tensor, logits_uncond: torch.Tensor, guidance: torch.Tensor) -> torch.Tensor:

@@ -25,7 +25,7 @@ import torch
 
 from .decoding import StepParams
 from .generator import Generator
-from .schedules import Policy, PolicyInput
+from .policy import Policy, PolicyInput
 
 __all__ = ["GenerationResult", "generate"]
 
@@ -63,7 +63,7 @@ def generate(
     :param generator: the frozen generator (e.g. :class:`~adanat_env.generator.NATGenerator`).
     :param labels: (B,) class ids.
     :param policy: a :class:`~adanat_env.schedules.Schedule` or any callable mapping
-        :class:`~adanat_env.schedules.PolicyInput` to :class:`~adanat_env.decoding.StepParams`.
+        :class:`~adanat_env.policy.PolicyInput` to :class:`~adanat_env.decoding.StepParams`.
     :param num_steps: T; defaults to the schedule's own length when ``policy`` has ``num_steps``.
     :param seed: seed for a fresh random generator (same seed, same tokens on the same machine).
     :param rng: an existing ``torch.Generator`` on the generator's device (overrides ``seed``).

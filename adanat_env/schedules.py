@@ -1,75 +1,27 @@
-r"""Hand-designed generation schedules and the map from raw policy actions to step parameters.
+r"""Hand-designed generation schedules: static step parameters (m, tau_1, tau_2, w) per step.
 
-Schedules
----------
 - :func:`maskgit_cosine_schedule`: MaskGIT's sampler. After step t (0-based) of T, a fraction
   :math:`m_t = \cos(\frac{\pi}{2}\frac{t+1}{T})` of the tokens stays masked; sampling temperature 1; the
   re-masking ("choice") temperature is annealed linearly, :math:`\tau_2 = 4.5\,(1 - \frac{t+1}{T})`;
   constant guidance (0 by default, MaskGIT had none).
 - :func:`heuristic_schedule`: the schedule that AdaNAT's ``heu=1`` residual encodes. With
-  :math:`r_t = (t + 1 - 0.001)/T`: :math:`m_t = \cos(\frac{\pi}{2} r_t)`, :math:`\tau_2 = 1 - r_t`,
-  :math:`\tau_1 = 1`, :math:`w_t = (t + 0.001)/T`.
+  :math:`r_t = (t + 1 - 0.001)/T`: :math:`m_t = \cos(\frac{\pi}{2} r_t)`, :math:`\tau_1 = 1`,
+  :math:`\tau_2 = 1 - r_t`, :math:`w_t = (t + 0.001)/T`.
 
-Action mapping
---------------
-A policy outputs a raw 4-vector per sample in **pre-activation space**, in the official order
-``(mask_ratio, remask_temp, sample_temp, guidance)`` = (m, tau_2, tau_1, w), mapped by
-sigmoid, softplus, softplus, softplus. :class:`ActionMapping` does this either directly (``residual=False``,
-the official ``heu=0``) or on top of the heuristic schedule's inverse activations (``residual=True``,
-``heu=1``), where a zero action reproduces :func:`heuristic_schedule` exactly.
+A :class:`Schedule` is a :class:`~adanat_env.policy.Policy` (it ignores the features).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 import torch
-import torch.nn.functional as F
 
 from .decoding import StepParams
+from .policy import PolicyInput
 
-__all__ = [
-    "ACTION_NAMES",
-    "PolicyInput",
-    "Policy",
-    "Schedule",
-    "cosine_mask_ratio",
-    "maskgit_cosine_schedule",
-    "heuristic_schedule",
-    "inverse_softplus",
-    "heuristic_residuals",
-    "ActionMapping",
-    "schedule_from_values",
-]
-
-#: Order of the 4 raw action dimensions (the official ``--upd_set`` order).
-ACTION_NAMES: tuple[str, str, str, str] = ("mask_ratio", "remask_temp", "sample_temp", "guidance")
-
-
-@dataclass(frozen=True)
-class PolicyInput:
-    """What a generation policy sees before step ``step`` of ``num_steps``.
-
-    :param features: (B, N, D) NAT features of the current canvas (conditional pass, final LayerNorm).
-    :param step: 0-based index of the step about to be taken.
-    :param num_steps: T.
-    :param labels: (B,) class labels being generated.
-    """
-
-    features: torch.Tensor
-    step: int
-    num_steps: int
-    labels: torch.Tensor
-
-
-class Policy(Protocol):
-    """Anything that maps a :class:`PolicyInput` to :class:`StepParams` (schedules, learned policies)."""
-
-    def __call__(self, inp: PolicyInput) -> StepParams: ...
-
+__all__ = ["Schedule", "cosine_mask_ratio", "maskgit_cosine_schedule", "heuristic_schedule"]
 
 def cosine_mask_ratio(step: int, num_steps: int) -> float:
     """MaskGIT's cosine schedule: fraction still masked after 0-based step ``step`` of ``num_steps``."""
@@ -78,7 +30,7 @@ def cosine_mask_ratio(step: int, num_steps: int) -> float:
 
 @dataclass(frozen=True)
 class Schedule:
-    """A static (non-adaptive) schedule: one value per step for each parameter. Callable as a :class:`Policy`.
+    """A static (non-adaptive) schedule: one value per step for each parameter; a :class:`~adanat_env.policy.Policy`.
 
     :param mask_ratio: T values of m.
     :param sample_temp: T values of tau_1.
@@ -143,70 +95,3 @@ def heuristic_schedule(num_steps: int) -> Schedule:
         guidance=tuple((s + 0.001) / num_steps for s in range(num_steps)),
         name="heuristic",
     )
-
-
-def inverse_softplus(y: torch.Tensor) -> torch.Tensor:
-    """``log(exp(y) - 1)``, the inverse of torch's softplus (beta 1, threshold 20)."""
-    return torch.where(y > 20, y, torch.log(torch.expm1(y.clamp_max(20))))
-
-
-def heuristic_residuals(num_steps: int) -> torch.Tensor:
-    """(T, 4) float64 pre-activation residuals in :data:`ACTION_NAMES` order (zero action -> heuristic)."""
-    h = heuristic_schedule(num_steps)
-    m = torch.tensor(h.mask_ratio, dtype=torch.float64)
-    return torch.stack([
-        torch.logit(m),
-        inverse_softplus(torch.tensor(h.remask_temp, dtype=torch.float64)),
-        inverse_softplus(torch.tensor(h.sample_temp, dtype=torch.float64)),
-        inverse_softplus(torch.tensor(h.guidance, dtype=torch.float64)),
-    ], dim=1)
-
-
-class ActionMapping:
-    """Map raw (B, 4) actions to :class:`StepParams` (see module docstring).
-
-    Computed in float64 so that, with ``residual=True``, a zero action gives the heuristic schedule's values
-    to the last float32 bit.
-
-    :param num_steps: T (the residual table depends on it).
-    :param residual: ``True``: activation(raw + heuristic residual[t]) (official ``heu=1``);
-        ``False``: activation(raw) (official ``heu=0``).
-    """
-
-    def __init__(self, num_steps: int, residual: bool = True) -> None:
-        self.num_steps = int(num_steps)
-        self.residual = bool(residual)
-        self._res = heuristic_residuals(num_steps) if residual else torch.zeros(num_steps, 4, dtype=torch.float64)
-
-    def __call__(self, raw: torch.Tensor, step: int | torch.Tensor) -> StepParams:
-        """
-        :param raw: (B, 4) raw actions in :data:`ACTION_NAMES` order; must be finite.
-        :param step: the 0-based step, an int or a (B,) long tensor (per-sample steps).
-        :raises ValueError: wrong shape or non-finite values.
-        """
-        if raw.dim() != 2 or raw.shape[1] != 4:
-            raise ValueError(f"raw actions must have shape (B, 4), got {tuple(raw.shape)}")
-        x = raw.double()
-        if not bool(torch.isfinite(x).all()):
-            raise ValueError("raw actions contain NaN or inf; a policy must output finite actions")
-        res = self._res.to(raw.device)
-        if isinstance(step, torch.Tensor):
-            x = x + res[step.long()]
-        else:
-            if not 0 <= step < self.num_steps:
-                raise ValueError(f"step {step} outside [0, {self.num_steps})")
-            x = x + res[step]
-        m = torch.sigmoid(x[:, 0])
-        tau2, tau1, w = F.softplus(x[:, 1]), F.softplus(x[:, 2]), F.softplus(x[:, 3])
-        f = torch.float32
-        return StepParams(mask_ratio=m.to(f), sample_temp=tau1.to(f), remask_temp=tau2.to(f), guidance=w.to(f))
-
-    @staticmethod
-    def zero(batch_size: int, device: torch.device | str = "cpu") -> torch.Tensor:
-        return torch.zeros(batch_size, 4, device=device)
-
-
-def schedule_from_values(values: Sequence[Sequence[float]], name: str = "custom") -> Schedule:
-    """A :class:`Schedule` from T rows of (m, tau_1, tau_2, w)."""
-    cols = list(zip(*values))
-    return Schedule(tuple(cols[0]), tuple(cols[1]), tuple(cols[2]), tuple(cols[3]), name=name)

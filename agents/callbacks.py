@@ -13,7 +13,7 @@ import numpy as np
 
 from stable_baselines3.common.callbacks import BaseCallback
 
-from .adapter import SB3GenerationPolicy
+from .generation_policy import SB3GenerationPolicy
 from .policies import StdSchedule
 
 __all__ = ["StdScheduleCallback", "DiscriminatorCallback"]

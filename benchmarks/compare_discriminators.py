@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from adanat_env.data import load_idx_dataset  # noqa: E402
 from adanat_env.embedded import load_embedded_generator  # noqa: E402
 from adanat_env.sampler import generate  # noqa: E402
-from adanat_env.schedules import ActionMapping  # noqa: E402
+from adanat_env.actions import ActionMapping  # noqa: E402
 from adanat_env.utils import seed_everything  # noqa: E402
 from rewards.adversarial import AdversarialReward, RealImages  # noqa: E402
 from rewards.classifier import load_classifier  # noqa: E402

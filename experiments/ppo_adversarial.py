@@ -43,7 +43,7 @@ from adanat_env.sb3 import to_sb3  # noqa: E402
 from adanat_env.schedules import heuristic_schedule, maskgit_cosine_schedule  # noqa: E402
 from adanat_env.utils import save_grid, seed_everything  # noqa: E402
 from adanat_env.wrappers import PooledObservation, VectorTerminalRewardWrapper  # noqa: E402
-from agents.adapter import SB3GenerationPolicy  # noqa: E402
+from agents.generation_policy import SB3GenerationPolicy  # noqa: E402
 from agents.callbacks import DiscriminatorCallback, StdScheduleCallback  # noqa: E402
 from agents.policies import StdSchedule  # noqa: E402
 from agents.registry import ALGOS, make_algo  # noqa: E402

@@ -37,7 +37,7 @@ from torch import nn
 
 from adanat_env.generator import Generator
 from adanat_env.sampler import generate
-from adanat_env.schedules import Policy
+from adanat_env.policy import Policy
 from adanat_env.wrappers import VectorTerminalRewardWrapper
 
 __all__ = ["DiscriminatorDivergedError", "RealImages", "reconstruct", "AdversarialReward", "AdversarialRewardWrapper"]
@@ -277,8 +277,8 @@ class AdversarialRewardWrapper(VectorTerminalRewardWrapper):
         self.rng = gen.make_rng(seed + 2)
 
     def co_train(self, policy: Policy, epochs: int | None = None, updates: int | None = None) -> dict[str, float]:
-        """Discriminator steps on fresh generations of ``policy`` (a :class:`~adanat_env.schedules.Policy`,
-        e.g. :class:`agents.adapter.SB3GenerationPolicy` with sampled actions)."""
+        """Discriminator steps on fresh generations of ``policy`` (a :class:`~adanat_env.policy.Policy`,
+        e.g. :class:`agents.generation_policy.SB3GenerationPolicy` with sampled actions)."""
         base = self.env.unwrapped
         return co_train(self.reward, base.generator, policy, base.steps, self.epochs if epochs is None else epochs,
                         self.batch_size, self.rng, updates=self.updates if updates is None else updates,

@@ -9,7 +9,7 @@ from tqdm import tqdm
 
 from adanat_env.generator import Generator
 from adanat_env.sampler import generate
-from adanat_env.schedules import Policy
+from adanat_env.policy import Policy
 
 from .metrics import FeatureFn, ReferenceStats, evaluate_images
 

@@ -11,7 +11,7 @@ from adanat_env.envs import AdaNATVectorEnv
 from adanat_env.sampler import generate
 from adanat_env.sb3 import to_sb3
 from adanat_env.schedules import heuristic_schedule
-from agents.adapter import SB3GenerationPolicy
+from agents.generation_policy import SB3GenerationPolicy
 from agents.policies import AdaNATPolicy, StdSchedule, StepOnlyPolicy
 
 

@@ -8,7 +8,9 @@ import torch
 from adanat_env.generator import NATGenerator
 from adanat_env.models import load_nat, load_tokenizer
 from adanat_env.sampler import generate
-from adanat_env.schedules import ActionMapping, PolicyInput, heuristic_schedule, maskgit_cosine_schedule
+from adanat_env.actions import ActionMapping
+from adanat_env.policy import PolicyInput
+from adanat_env.schedules import heuristic_schedule, maskgit_cosine_schedule
 
 
 def _count_rows(gen: NATGenerator) -> list[int]:

@@ -7,13 +7,8 @@ import math
 import pytest
 import torch
 
-from adanat_env.schedules import (
-    ActionMapping,
-    cosine_mask_ratio,
-    heuristic_residuals,
-    heuristic_schedule,
-    maskgit_cosine_schedule,
-)
+from adanat_env.actions import ActionMapping, heuristic_residuals
+from adanat_env.schedules import cosine_mask_ratio, heuristic_schedule, maskgit_cosine_schedule
 
 
 def test_heuristic_residuals_match_official_values_for_T8():

@@ -18,7 +18,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from ..generator import GenerationState, Generator
-from ..schedules import ACTION_NAMES, ActionMapping
+from ..actions import ACTION_NAMES, ActionMapping
 
 __all__ = ["RewardModel", "AdaNATEnv", "AdaNATVectorEnv", "DEFAULT_ACTION_BOUND"]
 
@@ -32,7 +32,7 @@ _DOC_SPACES = """
     **Action Space**: ``Box(-10, 10, (4,), float32)`` of raw pre-activation values, in the official order
     ``(mask_ratio, remask_temp, sample_temp, guidance)``, mapped to the step parameters
     (m, tau_2, tau_1, w) by sigmoid / softplus / softplus / softplus
-    (:class:`~adanat_env.schedules.ActionMapping`). With ``residual="heuristic"`` (default) the map is applied
+    (:class:`~adanat_env.actions.ActionMapping`). With ``residual="heuristic"`` (default) the map is applied
     on top of the official heuristic schedule, so a zero action reproduces it exactly; ``residual="none"`` is the
     official ``heu=0`` (a zero action gives m = 0.5 and ln 2 elsewhere). Out-of-bounds actions are clipped;
     NaN / inf actions raise ``ValueError`` and leave the episode untouched.

@@ -1,9 +1,9 @@
-"""Run a trained SB3 policy as a generation :class:`~adanat_env.schedules.Policy` (for sampling, evaluation and
+"""Run a trained SB3 policy as a generation :class:`~adanat_env.policy.Policy` (for sampling, evaluation and
 the discriminator's fresh generations), on tensors: no numpy round trip of the NAT features.
 
 The observation is built exactly as the env builds it (``features``, ``step``, ``label``; or the pooled flat
 vector of :class:`~adanat_env.wrappers.PooledObservation`), the raw action is clipped to the env's bounds and
-mapped to step parameters by the env's :class:`~adanat_env.schedules.ActionMapping`.
+mapped to step parameters by the env's :class:`~adanat_env.actions.ActionMapping`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from gymnasium import spaces
 
 from adanat_env.decoding import StepParams
 from adanat_env.envs.adanat import DEFAULT_ACTION_BOUND
-from adanat_env.schedules import ActionMapping, PolicyInput
+from adanat_env.actions import ActionMapping
+from adanat_env.policy import PolicyInput
 
 __all__ = ["SB3GenerationPolicy"]
 

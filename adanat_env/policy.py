@@ -1,0 +1,39 @@
+"""What a generation policy is: anything that maps what it sees before a step to that step's parameters.
+
+Hand-designed schedules (:mod:`adanat_env.schedules`), learned SB3 policies (:mod:`agents.generation_policy`)
+and user code all satisfy :class:`Policy`; the sampler (:func:`adanat_env.sampler.generate`) and the evaluation
+(:mod:`adanat_env.evaluation`) take any of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+from .decoding import StepParams
+
+__all__ = ["PolicyInput", "Policy"]
+
+
+@dataclass(frozen=True)
+class PolicyInput:
+    """What a generation policy sees before step ``step`` of ``num_steps``.
+
+    :param features: (B, N, D) NAT features of the current canvas (conditional pass, final LayerNorm).
+    :param step: 0-based index of the step about to be taken.
+    :param num_steps: T.
+    :param labels: (B,) class labels being generated.
+    """
+
+    features: torch.Tensor
+    step: int
+    num_steps: int
+    labels: torch.Tensor
+
+
+class Policy(Protocol):
+    """Anything that maps a :class:`PolicyInput` to :class:`~adanat_env.decoding.StepParams`."""
+
+    def __call__(self, inp: PolicyInput) -> StepParams: ...
