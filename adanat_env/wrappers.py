@@ -3,7 +3,7 @@
 - :class:`TerminalRewardWrapper` / :class:`VectorTerminalRewardWrapper`: score the final images with a reward
   model at the terminal step (the pluggable reward; the adversarial reward of the training issue is one). The
   images are taken from ``env.unwrapped.final_images`` on the generator's device: no round trip through numpy.
-  Build the base env with ``reward_model=None`` so its default reward is not computed twice.
+  This is the one way rewards attach to an AdaNAT env (the env core itself gives 0).
 - :class:`PooledObservation`: a flat ``Box`` observation for algorithms that need one (ARS) or whose replay
   buffers would be too big with (N, D) features (TD3, SAC): ``[mean-pooled features (D), step / T,
   one-hot label (C)]``.
@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
@@ -20,16 +21,21 @@ from gymnasium import spaces
 from gymnasium.vector import VectorEnv, VectorWrapper
 from gymnasium.vector.utils import batch_space
 
-from .envs.adanat import RewardModel
+from .envs.adanat import decoding_spec_of
 
-__all__ = ["TerminalRewardWrapper", "VectorTerminalRewardWrapper", "PooledObservation", "pool_observation"]
+__all__ = ["RewardModel", "TerminalRewardWrapper", "VectorTerminalRewardWrapper", "PooledObservation"]
+
+#: A reward model maps final images (B, C, H, W) in [0, 1] on the generator's device and labels (B,) to (B,) rewards.
+RewardModel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def _score(model: RewardModel, images: torch.Tensor, labels: np.ndarray, device: torch.device) -> np.ndarray:
     with torch.inference_mode():
         r = torch.as_tensor(model(images, torch.as_tensor(labels, device=device))).float().reshape(-1).cpu().numpy()
+    if r.shape != (len(labels),):
+        raise ValueError(f"the reward model returned shape {r.shape}, expected ({len(labels)},)")
     if not np.isfinite(r).all():
-        raise FloatingPointError("reward model returned NaN/inf rewards (diverged reward model?)")
+        raise FloatingPointError("the reward model returned NaN/inf rewards (a diverged reward model?)")
     return r.astype(np.float32)
 
 
@@ -67,27 +73,23 @@ class TerminalRewardWrapper(gym.Wrapper):
         return obs, reward, terminated, truncated, info
 
 
-def pool_observation(obs: dict[str, np.ndarray], steps: int, num_classes: int) -> np.ndarray:
-    """Batched Dict observation -> (B, D + 1 + C) float32."""
-    feats = obs["features"].astype(np.float32).mean(axis=-2)
-    step = obs["step"].astype(np.float32).reshape(-1, 1) / steps
-    onehot = np.eye(num_classes, dtype=np.float32)[obs["label"].reshape(-1)]
-    return np.concatenate([feats, step, onehot], axis=1)
-
-
 class PooledObservation(VectorWrapper):
-    """Flat Box observations ``[mean features, step / T, one-hot label]`` (terminal observations too)."""
+    """Flat Box observations ``[mean features, step / T, one-hot label]`` (terminal observations too), built by
+    :meth:`~adanat_env.envs.DecodingSpec.pooled_observation`, the same function a trained policy uses outside
+    the env (:class:`agents.generation_policy.SB3GenerationPolicy`)."""
 
     def __init__(self, env: VectorEnv) -> None:
         super().__init__(env)
-        base = env.unwrapped
-        self._steps, self._classes = base.steps, base.generator.num_classes
-        dim = base.generator.feature_dim + 1 + self._classes
+        self._spec = decoding_spec_of(env)
+        dim = self._spec.feature_dim + 1 + self._spec.num_classes
         self.single_observation_space = spaces.Box(-np.inf, np.inf, (dim,), dtype=np.float32)
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
 
     def _pool(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        return pool_observation(obs, self._steps, self._classes)
+        pooled = self._spec.pooled_observation(torch.from_numpy(np.asarray(obs["features"])),
+                                               torch.from_numpy(np.asarray(obs["step"])),
+                                               torch.from_numpy(np.asarray(obs["label"])))
+        return pooled.numpy()
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         obs, infos = self.env.reset(seed=seed, options=options)

@@ -10,22 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.noise import ActionNoise, NormalActionNoise, VectorizedActionNoise
 
 from .generation_policy import SB3GenerationPolicy
 from .policies import StdSchedule
 
 __all__ = ["StdScheduleCallback", "DiscriminatorCallback"]
-
-
-def _noises(noise: Any) -> list[Any]:
-    """The Gaussian action-noise objects inside ``noise`` (SB3 wraps one per env for vector envs)."""
-    if noise is None:
-        return []
-    if hasattr(noise, "noises"):  # VectorizedActionNoise
-        return [n for n in noise.noises if hasattr(n, "_sigma")]
-    return [noise] if hasattr(noise, "_sigma") else []
 
 
 class _RolloutCounter(BaseCallback):
@@ -48,8 +39,9 @@ class _RolloutCounter(BaseCallback):
 class StdScheduleCallback(_RolloutCounter):
     """Set the fixed exploration std from a :class:`~agents.policies.StdSchedule` before every rollout.
 
-    Works with the fixed-std policies of :mod:`agents.policies` (``set_action_std``) and with TD3-style action
-    noise (its ``sigma`` is scaled by the schedule); policies with a learned std (SAC) are left alone.
+    Works with the fixed-std policies of :mod:`agents.policies` (``set_action_std``) and with TD3-style Gaussian
+    action noise (replaced by a new ``NormalActionNoise`` with the scheduled sigma); policies with a learned std
+    (SAC) are left alone.
 
     :param schedule: std as a function of the number of completed policy updates.
     """
@@ -63,12 +55,15 @@ class StdScheduleCallback(_RolloutCounter):
         std = self.schedule(self.rollouts)  # rollouts started so far = policy updates done
         self.rollouts += 1
         policy = self.model.policy
+        noise: ActionNoise | None = getattr(self.model, "action_noise", None)
         if hasattr(policy, "set_action_std"):
             policy.set_action_std(std)
-        elif _noises(getattr(self.model, "action_noise", None)):
+        elif isinstance(noise, (NormalActionNoise, VectorizedActionNoise)):
             # TD3 acts in [-1, 1] scaled to the Box: the std in action units is std / bound there
-            for noise in _noises(self.model.action_noise):
-                noise._sigma = np.full_like(noise._sigma, std) / np.abs(self.model.action_space.high)
+            sigma = np.full(self.model.action_space.shape, std) / np.abs(self.model.action_space.high)
+            new = NormalActionNoise(np.zeros_like(sigma), sigma)
+            self.model.action_noise = VectorizedActionNoise(new, noise.n_envs) \
+                if isinstance(noise, VectorizedActionNoise) else new
         else:
             return
         self.current = std
@@ -78,22 +73,20 @@ class StdScheduleCallback(_RolloutCounter):
 class DiscriminatorCallback(_RolloutCounter):
     """Co-train the adversarial reward after every policy update (Algorithm 1).
 
+    The fresh generations come from the just-updated policy with sampled actions, run through the training
+    env's own :class:`~adanat_env.envs.DecodingSpec`.
+
     :param wrapper: the :class:`~rewards.adversarial.AdversarialRewardWrapper` on the training env.
-    :param residual: the env's residual mode, to map actions as the env does.
-    :param action_bound: the env's action bound.
     """
 
-    def __init__(self, wrapper, residual: str = "heuristic", action_bound: float = 10.0, verbose: int = 0) -> None:
+    def __init__(self, wrapper: Any, verbose: int = 0) -> None:
         super().__init__(verbose)
         self.wrapper = wrapper
-        self.residual = residual
-        self.action_bound = action_bound
         self.last_stats: dict[str, float] = {}
 
     def _on_rollout_start(self) -> None:
         if self.rollouts > 0:  # the first rollout has no policy update before it
-            policy = SB3GenerationPolicy(self.model, self.wrapper.env.unwrapped.steps, self.residual,
-                                         deterministic=False, action_bound=self.action_bound)
+            policy = SB3GenerationPolicy.from_env(self.model, self.wrapper, deterministic=False)
             self.last_stats = self.wrapper.co_train(policy)
             for k, v in self.last_stats.items():
                 self.logger.record(f"discriminator/{k}", v)

@@ -1,22 +1,24 @@
 """Run a trained SB3 policy as a generation :class:`~adanat_env.policy.Policy` (for sampling, evaluation and
 the discriminator's fresh generations), on tensors: no numpy round trip of the NAT features.
 
-The observation is built exactly as the env builds it (``features``, ``step``, ``label``; or the pooled flat
-vector of :class:`~adanat_env.wrappers.PooledObservation`), the raw action is clipped to the env's bounds and
-mapped to step parameters by the env's :class:`~adanat_env.actions.ActionMapping`.
+Observations are built, and raw actions clipped and mapped, by the env's own
+:class:`~adanat_env.envs.DecodingSpec` (:meth:`SB3GenerationPolicy.from_env`): the env <-> policy contract is
+written once, in the env.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
-import torch.nn.functional as F
 from gymnasium import spaces
 
 from adanat_env.decoding import StepParams
-from adanat_env.envs.adanat import DEFAULT_ACTION_BOUND
-from adanat_env.actions import ActionMapping
+from adanat_env.envs import DecodingSpec, decoding_spec_of
 from adanat_env.policy import PolicyInput
+
+from .sb3_internals import predict_tensor
 
 __all__ = ["SB3GenerationPolicy"]
 
@@ -24,37 +26,46 @@ __all__ = ["SB3GenerationPolicy"]
 class SB3GenerationPolicy:
     """``policy(PolicyInput) -> StepParams`` from an SB3 model's policy.
 
+    Build it with :meth:`from_env`; the constructor takes the env's spec for callers that hold one.
+
     :param model: an SB3 / sb3-contrib model (or its ``.policy``) trained on an AdaNAT env.
-    :param num_steps: T of the env it was trained on.
-    :param residual: the env's ``residual`` (``"heuristic"`` or ``"none"``).
+    :param spec: the training env's :class:`~adanat_env.envs.DecodingSpec`.
     :param deterministic: use the mean action (evaluation) instead of sampling (exploration).
-    :param action_bound: the env's action bound.
     """
 
-    def __init__(self, model, num_steps: int, residual: str = "heuristic", deterministic: bool = True,
-                 action_bound: float = DEFAULT_ACTION_BOUND) -> None:
+    def __init__(self, model: Any, spec: DecodingSpec, deterministic: bool = True) -> None:
         self.policy = getattr(model, "policy", model)
-        self.num_steps = int(num_steps)
-        self.mapping = ActionMapping(num_steps, residual=residual == "heuristic")
+        self.spec = spec
         self.deterministic = deterministic
-        self.bound = float(action_bound)
         self.pooled = not isinstance(self.policy.observation_space, spaces.Dict)
         self.recurrent = hasattr(self.policy, "lstm_actor")
         self._lstm = None
 
+    @classmethod
+    def from_env(cls, model: Any, env: Any, deterministic: bool = True) -> SB3GenerationPolicy:
+        """The policy of ``model`` acting as it acts in ``env`` (any AdaNAT env, wrapped, or its SB3 VecEnv).
+
+        :param model: the SB3 model (or policy).
+        :param env: the env the model was trained on.
+        :param deterministic: mean action (evaluation) or sampled (exploration).
+        """
+        return cls(model, decoding_spec_of(env), deterministic)
+
+    @property
+    def num_steps(self) -> int:
+        return self.spec.steps
+
     def observation(self, inp: PolicyInput) -> dict[str, torch.Tensor] | torch.Tensor:
         dev = self.policy.device
-        b = inp.labels.shape[0]
+        labels = inp.labels.to(dev)
         if self.pooled:
-            c = self.policy.observation_space.shape[0] - inp.features.shape[-1] - 1
-            return torch.cat([inp.features.float().mean(1).to(dev),
-                              torch.full((b, 1), inp.step / inp.num_steps, device=dev),
-                              F.one_hot(inp.labels.long().to(dev), c).float()], dim=1)
-        return {"features": inp.features.float().to(dev), "step": torch.full((b, 1), inp.step, device=dev),
-                "label": inp.labels.reshape(-1, 1).to(dev)}
+            return self.spec.pooled_observation(inp.features.to(dev), inp.step, labels)
+        obs = self.spec.observation(inp.features.to(dev), inp.step, labels)
+        obs["features"] = obs["features"].float()  # the policy computes in float32 whatever the env's dtype
+        return obs
 
     def raw_actions(self, inp: PolicyInput) -> torch.Tensor:
-        """(B, 4) raw actions, clipped to the env's bounds (on the host)."""
+        """(B, 4) raw actions (unclipped), on the host."""
         obs = self.observation(inp)
         with torch.no_grad():
             if self.recurrent:
@@ -64,17 +75,17 @@ class SB3GenerationPolicy:
                     episode_start=np.full(inp.labels.shape[0], inp.step == 0), deterministic=self.deterministic)
                 a = torch.as_tensor(a)
             else:
-                a = self.policy._predict(obs, deterministic=self.deterministic)
+                a = predict_tensor(self.policy, obs, self.deterministic)
                 if getattr(self.policy, "squash_output", False):  # SAC / TD3 act in [-1, 1]
-                    a = a * self.bound
-        return a.float().cpu().clamp(-self.bound, self.bound)
+                    a = a * self.spec.action_bound
+        return a.float().cpu()
 
     def __call__(self, inp: PolicyInput) -> StepParams:
-        if inp.num_steps != self.num_steps:
-            raise ValueError(f"the policy was trained for T={self.num_steps}, generation asks for {inp.num_steps}")
+        if inp.num_steps != self.spec.steps:
+            raise ValueError(f"the policy was trained for T={self.spec.steps}, generation asks for {inp.num_steps}")
         was_training = self.policy.training
         self.policy.set_training_mode(False)
         try:
-            return self.mapping(self.raw_actions(inp), inp.step)
+            return self.spec.step_params(self.raw_actions(inp), inp.step)
         finally:
             self.policy.set_training_mode(was_training)

@@ -1,6 +1,6 @@
 """Load the official AdaNAT policy checkpoints into this project's SB3 policies (ImageNet-256).
 
-Formats understood (facts section 1, section 11):
+Formats understood:
 
 - the AdaNAT training / release format: a ``torch.save`` dict with ``model`` (= ``PPO.state_dict()``: keys
   ``policy.actor.*``, ``policy.critic.*``, ``policy_old.actor.*``, ``policy_old.critic.*``), a pickled

@@ -8,9 +8,9 @@ trunk (everything up to the last GELU) is a features extractor (:class:`AdaNATEx
 ``share_features_extractor=False`` so the actor and the critic get their own), the MLP extractor is empty
 (``net_arch=[]``), and SB3's ``action_net`` / ``value_net`` are the official zero-initialised ``linear3``
 layers. So the initial mean action is exactly 0 (with ``residual="heuristic"``: the heuristic schedule) and
-:func:`load_official_actor` can copy an official checkpoint's actor in key for key.
+:func:`~agents.official.load_official_policy` can copy an official checkpoint's actor in key for key.
 
-Exploration (paper Eq. 9, facts section 6): a Gaussian with a FIXED standard deviation that follows a decay
+Exploration (paper Eq. 9): a Gaussian with a FIXED standard deviation that follows a decay
 schedule (:class:`StdSchedule`), not a learned ``log_std``. :class:`FixedStdMixin` turns SB3's ``log_std``
 parameter into a buffer (kept in ``state_dict`` / save-load, out of the optimizer); the entropy bonus is then a
 constant, as in the official code. Change it only between rollouts (:class:`~agents.callbacks.StdScheduleCallback`),
@@ -34,13 +34,14 @@ from typing import Any
 import torch
 from gymnasium import spaces
 from sb3_contrib.common.recurrent.policies import RecurrentMultiInputActorCriticPolicy
+from stable_baselines3.common.distributions import DiagGaussianDistribution
 from stable_baselines3.common.policies import MultiInputActorCriticPolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
 from .policy_net import PolicyTrunk, _StepEmbedder, default_width
 
-__all__ = ["StdSchedule", "AdaNATExtractor", "StepOnlyExtractor", "FixedStdMixin", "AdaNATPolicy",
+__all__ = ["StdSchedule", "AdaNATExtractor", "StepOnlyExtractor", "ReferenceKLGaussian", "FixedStdMixin", "AdaNATPolicy",
            "StepOnlyPolicy", "AdaNATRecurrentPolicy", "grid_of"]
 
 
@@ -119,18 +120,30 @@ class StepOnlyExtractor(BaseFeaturesExtractor):
         return nn.functional.gelu(self.out(self.t_embedder(observations["step"].reshape(-1).long())))
 
 
+class ReferenceKLGaussian(DiagGaussianDistribution):
+    """SB3's diagonal Gaussian whose ``entropy()`` is ``H(pi) - KL(pi || N(0, std^2))`` (see :class:`FixedStdMixin`).
+
+    With a fixed std, ``KL = sum |mean|^2 / (2 std^2)`` over the action dimensions.
+    """
+
+    def entropy(self) -> torch.Tensor:
+        std = self.distribution.stddev
+        return super().entropy() - (self.distribution.mean.square() / (2 * std.square())).sum(-1)
+
+
 class FixedStdMixin:
     """Replace SB3's learned ``log_std`` by a buffer (fixed std, set from outside) and zero the output heads.
 
     Put it before the SB3 policy class in the bases. ``log_std_init`` sets the initial std as usual.
 
     **KL to the reference schedule** (``reference_kl=True``): with a fixed std the entropy is a constant, so the
-    entropy slot of SB3's loss is free. ``evaluate_actions`` then reports ``H(pi) - KL(pi || pi_ref)`` with
+    entropy slot of SB3's loss is free. The action distribution (:class:`ReferenceKLGaussian`) then reports
+    ``H(pi) - KL(pi || pi_ref)`` as its entropy, with
     ``pi_ref = N(0, std^2)``, the same exploration around a zero raw action (with ``residual="heuristic"``: the
     heuristic schedule), and ``KL = |mean|^2 / (2 std^2)`` summed over the action dimensions. The algorithm's
     ``ent_coef`` becomes the KL coefficient: the KL-regularised objective used against reward over-optimisation
-    in RL fine-tuning of generators (RLHF, DPOK). Works with every SB3 algorithm that calls
-    ``evaluate_actions`` and adds ``ent_coef * entropy_loss`` (PPO, A2C).
+    in RL fine-tuning of generators (RLHF, DPOK). Works with every SB3 algorithm that adds
+    ``ent_coef * entropy_loss`` (PPO, A2C).
     """
 
     log_std: torch.Tensor
@@ -146,23 +159,10 @@ class FixedStdMixin:
         for head in (self.action_net, self.value_net):  # type: ignore[attr-defined]
             nn.init.zeros_(head.weight)
             nn.init.zeros_(head.bias)
+        if self.reference_kl:
+            self.action_dist = ReferenceKLGaussian(self.action_dist.action_dim)  # type: ignore[attr-defined]
         # the optimizer SB3 built holds the old log_std parameter: rebuild it without
         self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)  # type: ignore[attr-defined]
-
-    def evaluate_actions(self, obs, actions, *args, **kwargs):  # type: ignore[no-untyped-def]
-        # *args: RecurrentPPO also passes the LSTM states and episode starts
-        values, log_prob, entropy = super().evaluate_actions(obs, actions, *args, **kwargs)  # type: ignore[misc]
-        if self.reference_kl and entropy is not None:
-            mean = self.__dict__.pop("_last_mean")
-            kl = (mean.square() / (2 * self.log_std.exp().square())).sum(-1)
-            entropy = entropy - kl
-        return values, log_prob, entropy
-
-    def _get_action_dist_from_latent(self, latent_pi):  # type: ignore[no-untyped-def]
-        dist = super()._get_action_dist_from_latent(latent_pi)  # type: ignore[misc]
-        if self.reference_kl:
-            self._last_mean = dist.distribution.mean  # read by evaluate_actions (same forward, no recompute)
-        return dist
 
     @property
     def action_std(self) -> float:

@@ -35,7 +35,7 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from .policies import AdaNATPolicy, AdaNATRecurrentPolicy, StdSchedule, StepOnlyPolicy
 
-__all__ = ["AlgoSpec", "ALGOS", "make_algo"]
+__all__ = ["AlgoSpec", "ALGOS", "POLICIES", "make_algo"]
 
 
 @dataclass(frozen=True)
@@ -56,8 +56,15 @@ class AlgoSpec:
     notes: str = field(default="")
 
 
+#: ``policy=`` names of the on-policy algorithms: the adaptive policy and the learnable non-adaptive variant.
+POLICIES: dict[str, type] = {"adaptive": AdaNATPolicy, "step-only": StepOnlyPolicy}
+
+
 def _policy(s: dict[str, Any]) -> type:
-    return StepOnlyPolicy if s.get("policy") == "step-only" else AdaNATPolicy
+    name = s.get("policy", "adaptive")
+    if name not in POLICIES:
+        raise ValueError(f"policy must be one of {', '.join(POLICIES)}, got {name!r}")
+    return POLICIES[name]
 
 
 def _policy_kwargs(s: dict[str, Any], reference_kl: bool = False) -> dict[str, Any]:

@@ -17,9 +17,9 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from tqdm import tqdm
 
-from _cli import command_line, start_run
+from adanat_env.config import command_line, start_run
 from adanat_env.data import load_idx_dataset, to_model_images
-from rewards.classifier import ClassifierConfig, SmallCNN
+from adanat_env.models.classifier import ClassifierConfig, SmallCNN
 
 
 @dataclass
@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> dict:
     train, test = load_idx_dataset("train", cfg.data_dir), load_idx_dataset("test", cfg.data_dir)
     x, y = to_model_images(train.images), torch.as_tensor(train.labels)
     ccfg = ClassifierConfig(in_channels=1, resolution=x.shape[-1], num_classes=int(y.max()) + 1)
+    test.check_classes(ccfg.num_classes)
     model = SmallCNN(ccfg).to(device)
     steps = cfg.epochs * (len(x) // cfg.batch_size)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -68,7 +69,7 @@ def main(argv: list[str] | None = None) -> dict:
     acc = float((pred == torch.as_tensor(test.labels)).float().mean())
     save_file({k: v.contiguous().cpu() for k, v in model.state_dict().items()}, str(out / "classifier.safetensors"))
     meta = {
-        "kind": "classifier", "class": "rewards.classifier.SmallCNN", "config": asdict(ccfg),
+        "kind": "classifier", "class": "adanat_env.models.classifier.SmallCNN", "config": asdict(ccfg),
         "train_config": asdict(cfg),
         "command": command_line(argv),
         "seed": cfg.seed, "data": {"directory": str(train.directory), "train_sha256": train.sha256, "test_sha256": test.sha256},

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from tqdm import tqdm
 
-from _cli import command_line, start_run
+from adanat_env.config import command_line, start_run
 from adanat_env.data import load_idx_dataset, to_model_images
 from adanat_env.embedded import load_tokenizer_dir
 from adanat_env.generator import NATGenerator
@@ -68,12 +68,13 @@ def main(argv: list[str] | None = None) -> dict:
     cfg, device, out, t_start = start_run(Config, argv, __doc__)
 
     tokenizer, tok_meta = load_tokenizer_dir(cfg.tokenizer, device=device)
-    train = load_idx_dataset("train", cfg.data_dir)
+    train, test = load_idx_dataset("train", cfg.data_dir), load_idx_dataset("test", cfg.data_dir)
     x = to_model_images(train.images, tokenizer.config.resolution)
     with torch.inference_mode():
         tokens = torch.cat([tokenizer.encode(xb.to(device)).cpu() for xb in tqdm(x.split(1000), desc="tokenize", mininterval=2.0)])
     labels = torch.as_tensor(train.labels)
     num_classes = int(labels.max()) + 1
+    test.check_classes(num_classes)  # fail now, not after training
 
     nat_cfg = UViTConfig(img_size=tokenizer.config.grid_size, codebook_size=tokenizer.config.n_embed,
                          embed_dim=cfg.embed_dim, depth=cfg.depth, num_heads=cfg.num_heads, mlp_ratio=cfg.mlp_ratio,
@@ -120,7 +121,6 @@ def main(argv: list[str] | None = None) -> dict:
     wall_train = time.perf_counter() - t_start
 
     # Held-out masked-token loss of the EMA model on the test split (fixed masks), and a sample grid.
-    test = load_idx_dataset("test", cfg.data_dir)
     with torch.inference_mode():
         t_tok = torch.cat([tokenizer.encode(xb.to(device)).cpu()
                            for xb in to_model_images(test.images, tokenizer.config.resolution).split(1000)])

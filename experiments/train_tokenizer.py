@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from tqdm import tqdm
 
-from _cli import command_line, start_run
+from adanat_env.config import command_line, start_run
 from adanat_env.data import load_idx_dataset, to_model_images
 from adanat_env.models import VQGAN, VQGANConfig
 from adanat_env.utils import save_grid

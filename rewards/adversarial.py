@@ -1,4 +1,4 @@
-r"""The adversarial reward of AdaNAT (paper Sec. 4.3, Algorithm 1; facts section 7), co-trained between rollouts.
+r"""The adversarial reward of AdaNAT (paper Sec. 4.3, Algorithm 1), co-trained between rollouts.
 
 Reward: :math:`r_\psi(x, y) = \sigma(\bar D(x, y))`, the sigmoid of the mean of the discriminator's
 per-location logits for the final image x of class y (0 on non-terminal steps, which the env already does).
@@ -130,7 +130,8 @@ class AdversarialReward:
 
     :param discriminator: a module ``(images, labels) -> (B, P)`` logits (:mod:`rewards.discriminator`).
     :param real: the real-image sampler.
-    :param lr: Adam learning rate (official 1e-4).
+    :param lr: Adam learning rate (official 1e-4); it stays in force after :meth:`load_state_dict`, so a resumed
+        run can lower it (the advice of :class:`DiscriminatorDivergedError`).
     :param betas: Adam betas (official (0.5, 0.999)).
     :param loss: ``"bce"`` (official) or ``"hinge"``.
     :param augment: max random translation in pixels applied during training (0 = none).
@@ -147,6 +148,7 @@ class AdversarialReward:
         self.loss = loss
         self.augment = int(augment)
         params = [p for p in self.discriminator.parameters() if p.requires_grad]
+        self.lr = float(lr)
         self.optimizer = torch.optim.Adam(params, lr=lr, betas=betas)
         self.aug_rng = torch.Generator(device=self.device)
         self.aug_rng.manual_seed(seed + 1)
@@ -192,7 +194,8 @@ class AdversarialReward:
                     v.copy_(buffers[k])
             raise DiscriminatorDivergedError(
                 f"discriminator loss is {loss.item()} after {self.num_updates} updates; the update was not applied. "
-                "Lower the discriminator learning rate (--d-lr) or try --d-loss hinge, then resume from the last checkpoint.")
+                "Resume from the last checkpoint with a lower discriminator learning rate "
+                "(python experiments/ppo_adversarial.py --resume RUN_DIR --d-lr LOWER).")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -214,6 +217,8 @@ class AdversarialReward:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.discriminator.load_state_dict(state["discriminator"])
         self.optimizer.load_state_dict(state["optimizer"])
+        for group in self.optimizer.param_groups:  # the constructor's learning rate, not the checkpoint's
+            group["lr"] = self.lr
         self.real.load_state_dict(state["real"])
         self.aug_rng.set_state(state["aug_rng"])
         self.num_updates = int(state["num_updates"])
@@ -253,8 +258,9 @@ def co_train(reward: AdversarialReward, generator: Generator, policy: Policy, nu
 class AdversarialRewardWrapper(VectorTerminalRewardWrapper):
     """Put an :class:`AdversarialReward` on an AdaNAT vector env's terminal step and co-train it on demand.
 
-    Build the base env with ``reward_model=None``. Call :meth:`co_train` after every policy update
-    (Algorithm 1); with SB3, :class:`agents.callbacks.DiscriminatorCallback` does it.
+    Build the base env without a reward (``reward="none"``). Call :meth:`co_train` after every policy update
+    (Algorithm 1); with SB3, :class:`agents.callbacks.DiscriminatorCallback` does it, and
+    :class:`agents.trainer.Trainer` also warms the discriminator up before the first rollout.
 
     :param env: the AdaNAT vector env.
     :param reward: the adversarial reward.

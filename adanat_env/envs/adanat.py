@@ -7,7 +7,8 @@ single env is the same core with B = 1.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import gymnasium as gym
@@ -17,16 +18,102 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from ..generator import GenerationState, Generator
 from ..actions import ACTION_NAMES, ActionMapping
+from ..decoding import StepParams
+from ..generator import GenerationState, Generator
 
-__all__ = ["RewardModel", "AdaNATEnv", "AdaNATVectorEnv", "DEFAULT_ACTION_BOUND"]
-
-#: A reward model maps final images (B, C, H, W) in [0, 1] on the generator's device and labels (B,) to (B,) rewards.
-RewardModel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+__all__ = ["DecodingSpec", "decoding_spec_of", "AdaNATEnv", "AdaNATVectorEnv", "DEFAULT_ACTION_BOUND"]
 
 #: Raw (pre-activation) actions are clipped to [-bound, bound] in every dimension.
 DEFAULT_ACTION_BOUND = 10.0
+
+
+@dataclass(frozen=True)
+class DecodingSpec:
+    """The env <-> policy contract, written once: what a policy sees and how its raw actions become a step.
+
+    The env builds its observations and maps its actions with it; a learned policy run outside the env (for
+    sampling, evaluation, the discriminator's fresh generations) takes it from the env
+    (:func:`decoding_spec_of`, :meth:`agents.generation_policy.SB3GenerationPolicy.from_env`), so nobody passes
+    T, the residual mode or the action bound by hand.
+
+    :param steps: T, decoding steps per episode.
+    :param residual: ``"heuristic"`` (zero action = heuristic schedule) or ``"none"`` (official ``heu=0``).
+    :param action_bound: raw actions are clipped to ``[-action_bound, action_bound]``.
+    :param num_tokens: N, tokens per image.
+    :param feature_dim: D, NAT feature width.
+    :param num_classes: C, class labels.
+    :param feature_dtype: ``"float32"`` or ``"float16"`` observation features.
+    """
+
+    steps: int
+    residual: str
+    action_bound: float
+    num_tokens: int
+    feature_dim: int
+    num_classes: int
+    feature_dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        if self.residual not in ("heuristic", "none"):
+            raise ValueError(f"residual must be 'heuristic' or 'none', got {self.residual!r}")
+        if self.feature_dtype not in ("float32", "float16"):
+            raise ValueError(f"dtype must be 'float32' or 'float16', got {self.feature_dtype!r}")
+        if int(self.steps) < 1:
+            raise ValueError(f"steps must be >= 1, got {self.steps}")
+        if not self.action_bound > 0:
+            raise ValueError(f"action_bound must be > 0, got {self.action_bound}")
+
+    @cached_property
+    def action_mapping(self) -> ActionMapping:
+        """Raw actions (:data:`~adanat_env.actions.ACTION_NAMES` order) -> :class:`~adanat_env.decoding.StepParams`."""
+        return ActionMapping(self.steps, residual=self.residual == "heuristic")
+
+    def step_params(self, raw: torch.Tensor, step: int) -> StepParams:
+        """Clip (B, 4) raw actions to the bound and map them to the parameters of step ``step``."""
+        return self.action_mapping(raw.float().clamp(-self.action_bound, self.action_bound), step)
+
+    def observation(self, features: torch.Tensor, step: int, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The Dict observation of a batch (see the env's Observation Space), on the tensors' devices."""
+        dtype = torch.float32 if self.feature_dtype == "float32" else torch.float16
+        step_col = torch.full((labels.shape[0], 1), step, dtype=torch.int64, device=labels.device)
+        return {"features": features.to(dtype), "step": step_col, "label": labels.reshape(-1, 1).long()}
+
+    def pooled_observation(self, features: torch.Tensor, step: int | torch.Tensor,
+                           labels: torch.Tensor) -> torch.Tensor:
+        """The flat observation ``[mean features (D), step / T, one-hot label (C)]``: float32 (B, D + 1 + C).
+
+        :param features: (B, N, D) features.
+        :param step: an int, or a tensor of B per-sample steps.
+        :param labels: (B,) or (B, 1) labels.
+        """
+        b, dev = labels.shape[0], features.device
+        steps = torch.as_tensor(step, device=dev).float().reshape(-1, 1).expand(b, 1)
+        onehot = torch.nn.functional.one_hot(labels.reshape(-1).long().to(dev), self.num_classes).float()
+        return torch.cat([features.float().mean(1), steps / self.steps, onehot], dim=1)
+
+
+def decoding_spec_of(env: Any) -> DecodingSpec:
+    """The :class:`DecodingSpec` of an AdaNAT env: single or vector, wrapped or not, or an SB3 ``VecEnv`` made
+    by :func:`adanat_env.sb3.to_sb3`.
+
+    :raises TypeError: ``env`` is not an AdaNAT env.
+    """
+    seen = env
+    for _ in range(64):  # SB3 VecEnv wrappers and our adapter hold `.venv`; Gymnasium wrappers `.unwrapped`
+        spec = getattr(seen, "decoding_spec", None)
+        if isinstance(spec, DecodingSpec):
+            return spec
+        inner = getattr(seen, "venv", None)
+        if inner is None:
+            unwrapped = getattr(seen, "unwrapped", None)
+            inner = None if unwrapped is seen else unwrapped
+        if inner is None:
+            break
+        seen = inner
+    raise TypeError(f"{type(env).__name__} is not an AdaNAT env (it has no decoding_spec); build one with "
+                    "gym.make / gym.make_vec of an AdaNAT id")
+
 
 _DOC_SPACES = """
     **Action Space**: ``Box(-10, 10, (4,), float32)`` of raw pre-activation values, in the official order
@@ -44,11 +131,13 @@ _DOC_SPACES = """
     the class being generated. (N = 49, D = 128, C = 10 for Fashion-MNIST; N = 256, D = 768, C = 1000 for
     ImageNet-256 L.)
 
-    **Rewards**: terminal only: 0 at every step but the last, where the ``reward_model`` scores the decoded
-    images (``reward_model=None`` gives 0). Default of ``AdaNAT-FashionMNIST-v0``: the shipped classifier's
-    probability of the conditioning label (:class:`rewards.prm.ClassifierReward`, the stand-in pretrained
-    reward model); of ``AdaNAT-ImageNet256-v0``: none (0), since no ImageNet reward model installs offline.
-    Reward wrappers (:mod:`adanat_env.wrappers`, the adversarial reward) swap in other models.
+    **Rewards**: 0. The env core has no reward model: rewards attach one way, as wrappers that score the decoded
+    images at the terminal step (:class:`~adanat_env.wrappers.VectorTerminalRewardWrapper`,
+    :class:`~adanat_env.wrappers.TerminalRewardWrapper`; the adversarial reward of :mod:`rewards.adversarial` is
+    one). ``gym.make("AdaNAT-FashionMNIST-v0")`` applies the default one: the shipped classifier's probability of
+    the conditioning label (:meth:`~adanat_env.models.classifier.SmallCNN.label_probability`, the offline stand-in
+    for a pretrained reward model); ``reward="none"`` leaves it off. ``AdaNAT-ImageNet256-v0`` has none by
+    default, since no ImageNet reward model installs offline.
 
     **Starting State**: a fully masked canvas and a class label drawn uniformly (or given by
     ``reset(options={"labels": ...})``); the observation holds the features of that canvas.
@@ -64,20 +153,13 @@ class _DecodingCore:
     """B generations stepping together; converts between numpy (Gymnasium) and the torch generator."""
 
     def __init__(self, generator: Generator, batch_size: int, steps: int, residual: str, dtype: str,
-                 reward_model: RewardModel | None, action_bound: float) -> None:
-        if residual not in ("heuristic", "none"):
-            raise ValueError(f"residual must be 'heuristic' or 'none', got {residual!r}")
-        if dtype not in ("float32", "float16"):
-            raise ValueError(f"dtype must be 'float32' or 'float16', got {dtype!r}")
-        if int(steps) < 1:
-            raise ValueError(f"steps must be >= 1, got {steps}")
+                 action_bound: float) -> None:
         self.generator = generator
         self.batch_size = int(batch_size)
-        self.steps = int(steps)
-        self.residual = residual
+        self.spec = DecodingSpec(int(steps), residual, float(action_bound), generator.num_tokens,
+                                 generator.feature_dim, generator.num_classes, dtype)
+        self.steps = self.spec.steps
         self.np_dtype = np.dtype(dtype)
-        self.reward_model = reward_model
-        self.mapping = ActionMapping(self.steps, residual=residual == "heuristic")
         self.action_low = np.full(4, -action_bound, dtype=np.float32)
         self.action_high = np.full(4, action_bound, dtype=np.float32)
         self.state: GenerationState | None = None
@@ -115,12 +197,9 @@ class _DecodingCore:
         return self.observation()
 
     def observation(self) -> dict[str, np.ndarray]:
-        s = self.state
-        return {
-            "features": s.features.to(dtype=torch.float32 if self.np_dtype == np.float32 else torch.float16).cpu().numpy(),
-            "step": np.full((self.batch_size, 1), s.step, dtype=np.int64),
-            "label": self.labels_np.reshape(-1, 1).copy(),
-        }
+        # labels from the host copy: no device sync per step to report them
+        obs = self.spec.observation(self.state.features, self.state.step, torch.from_numpy(self.labels_np))
+        return {k: v.cpu().numpy() for k, v in obs.items()}
 
     def terminal_observation(self) -> dict[str, np.ndarray]:
         g = self.generator
@@ -142,33 +221,22 @@ class _DecodingCore:
         if not np.isfinite(a).all():
             bad = np.argwhere(~np.isfinite(a))[:4].tolist()
             raise ValueError(f"actions contain NaN or inf at (env, dim) {bad}; the episode was not advanced")
-        return np.clip(a, self.action_low, self.action_high)
+        return a
 
-    def step(self, actions: Any) -> tuple[np.ndarray, bool]:
-        """Apply one step; returns (rewards (B,) float32, done)."""
+    def step(self, actions: Any) -> bool:
+        """Apply one step; returns whether the batch is done."""
         if self.state is None or self.state.done:
             raise RuntimeError("call reset() before step() (episodes end after `steps` steps)")
         a = self.check_actions(actions)
         # mapped on the host (actions arrive as numpy): no device sync; the generator moves them in one copy
-        params = self.mapping(torch.from_numpy(a), self.state.step)
+        params = self.spec.step_params(torch.from_numpy(a), self.state.step)
         self.state = self.generator.step(self.state, params, self.rng)
         if not self.state.done:
-            return np.zeros(self.batch_size, dtype=np.float32), False
-        labels = self.state.labels
-        images = self.generator.decode(self.state.tokens)
-        self.final_images = images
+            return False
+        self.final_images = self.generator.decode(self.state.tokens)
         self.final_tokens = self.state.tokens.cpu().numpy()
         self.final_labels = self.labels_np.copy()
-        if self.reward_model is None:
-            return np.zeros(self.batch_size, dtype=np.float32), True
-        with torch.inference_mode():
-            r = torch.as_tensor(self.reward_model(images, labels)).float().reshape(-1)
-        if r.shape != (self.batch_size,):
-            raise ValueError(f"reward model returned shape {tuple(r.shape)}, expected ({self.batch_size},)")
-        r = r.cpu().numpy()
-        if not np.isfinite(r).all():
-            raise FloatingPointError("reward model returned NaN/inf rewards; check the reward model (e.g. a diverged discriminator)")
-        return r.astype(np.float32), True
+        return True
 
     def render(self) -> np.ndarray:
         """(B, H, W, 3) uint8 frames of the current canvas (masked cells grey) or the final images."""
@@ -194,16 +262,14 @@ class _CoreAccess:
         return self.core.generator
 
     @property
-    def steps(self) -> int:
-        return self.core.steps
+    def decoding_spec(self) -> DecodingSpec:
+        """The env <-> policy contract: T, residual mode, action bound, action mapping, observations."""
+        return self.core.spec
 
     @property
-    def reward_model(self) -> RewardModel | None:
-        return self.core.reward_model
-
-    @reward_model.setter
-    def reward_model(self, model: RewardModel | None) -> None:
-        self.core.reward_model = model
+    def steps(self) -> int:
+        """T (``decoding_spec.steps``)."""
+        return self.core.spec.steps
 
     @property
     def final_images(self) -> torch.Tensor | None:
@@ -239,7 +305,6 @@ class AdaNATVectorEnv(_CoreAccess, VectorEnv):
     :param steps: T, decoding steps per episode.
     :param residual: ``"heuristic"`` (zero action = official heuristic schedule) or ``"none"`` (official heu=0).
     :param dtype: ``"float32"`` or ``"float16"`` observation features.
-    :param reward_model: terminal reward model (see Rewards); ``None`` gives 0.
     :param action_bound: raw actions are clipped to ``[-action_bound, action_bound]``.
     :param render_mode: ``None`` or ``"rgb_array"``.
     """
@@ -247,13 +312,13 @@ class AdaNATVectorEnv(_CoreAccess, VectorEnv):
     metadata = {"render_modes": ["rgb_array"], "autoreset_mode": AutoresetMode.SAME_STEP, "render_fps": 4}
 
     def __init__(self, generator: Generator, num_envs: int = 8, steps: int = 8, residual: str = "heuristic",
-                 dtype: str = "float32", reward_model: RewardModel | None = None,
-                 action_bound: float = DEFAULT_ACTION_BOUND, render_mode: str | None = None) -> None:
+                 dtype: str = "float32", action_bound: float = DEFAULT_ACTION_BOUND,
+                 render_mode: str | None = None) -> None:
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
-        self.core = _DecodingCore(generator, num_envs, steps, residual, dtype, reward_model, action_bound)
+        self.core = _DecodingCore(generator, num_envs, steps, residual, dtype, action_bound)
         self.num_envs = num_envs
         self.render_mode = render_mode
         self.single_observation_space = self.core.observation_space()
@@ -269,8 +334,9 @@ class AdaNATVectorEnv(_CoreAccess, VectorEnv):
         return self.core.start(self.np_random, labels), {}
 
     def step(self, actions):
-        rewards, done = self.core.step(actions)
+        done = self.core.step(actions)
         b = self.num_envs
+        rewards = np.zeros(b, dtype=np.float32)
         terminated = np.full(b, done, dtype=np.bool_)
         truncated = np.zeros(b, dtype=np.bool_)
         if not done:
@@ -310,11 +376,10 @@ class AdaNATEnv(_CoreAccess, gym.Env):
     metadata = {"render_modes": ["rgb_array"], "render_fps": 4}
 
     def __init__(self, generator: Generator, steps: int = 8, residual: str = "heuristic", dtype: str = "float32",
-                 reward_model: RewardModel | None = None, action_bound: float = DEFAULT_ACTION_BOUND,
-                 render_mode: str | None = None) -> None:
+                 action_bound: float = DEFAULT_ACTION_BOUND, render_mode: str | None = None) -> None:
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
-        self.core = _DecodingCore(generator, 1, steps, residual, dtype, reward_model, action_bound)
+        self.core = _DecodingCore(generator, 1, steps, residual, dtype, action_bound)
         self.render_mode = render_mode
         self.observation_space = self.core.observation_space()
         self.action_space = self.core.action_space()
@@ -328,12 +393,11 @@ class AdaNATEnv(_CoreAccess, gym.Env):
         return {k: v[0] for k, v in obs.items()}, {}
 
     def step(self, action):
-        rewards, done = self.core.step(action)
-        if not done:
-            return {k: v[0] for k, v in self.core.observation().items()}, float(rewards[0]), False, False, {}
+        if not self.core.step(action):
+            return {k: v[0] for k, v in self.core.observation().items()}, 0.0, False, False, {}
         obs = {k: np.array(v[0]) for k, v in self.core.terminal_observation().items()}
         info = {"final_tokens": self.core.final_tokens[0].copy(), "final_label": int(self.core.final_labels[0])}
-        return obs, float(rewards[0]), True, False, info
+        return obs, 0.0, True, False, info
 
     def render(self) -> np.ndarray | None:
         if self.render_mode is None:

@@ -17,49 +17,61 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+from gymnasium.vector import VectorEnv
 
 from ..embedded import load_embedded_generator
 from ..generator import Generator, NATGenerator
 from ..models import load_nat, load_tokenizer
 from ..utils import resolve_device
+from ..wrappers import RewardModel, TerminalRewardWrapper, VectorTerminalRewardWrapper
 from .adanat import AdaNATEnv, AdaNATVectorEnv
 
-__all__ = ["IMAGENET_DIR_ENV", "register_envs", "make_fashion_mnist_env", "make_fashion_mnist_vector_env",
+__all__ = ["IMAGENET_DIR_ENV", "REWARD_CHOICES", "register_envs", "make_fashion_mnist_env", "make_fashion_mnist_vector_env",
            "make_imagenet256_env", "make_imagenet256_vector_env", "imagenet256_generator"]
 
 IMAGENET_DIR_ENV = "ADANAT_IMAGENET_DIR"
 _NAT_FILE, _VQ_FILE = "nnet_ema.pth", "vqgan_jax_strongaug.ckpt"
 
 
-def _fashion_generator(device: str, amp: str | None, nat_dir: str | None, tokenizer_dir: str | None) -> Generator:
-    return load_embedded_generator(resolve_device(device), amp, nat_dir=nat_dir, tokenizer_dir=tokenizer_dir)
+#: Reward names a registered id's factory accepts (besides a callable ``(images, labels) -> (B,)``).
+REWARD_CHOICES = ("classifier", "none")
 
 
-def _fashion_reward(reward_model: Any, device: Any) -> Any:
-    if reward_model == "classifier":
-        from rewards.prm import ClassifierReward
+def _with_reward(env: Any, reward: str | RewardModel | None, vector: bool) -> Any:
+    """Attach ``reward`` the one way rewards attach: a terminal-reward wrapper (none for ``"none"`` / ``None``).
 
-        return ClassifierReward(resolve_device(device))
-    return reward_model
+    :raises ValueError: an unknown reward name (listing the valid ones).
+    """
+    if reward is None or reward == "none":
+        return env
+    if isinstance(reward, str):
+        if reward not in REWARD_CHOICES:
+            raise ValueError(f"reward must be one of {', '.join(REWARD_CHOICES)} or a callable "
+                             f"(images, labels) -> (B,) rewards, got {reward!r}")
+        from ..models.classifier import load_classifier
+
+        reward = load_classifier(device=env.unwrapped.generator.device).label_probability
+    elif not callable(reward):
+        raise ValueError(f"reward must be one of {', '.join(REWARD_CHOICES)} or a callable, got {type(reward).__name__}")
+    return VectorTerminalRewardWrapper(env, reward) if vector else TerminalRewardWrapper(env, reward)
 
 
 def make_fashion_mnist_env(steps: int = 8, device: str = "auto", residual: str = "heuristic", dtype: str = "float32",
-                           reward_model: Any = "classifier", amp: str | None = None, nat_dir: str | None = None,
-                           tokenizer_dir: str | None = None, **kwargs: Any) -> AdaNATEnv:
-    """``gym.make("AdaNAT-FashionMNIST-v0", ...)``; ``reward_model="classifier"`` (default), ``None`` or a callable."""
-    gen = _fashion_generator(device, amp, nat_dir, tokenizer_dir)
-    return AdaNATEnv(gen, steps=steps, residual=residual, dtype=dtype,
-                     reward_model=_fashion_reward(reward_model, gen.device), **kwargs)
+                           reward: str | RewardModel | None = "classifier", amp: str | None = None,
+                           nat_dir: str | None = None, tokenizer_dir: str | None = None, **kwargs: Any) -> gym.Env:
+    """``gym.make("AdaNAT-FashionMNIST-v0", ...)``; ``reward``: ``"classifier"`` (default), ``"none"`` or a callable."""
+    gen = load_embedded_generator(resolve_device(device), amp, nat_dir=nat_dir, tokenizer_dir=tokenizer_dir)
+    return _with_reward(AdaNATEnv(gen, steps=steps, residual=residual, dtype=dtype, **kwargs), reward, vector=False)
 
 
 def make_fashion_mnist_vector_env(num_envs: int = 8, steps: int = 8, device: str = "auto", residual: str = "heuristic",
-                                  dtype: str = "float32", reward_model: Any = "classifier", amp: str | None = None,
-                                  nat_dir: str | None = None, tokenizer_dir: str | None = None,
-                                  **kwargs: Any) -> AdaNATVectorEnv:
+                                  dtype: str = "float32", reward: str | RewardModel | None = "classifier",
+                                  amp: str | None = None, nat_dir: str | None = None, tokenizer_dir: str | None = None,
+                                  **kwargs: Any) -> VectorEnv:
     """``gym.make_vec("AdaNAT-FashionMNIST-v0", num_envs=B, vectorization_mode="vector_entry_point")``."""
-    gen = _fashion_generator(device, amp, nat_dir, tokenizer_dir)
-    return AdaNATVectorEnv(gen, num_envs=num_envs, steps=steps, residual=residual, dtype=dtype,
-                           reward_model=_fashion_reward(reward_model, gen.device), **kwargs)
+    gen = load_embedded_generator(resolve_device(device), amp, nat_dir=nat_dir, tokenizer_dir=tokenizer_dir)
+    env = AdaNATVectorEnv(gen, num_envs=num_envs, steps=steps, residual=residual, dtype=dtype, **kwargs)
+    return _with_reward(env, reward, vector=True)
 
 
 def imagenet256_generator(weights: str = "official", nat_checkpoint: str | None = None,
@@ -89,21 +101,21 @@ def imagenet256_generator(weights: str = "official", nat_checkpoint: str | None 
 
 def make_imagenet256_env(steps: int = 8, device: str = "auto", residual: str = "heuristic", dtype: str = "float32",
                          weights: str = "official", nat_checkpoint: str | None = None,
-                         tokenizer_checkpoint: str | None = None, amp: str | None = None, reward_model: Any = None,
-                         **kwargs: Any) -> AdaNATEnv:
-    """``gym.make("AdaNAT-ImageNet256-v0", ...)`` (reward 0 unless ``reward_model`` is given)."""
+                         tokenizer_checkpoint: str | None = None, amp: str | None = None,
+                         reward: str | RewardModel | None = None, **kwargs: Any) -> gym.Env:
+    """``gym.make("AdaNAT-ImageNet256-v0", ...)`` (reward 0 unless a callable ``reward`` is given)."""
     gen = imagenet256_generator(weights, nat_checkpoint, tokenizer_checkpoint, device, amp)
-    return AdaNATEnv(gen, steps=steps, residual=residual, dtype=dtype, reward_model=reward_model, **kwargs)
+    return _with_reward(AdaNATEnv(gen, steps=steps, residual=residual, dtype=dtype, **kwargs), reward, vector=False)
 
 
 def make_imagenet256_vector_env(num_envs: int = 8, steps: int = 8, device: str = "auto", residual: str = "heuristic",
                                 dtype: str = "float32", weights: str = "official", nat_checkpoint: str | None = None,
                                 tokenizer_checkpoint: str | None = None, amp: str | None = None,
-                                reward_model: Any = None, **kwargs: Any) -> AdaNATVectorEnv:
+                                reward: str | RewardModel | None = None, **kwargs: Any) -> VectorEnv:
     """``gym.make_vec("AdaNAT-ImageNet256-v0", num_envs=B, vectorization_mode="vector_entry_point")``."""
     gen = imagenet256_generator(weights, nat_checkpoint, tokenizer_checkpoint, device, amp)
-    return AdaNATVectorEnv(gen, num_envs=num_envs, steps=steps, residual=residual, dtype=dtype,
-                           reward_model=reward_model, **kwargs)
+    env = AdaNATVectorEnv(gen, num_envs=num_envs, steps=steps, residual=residual, dtype=dtype, **kwargs)
+    return _with_reward(env, reward, vector=True)
 
 
 ENV_IDS = ("AdaNAT-FashionMNIST-v0", "AdaNAT-ImageNet256-v0")

@@ -1,0 +1,99 @@
+"""Dataclass configurations as command lines: one ``--kebab-case`` flag per field, its ``#:`` comment as help.
+
+Used by every script (``experiments/``, ``benchmarks/``), so that a script only declares its options and
+reports, CleanRL-style.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import inspect
+import shlex
+import sys
+import textwrap
+import time
+from dataclasses import MISSING, fields
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+
+from .utils import resolve_device, seed_everything
+
+__all__ = ["field_help", "add_config_arguments", "config_parser", "parse_config", "config_from_args", "command_line",
+           "start_run"]
+
+T = TypeVar("T")
+
+
+def field_help(cls: type) -> dict[str, str]:
+    """The ``#:`` comment after each field of a dataclass (its documentation), by field name."""
+    try:
+        lines = textwrap.dedent(inspect.getsource(cls)).splitlines()
+    except (OSError, TypeError):  # no source (e.g. defined in a REPL)
+        return {}
+    out: dict[str, str] = {}
+    for node in ast.parse("\n".join(lines)).body[0].body:  # type: ignore[attr-defined]
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            line = lines[node.lineno - 1]
+            if "#:" in line:
+                out[node.target.id] = line.split("#:", 1)[1].strip()
+    return out
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, cls: type, defaults: Any = None) -> None:
+    """Add one ``--flag`` per dataclass field (typed by its default; tuples take several values)."""
+    helps = field_help(cls)
+    defaults = cls() if defaults is None else defaults
+    for f in fields(cls):
+        default = getattr(defaults, f.name)
+        flag = f"--{f.name.replace('_', '-')}"
+        text = helps.get(f.name, "").replace("%", "%%") + f" (default: {' '.join(map(str, default)) if isinstance(default, tuple) else default!r})"
+        if isinstance(default, tuple):
+            parser.add_argument(flag, type=type(default[0]), nargs="+", default=None, metavar="V", help=text)
+        elif isinstance(default, bool):
+            parser.add_argument(flag, type=int, choices=(0, 1), default=None, help=text)
+        else:
+            parser.add_argument(flag, type=None if default is None else type(default), default=None,
+                                metavar=type(default).__name__.upper() if default is not None else None, help=text)
+
+
+def config_parser(cls: type, description: str | None) -> argparse.ArgumentParser:
+    """An ``ArgumentParser`` (no abbreviations, help with defaults) for the dataclass ``cls``."""
+    p = argparse.ArgumentParser(description=description, allow_abbrev=False,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_arguments(p, cls)
+    return p
+
+
+def config_from_args(cls: type[T], args: argparse.Namespace) -> tuple[T, set[str]]:
+    """The dataclass from parsed flags, and the names of the fields given on the command line."""
+    given = {f.name for f in fields(cls) if getattr(args, f.name, None) is not None}
+    values: dict[str, Any] = {}
+    for f in fields(cls):
+        if f.name in given:
+            v = getattr(args, f.name)
+            values[f.name] = tuple(v) if isinstance(v, list) else v
+        elif f.default is MISSING:
+            raise ValueError(f"--{f.name.replace('_', '-')} is required")
+    return cls(**values), given
+
+
+def parse_config(cls: type[T], argv: list[str] | None, description: str | None) -> T:
+    """Parse ``argv`` into the dataclass ``cls`` (see :func:`config_parser`)."""
+    return config_from_args(cls, config_parser(cls, description).parse_args(argv))[0]
+
+
+def command_line(argv: list[str] | None) -> str:
+    """The command that ran (for provenance JSON)."""
+    return "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
+
+
+def start_run(cls: type[T], argv: list[str] | None, description: str | None) -> tuple[T, torch.device, Path, float]:
+    """Parse the config, seed everything, resolve ``cfg.device``, create ``cfg.out``; returns (cfg, device, out, t0)."""
+    cfg = parse_config(cls, argv, description)
+    seed_everything(cfg.seed)  # type: ignore[attr-defined]
+    out = Path(cfg.out)  # type: ignore[attr-defined]
+    out.mkdir(parents=True, exist_ok=True)
+    return cfg, resolve_device(cfg.device), out, time.perf_counter()  # type: ignore[attr-defined]

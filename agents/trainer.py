@@ -1,0 +1,629 @@
+"""AdaNAT training as a library: Algorithm 1 (PPO against a co-trained adversarial reward), or any registered
+SB3 / sb3-contrib algorithm against any reward, built, run, checkpointed, resumed and evaluated from code.
+
+    from agents.trainer import TrainConfig, Trainer
+
+    trainer = Trainer(TrainConfig(iterations=4, eval_samples=1000), out="runs/demo")
+    trainer.fit()                      # per-iteration checkpoints in runs/demo/checkpoint.pt
+    metrics = trainer.evaluate()       # FID / KID of cosine, heuristic and learned; grids, curve, metrics.json
+
+    trainer = Trainer.resume("runs/demo", iterations=8, d_lr=5e-4)   # continue exactly, recovery options may change
+
+SB3 owns the loop. One iteration is one ``learn()`` over ``episodes`` generations (``episodes / batch_size``
+batches of T steps); the trainer extends it only through its public hooks: the policies of
+:mod:`agents.policies`, the callbacks of :mod:`agents.callbacks` (exploration-std schedule, discriminator
+co-training before every rollout but the first) and the reward wrappers. Before the first iteration the
+discriminator is warmed up on fresh generations of the initial policy, so the first rollout's rewards already
+mean something. The env and every RNG are re-seeded from (seed, iteration) at the start of each iteration, and
+the checkpoint written after it holds the policy and its optimizer, the discriminator and its optimizer, the
+samplers' RNG states and the counters: a resumed run ends with the same weights as an uninterrupted one.
+
+Files in ``out``: ``checkpoint.pt`` (after every iteration; loads with ``weights_only=True``), ``config.json``,
+``history.json``, and from :meth:`Trainer.evaluate` ``metrics.json``, ``grid_{cosine,heuristic,learned}.png``
+and ``training_curve.png``; TensorBoard logs in ``tb/`` when ``tensorboard`` is installed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from stable_baselines3.common.base_class import BaseAlgorithm
+from tqdm import tqdm
+
+import adanat_env  # noqa: F401  (registers the envs)
+from adanat_env.checkpoint import read_checkpoint
+from adanat_env.envs import ENV_IDS
+from adanat_env.evaluation.metrics import ReferenceStats, extract_features, feature_stats, frechet_distance
+from adanat_env.evaluation.sampling import sample_images
+from adanat_env.schedules import heuristic_schedule, maskgit_cosine_schedule
+from adanat_env.sb3 import to_sb3
+from adanat_env.utils import resolve_device, save_grid, seed_everything
+from adanat_env.wrappers import PooledObservation, VectorTerminalRewardWrapper
+
+from .callbacks import DiscriminatorCallback, StdScheduleCallback
+from .generation_policy import SB3GenerationPolicy
+from .policies import StdSchedule
+from .registry import ALGOS, POLICIES, make_algo
+from .sb3_internals import restart_rollouts
+
+__all__ = ["TrainConfig", "Trainer", "CHOICES", "RESUMABLE", "CHECKPOINT_FORMAT", "RunDirectoryError",
+           "build_env", "build_reward", "train_split", "load_checkpoint"]
+
+CHECKPOINT_FORMAT = "adanat-train/2"
+#: The rewards a run can train against.
+REWARDS = ("adversarial", "fid", "prm")
+#: Feature spaces of FID / KID that install offline.
+METRICS = ("classifier", "efficientnet-lite0")
+
+
+@dataclass
+class TrainConfig:
+    """Every option of a training run (the CLI's ``--kebab-case`` flags; ``#:`` comments are their help)."""
+
+    env: str = "AdaNAT-FashionMNIST-v0"  #: registered env id
+    algo: str = "ppo"  #: algorithm, a key of agents.registry.ALGOS
+    policy: str = "adaptive"  #: "adaptive" (features + step) or "step-only" (the non-adaptive variant)
+    reward: str = "adversarial"  #: "adversarial", "fid" (batch FID, jackknife-attributed) or "prm" (classifier stand-in)
+    steps: int = 4  #: T, decoding steps
+    iterations: int = 24  #: policy updates
+    batch_size: int = 256  #: generations run in parallel (the vector env's num_envs)
+    episodes: int = 512  #: generations per iteration (a multiple of batch_size)
+    residual: str = "heuristic"  #: action residual: "heuristic" (zero action = heuristic schedule) or "none" (official heu=0)
+    lr: float = 3e-4  #: policy learning rate (Adam; official 1e-5 over 1000 updates of 4096 trajectories)
+    epochs: int = 5  #: PPO epochs per update (official K_epochs 5)
+    minibatch: int = 512  #: PPO minibatch (transitions)
+    clip_range: float = 0.2  #: PPO clip (official eps_clip)
+    kl_coef: float = 0.1  #: PPO / A2C: weight of KL(policy || heuristic schedule with the same std) in the loss (0 = none, as official)
+    std_init: float = 0.6  #: exploration std at the start (official 0.6)
+    std_decay_at: tuple[int, ...] = (12,)  #: iterations at which the std drops by std_rate (official 500 of 1000)
+    std_rate: float = 0.3  #: std drop (official 0.3)
+    std_min: float = 0.1  #: std floor (official 0.1)
+    discriminator: str = "projected-efficientnet"  #: a name of rewards.discriminator.DISCRIMINATORS
+    d_lr: float = 1e-3  #: discriminator Adam learning rate (official 1e-4; betas (0.5, 0.999))
+    d_width: int = 32  #: first-layer width of the "conv" discriminator
+    d_sn: int = 0  #: spectral normalisation in the discriminator (1) or not (0)
+    d_mbstd: int = 16  #: minibatch-std group size in the projected heads (0 = none: rewards strictly per sample)
+    d_mbstd_by_label: int = 1  #: minibatch-std groups of same-class samples (1) or strided, class-mixed groups (0)
+    d_loss: str = "bce"  #: "bce" (official) or "hinge"
+    d_epochs: int = 2  #: fresh batches generated after each policy update (official D_epochs 5)
+    d_batch_size: int = 256  #: size of each fresh batch (official 128)
+    d_updates: int = 10  #: discriminator updates after each policy update, on those fresh images (official = d_epochs)
+    d_minibatch: int = 128  #: fake (and real) images per discriminator update
+    d_augment: int = 2  #: random translation (px) during discriminator training
+    d_warmup: int = 60  #: discriminator updates on fresh images of the initial policy before the first rollout
+    d_real: str = "raw"  #: real images "raw" or "reconstructed" by the frozen tokenizer
+    d_real_count: int = 12000  #: real train images the discriminator sees (0 = all)
+    metric: str = "classifier"  #: feature space of FID / KID: "classifier" or "efficientnet-lite0"
+    eval_samples: int = 5000  #: samples per schedule in the final evaluation
+    curve_every: int = 2  #: iterations between validation FIDs for the training curve and selection (0 = never)
+    curve_samples: int = 2000  #: samples of those validation FIDs (against held-out train images, never test)
+    val_count: int = 10000  #: train images held out (never shown to the discriminator) as the validation reference
+    select: str = "best"  #: policy evaluated at the end: "best" (lowest validation FID) or "last"
+    data_dir: str = ""  #: real images (IDX files); "" = $ADANAT_DATA_DIR or the Debian package's location
+    device: str = "auto"  #: "auto", "cpu", "cuda" or "cuda:N"
+    amp: str = "bf16"  #: generator autocast: "bf16", "fp16" or "none"
+    seed: int = 0  #: seed of everything
+
+    def validate(self) -> None:
+        """Check every option before any work.
+
+        :raises ValueError: naming the option, the bad value and the valid ones.
+        """
+        for name, valid in CHOICES.items():
+            if getattr(self, name) not in valid:
+                raise ValueError(f"--{name.replace('_', '-')} must be one of {', '.join(map(str, valid))}; "
+                                 f"got {getattr(self, name)!r}")
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            raise ValueError(f"--device must be auto, cpu, cuda or cuda:N; got {self.device!r}")
+        positive = ("steps", "iterations", "batch_size", "episodes", "epochs", "minibatch", "d_batch_size",
+                    "d_minibatch", "eval_samples", "curve_samples")
+        nonnegative = ("d_width", "d_mbstd", "d_epochs", "d_updates", "d_augment", "d_warmup", "d_real_count",
+                       "curve_every", "val_count", "seed")
+        for name in positive + nonnegative:
+            v = getattr(self, name)
+            if v < (1 if name in positive else 0):
+                raise ValueError(f"--{name.replace('_', '-')} must be {'>= 1' if name in positive else '>= 0'}, got {v}")
+        for name in ("lr", "d_lr", "clip_range", "std_init", "std_min"):
+            if not getattr(self, name) > 0 or not math.isfinite(getattr(self, name)):
+                raise ValueError(f"--{name.replace('_', '-')} must be a finite number > 0, got {getattr(self, name)}")
+        if not (self.kl_coef >= 0 and self.std_rate >= 0):
+            raise ValueError("--kl-coef and --std-rate must be >= 0")
+        if self.policy != "adaptive" and self.algo not in ("ppo", "a2c", "trpo"):
+            raise ValueError(f"--policy {self.policy} needs an actor-critic algorithm (ppo, a2c, trpo); "
+                             f"--algo {self.algo} has its own policy")
+        if self.episodes % self.batch_size:
+            raise ValueError(f"--episodes ({self.episodes}) must be a multiple of --batch-size ({self.batch_size})")
+        if self.env != "AdaNAT-FashionMNIST-v0" and not self.data_dir:
+            raise ValueError(f"training on {self.env} needs real images: pass --data-dir with IDX files of the same "
+                             "image size and classes (only IDX data sets are supported as yet)")
+
+
+def _choices() -> dict[str, tuple[Any, ...]]:
+    from rewards.discriminator import DISCRIMINATORS
+
+    return {"env": tuple(ENV_IDS), "algo": tuple(ALGOS), "policy": tuple(POLICIES), "reward": REWARDS,
+            "residual": ("heuristic", "none"), "discriminator": tuple(DISCRIMINATORS), "d_loss": ("bce", "hinge"),
+            "d_real": ("raw", "reconstructed"), "metric": METRICS, "select": ("best", "last"),
+            "amp": ("bf16", "fp16", "none"), "d_sn": (0, 1), "d_mbstd_by_label": (0, 1)}
+
+
+#: Options with a closed set of values: name -> the valid values.
+CHOICES: dict[str, tuple[Any, ...]] = _choices()
+
+#: Options that may change when resuming: the run's length and evaluation, and the recovery options that the
+#: divergence errors advise (learning rates). Changes are recorded in the checkpoint and ``history.json``.
+RESUMABLE = ("iterations", "device", "eval_samples", "curve_every", "curve_samples", "select", "lr", "d_lr")
+
+#: Files a run writes into its directory (what ``overwrite=True`` removes).
+RUN_FILES = ("checkpoint.pt", "checkpoint.tmp", "config.json", "history.json", "metrics.json", "training_curve.png",
+             "grid_cosine.png", "grid_heuristic.png", "grid_learned.png")
+
+
+class RunDirectoryError(FileExistsError):
+    """A new run was asked to write into a directory that holds another run."""
+
+
+# --------------------------------------------------------------------------------------------------- builders
+def iteration_seed(config: TrainConfig, iteration: int) -> int:
+    """The seed of iteration ``iteration`` (-1: the discriminator warm-up)."""
+    return (config.seed * 1_000_003 + iteration * 7919) % 2**31
+
+
+def build_env(config: TrainConfig, device: torch.device) -> gym.vector.VectorEnv:
+    """The training vector env, without a reward (:func:`build_reward` attaches it)."""
+    kwargs: dict[str, Any] = dict(num_envs=config.batch_size, steps=config.steps, device=str(device),
+                                  residual=config.residual, reward="none", action_bound=ALGOS[config.algo].action_bound)
+    if config.amp != "none":
+        kwargs["amp"] = config.amp
+    return gym.make_vec(config.env, vectorization_mode="vector_entry_point", **kwargs)
+
+
+def train_split(config: TrainConfig, num_classes: int) -> tuple[Any, np.ndarray, np.ndarray]:
+    """The real train set split by a seeded permutation: (data set, the discriminator's indices, validation indices).
+
+    :raises ValueError: labels outside the model's ``num_classes``.
+    """
+    from adanat_env.data import load_idx_dataset
+
+    ds = load_idx_dataset("train", config.data_dir or None)
+    ds.check_classes(num_classes)
+    perm = np.random.default_rng(config.seed).permutation(len(ds))
+    n_val = min(config.val_count, len(ds) // 2)
+    val, rest = perm[:n_val], perm[n_val:]
+    n = len(rest) if config.d_real_count <= 0 else min(config.d_real_count, len(rest))
+    return ds, rest[:n], val
+
+
+def _real_images(config: TrainConfig, generator: Any, device: torch.device) -> Any:
+    from rewards.adversarial import RealImages, reconstruct
+
+    ds, idx, _ = train_split(config, generator.num_classes)
+    images, labels = ds.images[idx], ds.labels[idx]
+    if config.d_real == "reconstructed":
+        images = reconstruct(generator, images)
+    return RealImages(images, labels, device, seed=config.seed, resolution=generator.image_shape[-1])
+
+
+def build_reward(config: TrainConfig, venv: gym.vector.VectorEnv, device: torch.device) -> gym.vector.VectorEnv:
+    """``venv`` with the configured reward attached (the adversarial one is an
+    :class:`~rewards.adversarial.AdversarialRewardWrapper`, which also co-trains its discriminator)."""
+    gen = venv.unwrapped.generator
+    if config.reward == "adversarial":
+        from rewards.adversarial import AdversarialReward, AdversarialRewardWrapper
+        from rewards.discriminator import build_discriminator
+
+        disc = build_discriminator(config.discriminator, gen.image_shape, gen.num_classes,
+                                   tokenizer=getattr(gen, "tokenizer", None), width=config.d_width,
+                                   sn=bool(config.d_sn), mbstd=config.d_mbstd,
+                                   mbstd_by_label=bool(config.d_mbstd_by_label))
+        reward = AdversarialReward(disc, _real_images(config, gen, device), lr=config.d_lr, loss=config.d_loss,
+                                   augment=config.d_augment, seed=config.seed)
+        return AdversarialRewardWrapper(venv, reward, epochs=config.d_epochs, batch_size=config.d_batch_size,
+                                        seed=config.seed, updates=config.d_updates, minibatch=config.d_minibatch)
+    if config.reward == "fid":
+        from adanat_env.evaluation.metrics import feature_extractor
+        from rewards.fid_reward import BatchFIDReward
+
+        fn = feature_extractor(config.metric, device)
+        real = _real_images(config, gen, device)
+        train_stats = feature_stats(extract_features(fn, real.images.float().div(255.0).split(1000)))
+        return VectorTerminalRewardWrapper(venv, BatchFIDReward(fn, train_stats))
+    from adanat_env.models.classifier import load_classifier  # "prm": the offline reward-model stand-in
+
+    return VectorTerminalRewardWrapper(venv, load_classifier(device=device).label_probability)
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A training checkpoint (a file or a run directory holding ``checkpoint.pt``), read with ``weights_only``.
+
+    :raises FileNotFoundError: no checkpoint there.
+    :raises ValueError: not a checkpoint of this trainer.
+    """
+    p = Path(path)
+    if p.is_dir():
+        p = p / "checkpoint.pt"
+    if not p.is_file():
+        raise FileNotFoundError(f"no checkpoint at '{p}' (a run directory holds 'checkpoint.pt')")
+    state = read_checkpoint(p, what="training checkpoint")
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"'{p}' is not a checkpoint of agents.trainer (format {CHECKPOINT_FORMAT})")
+    return state
+
+
+def _save_atomic(path: Path, state: dict[str, Any]) -> None:
+    """Write atomically: a crash mid-write never leaves a broken checkpoint."""
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------------------------------- trainer
+class Trainer:
+    """One training run: the env with its reward, the algorithm, the callbacks, and the run's history.
+
+    :param config: the run's options (validated here, before any work).
+    :param out: the run directory (``None``: nothing is written, e.g. for benchmarks).
+    :param overwrite: replace the files of another run in ``out`` (otherwise that is refused).
+    :param command: the command line that started the run, recorded in ``config.json`` and ``metrics.json``.
+    :param log: where progress lines go.
+    :raises RunDirectoryError: ``out`` holds another run and neither ``overwrite`` nor :meth:`resume` was used.
+    """
+
+    def __init__(self, config: TrainConfig, out: str | os.PathLike[str] | None = None, *, overwrite: bool = False,
+                 command: str = "", log: Callable[[str], None] = print, _resuming: bool = False) -> None:
+        config.validate()
+        self.config = config
+        self.out = Path(out) if out is not None else None
+        self.command = command
+        self.log = log
+        if self.out is not None and not _resuming:
+            self._claim_run_directory(overwrite)
+        seed_everything(config.seed)
+        self.device = resolve_device(config.device)
+        self._t0 = time.perf_counter()
+        self._elapsed_before = 0.0
+
+        env = build_reward(config, build_env(config, self.device), self.device)
+        self.generator = env.unwrapped.generator
+        self.adversarial = env if hasattr(env, "co_train") else None
+        spec = ALGOS[config.algo]
+        self.env = PooledObservation(env) if spec.pooled else env
+        self.sb3_env = to_sb3(self.env)
+        self.n_steps = config.steps * config.episodes // config.batch_size
+        self.model: BaseAlgorithm = make_algo(
+            config.algo, self.sb3_env, lr=config.lr, n_steps=self.n_steps, minibatch=config.minibatch,
+            epochs=config.epochs, clip_range=config.clip_range, seed=config.seed, device=str(self.device),
+            std=config.std_init, policy=config.policy, kl_coef=config.kl_coef)
+        self.std_callback = StdScheduleCallback(StdSchedule(config.std_init, tuple(config.std_decay_at),
+                                                            config.std_rate, config.std_min))
+        self.disc_callback = DiscriminatorCallback(self.adversarial) if self.adversarial is not None else None
+
+        self.iteration = 0
+        self.history: list[dict[str, Any]] = []
+        self.changes: list[dict[str, Any]] = []
+        self.best: dict[str, Any] = {}
+        self._validation: tuple[Callable[[torch.Tensor], torch.Tensor], ReferenceStats, dict[str, float]] | None = None
+
+    # ------------------------------------------------------------------------------------------ run directory
+    def _claim_run_directory(self, overwrite: bool) -> None:
+        assert self.out is not None
+        present = [f for f in RUN_FILES if (self.out / f).exists()]
+        if present and not overwrite:
+            raise RunDirectoryError(
+                f"'{self.out}' already holds a run ({', '.join(present)}); continue it with --resume {self.out}, "
+                "pick another --out, or pass --overwrite to replace it")
+        for f in present:
+            (self.out / f).unlink()
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "config.json").write_text(json.dumps({**asdict(self.config), "command": self.command}, indent=2))
+
+    @classmethod
+    def resume(cls, path: str | os.PathLike[str], *, command: str = "", log: Callable[[str], None] = print,
+               **changes: Any) -> Trainer:
+        """Continue a run from its checkpoint (a run directory or ``checkpoint.pt``), exactly.
+
+        :param path: the run directory or checkpoint file.
+        :param changes: options of :data:`RESUMABLE` to change (e.g. ``iterations=48``, ``d_lr=5e-4`` after a
+            diverged discriminator); they are recorded in the checkpoint and in ``history.json``.
+        :raises ValueError: a change of an option outside :data:`RESUMABLE`.
+        """
+        state = load_checkpoint(path)
+        saved = {k: tuple(v) if isinstance(v, list) else v for k, v in state["config"].items()}
+        changed = {k: v for k, v in changes.items() if saved.get(k) != (tuple(v) if isinstance(v, list) else v)}
+        unknown = sorted(set(changes) - {f.name for f in fields(TrainConfig)})
+        if unknown:
+            raise ValueError(f"unknown options {unknown}")
+        frozen = sorted(set(changed) - set(RESUMABLE))
+        if frozen:
+            raise ValueError(f"a resumed run keeps its configuration: {', '.join(f'--{k.replace(chr(95), chr(45))}' for k in frozen)} "
+                             f"differ from the checkpoint's ({', '.join(f'{k}={saved[k]!r}' for k in frozen)}); only "
+                             f"{', '.join(RESUMABLE)} may change. Start a new run (another --out) to change them.")
+        p = Path(path)
+        trainer = cls(TrainConfig(**{**saved, **changed}), p if p.is_dir() else p.parent, command=command, log=log,
+                      _resuming=True)
+        trainer.load_state_dict(state)
+        if changed:
+            record = {"iteration": trainer.iteration, **{k: [saved[k], v] for k, v in changed.items()}}
+            trainer.changes.append(record)
+            log(f"resumed at iteration {trainer.iteration} with changed options: "
+                + ", ".join(f"{k} {saved[k]} -> {v}" for k, v in changed.items()))
+        else:
+            log(f"resumed at iteration {trainer.iteration} ({path})")
+        return trainer
+
+    # ------------------------------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a resumed run needs (tensors, numbers and strings only: loads with ``weights_only``)."""
+        state = {
+            "format": CHECKPOINT_FORMAT, "config": asdict(self.config), "iteration": self.iteration,
+            "model": self.model.get_parameters(), "num_timesteps": self.model.num_timesteps,
+            "std_callback": self.std_callback.state_dict(), "history": self.history, "changes": self.changes,
+            "best": self.best, "wall_time_s": self.wall_time(),
+        }
+        if self.adversarial is not None:
+            state["reward"] = self.adversarial.state_dict()
+            state["disc_callback"] = self.disc_callback.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` into a trainer built with the same configuration."""
+        self.model.set_parameters(state["model"], exact_match=True, device=self.device)
+        self.model.num_timesteps = int(state["num_timesteps"])
+        self.std_callback.load_state_dict(state["std_callback"])
+        if self.adversarial is not None:
+            self.adversarial.load_state_dict(state["reward"])
+            self.disc_callback.load_state_dict(state["disc_callback"])
+        self.iteration = int(state["iteration"])
+        self.history = list(state["history"])
+        self.changes = list(state.get("changes", []))
+        self.best = dict(state.get("best", {}))
+        self._elapsed_before = float(state["wall_time_s"])
+        self._t0 = time.perf_counter()
+
+    def save(self, path: str | os.PathLike[str] | None = None) -> Path:
+        """Write the checkpoint atomically (default: ``out/checkpoint.pt``)."""
+        target = Path(path) if path is not None else self._require_out() / "checkpoint.pt"
+        _save_atomic(target, self.state_dict())
+        return target
+
+    def wall_time(self) -> float:
+        """Seconds this run has taken, over all calls."""
+        return self._elapsed_before + time.perf_counter() - self._t0
+
+    def _require_out(self) -> Path:
+        if self.out is None:
+            raise ValueError("this trainer has no run directory (out=None)")
+        return self.out
+
+    # ------------------------------------------------------------------------------------------ policies
+    def generation_policy(self, deterministic: bool = True) -> SB3GenerationPolicy:
+        """The current policy as a generation :class:`~adanat_env.policy.Policy` (mean action by default)."""
+        return SB3GenerationPolicy.from_env(self.model, self.env, deterministic=deterministic)
+
+    # ------------------------------------------------------------------------------------------ validation
+    def validation(self) -> tuple[Callable[[torch.Tensor], torch.Tensor], ReferenceStats, dict[str, float]]:
+        """(feature function, held-out train reference, the baselines' validation FIDs), computed once."""
+        if self._validation is None:
+            from adanat_env.data import to_model_images
+            from adanat_env.evaluation.metrics import feature_extractor
+
+            cfg = self.config
+            fn = feature_extractor(cfg.metric, self.device)
+            ds, _, val_idx = train_split(cfg, self.generator.num_classes)
+            feats = extract_features(fn, to_model_images(ds.images[val_idx], self.generator.image_shape[-1]).to(self.device))
+            ref = ReferenceStats(feature_stats(feats), feats.astype(np.float32), cfg.metric)
+            baselines = {}
+            for name, sched in (("cosine", maskgit_cosine_schedule(cfg.steps)), ("heuristic", heuristic_schedule(cfg.steps))):
+                imgs, _ = sample_images(self.generator, sched, cfg.steps, cfg.curve_samples, seed=cfg.seed + 999)
+                baselines[name] = frechet_distance(feature_stats(extract_features(fn, imgs)), ref.stats)
+            self.log(f"validation FID ({cfg.curve_samples} samples vs {len(val_idx)} held-out train images) of the "
+                     "baselines: " + ", ".join(f"{k} {v:.2f}" for k, v in baselines.items()))
+            self._validation = (fn, ref, baselines)
+        return self._validation
+
+    def validation_fid(self) -> tuple[float, torch.Tensor]:
+        """Validation FID of the current policy's mean action on ``curve_samples`` samples, and the first 100."""
+        fn, ref, _ = self.validation()
+        images, _ = sample_images(self.generator, self.generation_policy(), self.config.steps,
+                                  self.config.curve_samples, seed=self.config.seed + 999)
+        return frechet_distance(feature_stats(extract_features(fn, images)), ref.stats), images[:100]
+
+    # ------------------------------------------------------------------------------------------ training
+    def warm_up(self) -> dict[str, float]:
+        """Discriminator updates on fresh generations of the initial policy (sampled actions)."""
+        if self.adversarial is None or self.config.d_warmup <= 0:
+            return {}
+        seed_everything(iteration_seed(self.config, -1))
+        stats = self.adversarial.co_train(self.generation_policy(deterministic=False), updates=self.config.d_warmup)
+        self.log(f"discriminator warm-up ({self.config.d_warmup} updates): "
+                 + ", ".join(f"{k} {v:.3f}" for k, v in stats.items()))
+        return stats
+
+    def train_iteration(self) -> dict[str, Any]:
+        """One policy update (rollout, update; the callbacks co-train the discriminator first); returns its record."""
+        cfg, it = self.config, self.iteration
+        t_it = time.perf_counter()
+        seed_everything(iteration_seed(cfg, it))
+        self.sb3_env.seed(iteration_seed(cfg, it))
+        restart_rollouts(self.model)
+        callbacks = [self.std_callback] + ([self.disc_callback] if self.disc_callback is not None else [])
+        self.model.learn(total_timesteps=self.n_steps * cfg.batch_size, reset_num_timesteps=False, callback=callbacks)
+        rec: dict[str, Any] = {"iteration": it + 1, "time_s": round(time.perf_counter() - t_it, 2)}
+        rewards = getattr(getattr(self.model, "rollout_buffer", None), "rewards", None)
+        if rewards is not None:
+            if not np.isfinite(rewards).all():
+                raise FloatingPointError("non-finite rewards in the rollout buffer; the last checkpoint is untouched")
+            rec["reward_mean"] = float(rewards.sum() / (rewards.size / cfg.steps))
+        else:
+            buf = self.model.ep_info_buffer
+            rec["reward_mean"] = float(np.mean([e["r"] for e in buf])) if buf else math.nan
+        if self.std_callback.current is not None:
+            rec["action_std"] = self.std_callback.current
+        if self.disc_callback is not None and self.disc_callback.last_stats:
+            rec.update(self.disc_callback.last_stats)
+        if self.changes and self.changes[-1]["iteration"] == it:
+            rec["config_changes"] = {k: v for k, v in self.changes[-1].items() if k != "iteration"}
+        return rec
+
+    def _all_finite(self) -> bool:
+        ok = all(bool(torch.isfinite(p).all()) for p in self.model.policy.parameters())
+        return ok and (self.adversarial is None or self.adversarial.reward.is_finite())
+
+    def fit(self, max_iterations: int | None = None, progress: bool = True) -> list[dict[str, Any]]:
+        """Train up to ``config.iterations`` (or ``max_iterations`` more in this call), checkpointing after each.
+
+        :raises FloatingPointError: non-finite rewards or weights (the last checkpoint stays intact and resumable).
+        :raises rewards.adversarial.DiscriminatorDivergedError: the discriminator diverged (same).
+        :return: the history of all iterations so far.
+        """
+        cfg = self.config
+        writer = self._tensorboard()
+        try:
+            if cfg.curve_every > 0:
+                self.validation()
+            if self.iteration == 0:
+                self.warm_up()
+            end = cfg.iterations if max_iterations is None else min(cfg.iterations, self.iteration + max_iterations)
+            bar = tqdm(range(self.iteration, end), desc="AdaNAT training", initial=self.iteration,
+                       total=cfg.iterations, disable=not progress)
+            for _ in bar:
+                rec = self.train_iteration()
+                done = rec["iteration"]
+                if cfg.curve_every > 0 and (done % cfg.curve_every == 0 or done == cfg.iterations):
+                    rec["fid_quick"], samples = self.validation_fid()
+                    if not self.best or rec["fid_quick"] < self.best["fid_quick"]:
+                        self.best = {"iteration": done, "fid_quick": rec["fid_quick"],
+                                     "policy": {k: v.detach().clone() for k, v in self.model.policy.state_dict().items()}}
+                    if writer is not None:
+                        from adanat_env.utils import make_grid
+
+                        writer.add_image("samples/learned", make_grid(samples.clamp(0, 1), nrow=10), done)
+                if not self._all_finite():
+                    where = f" (the checkpoint of iteration {self.iteration} in '{self.out}' is intact)" if self.out else ""
+                    raise FloatingPointError(
+                        f"non-finite weights after iteration {done}; not saved{where}. Resume with a lower learning "
+                        f"rate: python experiments/ppo_adversarial.py --resume {self.out} --lr {cfg.lr / 3:.2g} "
+                        f"--d-lr {cfg.d_lr / 3:.2g}")
+                self.iteration = done
+                self.history.append(rec)
+                if self.out is not None:
+                    self.save()
+                if writer is not None:
+                    for k, v in rec.items():
+                        if isinstance(v, (int, float)) and k != "iteration":
+                            writer.add_scalar(f"train/{k}", v, done)
+                bar.set_postfix({k: f"{rec[k]:.3f}" for k in ("reward_mean", "d_acc", "fid_quick") if k in rec})
+            bar.close()
+        finally:
+            if writer is not None:
+                writer.close()
+            if self.out is not None:
+                (self.out / "history.json").write_text(json.dumps(self.history, indent=1))
+        return self.history
+
+    def _tensorboard(self) -> Any:
+        if self.out is None:
+            return None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            return None
+        return SummaryWriter(str(self.out / "tb"))
+
+    # ------------------------------------------------------------------------------------------ evaluation
+    def _test_reference(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> ReferenceStats:
+        from adanat_env.evaluation.metrics import load_reference, save_reference
+
+        cfg = self.config
+        if cfg.metric == "classifier" and not cfg.data_dir:
+            return load_reference()  # shipped: the Fashion-MNIST test split in the classifier's space
+        path = self._require_out() / f"ref_test_{cfg.metric}.npz"
+        if not path.is_file():  # the real test split in the chosen feature space, computed once per run directory
+            from adanat_env.data import load_idx_dataset, to_model_images
+
+            test = load_idx_dataset("test", cfg.data_dir or None)
+            test.check_classes(self.generator.num_classes)
+            images = to_model_images(test.images, self.generator.image_shape[-1]).to(self.device)
+            save_reference(path, extract_features(fn, images), cfg.metric)
+        return load_reference(path)
+
+    def evaluate(self, num_samples: int | None = None) -> dict[str, Any]:
+        """FID / KID / precision / recall / coverage (and class accuracy on Fashion-MNIST) of the cosine and
+        heuristic schedules and of the learned policy (the best validation iterate with ``select="best"``), on
+        the test split; writes ``metrics.json``, the grids and ``training_curve.png`` into ``out``.
+
+        :param num_samples: samples per schedule (default ``config.eval_samples``).
+        """
+        from adanat_env.evaluation.metrics import feature_extractor
+        from adanat_env.evaluation.sampling import evaluate_policy
+
+        cfg, out = self.config, self._require_out()
+        n = cfg.eval_samples if num_samples is None else int(num_samples)
+        trained = {k: v.detach().clone() for k, v in self.model.policy.state_dict().items()}
+        selected = self.iteration
+        if cfg.select == "best" and self.best:
+            self.model.policy.load_state_dict(self.best["policy"])
+            selected = self.best["iteration"]
+            self.log(f"selected the policy of iteration {selected} (validation FID {self.best['fid_quick']:.2f})")
+        self.log(f"evaluating cosine, heuristic and learned on {n} samples each ...")
+        try:
+            fn = feature_extractor(cfg.metric, self.device)
+            ref = self._test_reference(fn)
+            clf = None
+            if cfg.env == "AdaNAT-FashionMNIST-v0":
+                from adanat_env.models.classifier import load_classifier
+
+                clf = load_classifier(device=self.device)
+            policies = {"cosine": maskgit_cosine_schedule(cfg.steps), "heuristic": heuristic_schedule(cfg.steps),
+                        "learned": self.generation_policy()}
+            results = {}
+            for name, pol in policies.items():
+                results[name], first = evaluate_policy(self.generator, pol, cfg.steps, fn, ref, num_samples=n,
+                                                       seed=cfg.seed + 12345, classifier=clf, progress=True)
+                save_grid(first[:100], out / f"grid_{name}.png", nrow=10, scale=3)
+        finally:
+            self.model.policy.load_state_dict(trained)
+        baselines = self._validation[2] if self._validation is not None else {}
+        metrics = {
+            "fid": {k: v["fid"] for k, v in results.items()},
+            "kid": {k: v["kid_x1e3"] / 1e3 for k, v in results.items()},
+            "details": results,
+            "steps": cfg.steps, "seed": cfg.seed, "algo": cfg.algo, "policy": cfg.policy, "reward": cfg.reward,
+            "iterations": cfg.iterations, "episodes_per_iteration": cfg.episodes, "eval_samples": n,
+            "metric": cfg.metric, "wall_time_s": round(self.wall_time(), 1),
+            "fid_reduction_vs_cosine": 1 - results["learned"]["fid"] / results["cosine"]["fid"],
+            "fid_reduction_vs_heuristic": 1 - results["learned"]["fid"] / results["heuristic"]["fid"],
+            "fid_quick_baselines": baselines, "selected_iteration": selected, "select": cfg.select,
+            "config_changes": self.changes, "device": str(self.device), "torch": torch.__version__,
+            "command": self.command,
+        }
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        plot_training_curve(self.history, baselines, out / "training_curve.png")
+        return metrics
+
+
+def plot_training_curve(history: list[dict[str, Any]], baselines: dict[str, float], path: Path) -> None:
+    """training_curve.png: rollout reward, discriminator accuracy, validation FID (with the baselines')."""
+    from adanat_env.plotting import Panel, Series, line_panels
+
+    its = [h["iteration"] for h in history]
+
+    def col(k: str) -> list[float]:
+        return [h.get(k, math.nan) for h in history]
+
+    fid = [(h["iteration"], h["fid_quick"]) for h in history if "fid_quick" in h]
+    line_panels([
+        Panel("mean terminal reward (rollouts)", [Series("reward", its, col("reward_mean"))]),
+        Panel("discriminator accuracy", [Series("d_acc", its, col("d_acc"))], ylim=(0.0, 1.0)),
+        Panel("validation FID (mean action)", [Series("learned", *zip(*fid))] if fid else [], hlines=baselines),
+    ], path)
