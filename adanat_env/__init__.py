@@ -6,7 +6,8 @@ Sub-modules: :mod:`adanat_env.models` (U-ViT NAT, MaskGIT VQGAN, loaders), :mod:
 (the step math), :mod:`adanat_env.schedules` (hand-designed schedules), :mod:`adanat_env.policy` (what a
 generation policy is), :mod:`adanat_env.actions` (raw actions -> step parameters), :mod:`adanat_env.generator`
 (the generator interface), :mod:`adanat_env.sampler` (batched generation), :mod:`adanat_env.envs`
-(environments), :mod:`adanat_env.sb3` (Stable-Baselines3 adapter), :mod:`adanat_env.wrappers`.
+(environments), :mod:`adanat_env.sb3` (Stable-Baselines3 adapter), :mod:`adanat_env.wrappers`,
+:mod:`adanat_env.evaluation` (FID / KID / precision-recall of a policy's samples).
 """
 
 __version__ = "0.1.0"

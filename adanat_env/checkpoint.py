@@ -5,10 +5,15 @@ that would need to import or call arbitrary code (a malicious payload, or merely
 allow-list) is refused with :class:`UnsafeCheckpointError`, and nothing in it runs. There is deliberately no
 "trust me" switch that falls back to ``weights_only=False``; convert such a file once, in a process you trust,
 with ``torch.save(torch.load(path, weights_only=False)["<key>"], new_path)`` or to safetensors.
+
+A ``.safetensors`` file whose sibling ``<stem>.json`` records a ``"sha256"`` (the shipped Fashion-MNIST weights do)
+is checked against it before it is read: a damaged file is refused with :class:`CheckpointIntegrityError`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import pickle
 from collections.abc import Mapping, Sequence
@@ -22,6 +27,9 @@ __all__ = [
     "CheckpointError",
     "UnsafeCheckpointError",
     "CheckpointMismatchError",
+    "CheckpointIntegrityError",
+    "file_sha256",
+    "verify_recorded_sha256",
     "read_checkpoint",
     "extract_state_dict",
     "load_state_dict_strict",
@@ -66,6 +74,54 @@ class CheckpointMismatchError(CheckpointError):
         super().__init__("\n".join(lines))
 
 
+class CheckpointIntegrityError(CheckpointError):
+    """The file's SHA-256 differs from the one recorded in its provenance JSON: it is damaged or was replaced."""
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """The hex SHA-256 of a file's bytes, read in 1 MiB chunks.
+
+    :param path: the file.
+    :return: 64 lowercase hex digits.
+    """
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(2**20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def verify_recorded_sha256(path: str | os.PathLike[str], *, what: str = "checkpoint") -> None:
+    """Check ``path`` against the ``"sha256"`` recorded in its sibling ``<stem>.json``, if there is one.
+
+    Nothing is checked when the JSON does not exist or records no ``"sha256"``.
+
+    :param path: the weights file (e.g. ``.../nat.safetensors``, checked against ``.../nat.json``).
+    :param what: a human name for error messages.
+    :raises CheckpointError: the sibling JSON exists but cannot be parsed.
+    :raises CheckpointIntegrityError: the hashes differ (the message names the file, both hashes and the fix).
+    """
+    p = Path(path)
+    meta_path = p.with_suffix(".json")
+    if not meta_path.is_file():
+        return
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"cannot read '{meta_path}', the provenance record of {what} '{p}': {e}") from e
+    expected = meta.get("sha256") if isinstance(meta, dict) else None
+    if expected is None:
+        return
+    actual = file_sha256(p)
+    if actual != str(expected).lower():
+        raise CheckpointIntegrityError(
+            f"{what} '{p}' is damaged or was replaced: its SHA-256 is {actual} but '{meta_path.name}' records "
+            f"{expected}. Restore the file: in a git checkout 'git checkout -- {p}', in an installed package "
+            "reinstall adanat-gym; for weights you trained, re-run the 'command' in "
+            f"'{meta_path.name}'."
+        )
+
+
 def read_checkpoint(
     path: str | os.PathLike[str],
     *,
@@ -74,7 +130,8 @@ def read_checkpoint(
 ) -> Any:
     """Read a checkpoint file safely onto the CPU.
 
-    ``*.safetensors`` files are read with safetensors; anything else with ``torch.load(weights_only=True)``.
+    ``*.safetensors`` files are read with safetensors, after :func:`verify_recorded_sha256`; anything else with
+    ``torch.load(weights_only=True)``.
 
     :param path: the file.
     :param allowed_globals: extra classes the restricted unpickler may construct (for example
@@ -83,14 +140,21 @@ def read_checkpoint(
     :return: the loaded object (a dict of tensors for safetensors).
     :raises FileNotFoundError: the file does not exist (the message names it).
     :raises UnsafeCheckpointError: the pickle needs globals that are not allow-listed; nothing ran.
+    :raises CheckpointIntegrityError: the file does not match the SHA-256 recorded beside it.
+    :raises CheckpointError: the file is corrupt or truncated (the message names it).
     """
     p = Path(path).expanduser()
     if not p.is_file():
         raise FileNotFoundError(f"{what} not found: '{p}'. Pass the path of an existing file.")
     if p.suffix == ".safetensors":
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        return load_file(str(p), device="cpu")
+        verify_recorded_sha256(p, what=what)
+        try:
+            return load_file(str(p), device="cpu")
+        except (SafetensorError, OSError) as e:
+            raise CheckpointError(f"could not read {what} '{p}': {e}. Is the file complete (not truncated)?") from e
     try:
         if allowed_globals:
             with torch.serialization.safe_globals(list(allowed_globals)):

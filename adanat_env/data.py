@@ -26,6 +26,7 @@ __all__ = [
     "FASHION_MNIST_CLASSES",
     "IDXDataset",
     "DataError",
+    "check_labels",
     "resolve_data_dir",
     "read_idx",
     "load_idx_dataset",
@@ -66,6 +67,32 @@ class IDXDataset:
     @property
     def num_classes(self) -> int:
         return int(self.labels.max()) + 1
+
+    def check_classes(self, num_classes: int) -> None:
+        """Check that every label is a class of a model with ``num_classes`` classes (ids ``0 .. num_classes - 1``).
+
+        :param num_classes: the model's number of real classes (e.g. ``NATGenerator.num_classes``).
+        :raises ValueError: naming the data directory and split, the offending label values and ``num_classes``.
+        """
+        check_labels(self.labels, num_classes, f"'{self.directory}' ({self.split} split)")
+
+
+def check_labels(labels: np.ndarray | torch.Tensor, num_classes: int, source: str) -> None:
+    """Check that ``labels`` are class ids of a model with ``num_classes`` classes, i.e. lie in ``[0, num_classes)``.
+
+    :param labels: integer class labels, any shape.
+    :param num_classes: the model's number of real classes.
+    :param source: where the labels come from, for the message (e.g. the data directory).
+    :raises ValueError: naming ``source``, the offending label values (up to 10) and ``num_classes``.
+    """
+    values = np.unique(np.asarray(torch.as_tensor(labels).cpu()))
+    bad = values[(values < 0) | (values >= num_classes)]
+    if bad.size:
+        shown = ", ".join(str(int(v)) for v in bad[:10]) + (f", ... ({bad.size - 10} more)" if bad.size > 10 else "")
+        raise ValueError(
+            f"labels in {source} include {shown}, outside the model's {num_classes} classes (0..{num_classes - 1}): "
+            f"use IDX data with the model's classes (--data-dir / ${DATA_DIR_ENV}) or a model trained on this data"
+        )
 
 
 def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:

@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--skip-sb3", action="store_true")
     args = p.parse_args(argv)
 
-    kwargs = {"steps": args.steps, "device": args.device, "reward_model": None,
+    kwargs = {"steps": args.steps, "device": args.device, "reward": "none",
               "amp": None if args.amp == "none" else args.amp}
     if args.weights:
         kwargs["weights"] = args.weights

@@ -26,16 +26,11 @@ from pathlib import Path
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
-
-import ppo_adversarial  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from adanat_env.sampler import generate  # noqa: E402
 from adanat_env.schedules import heuristic_schedule  # noqa: E402
-from adanat_env.utils import resolve_device, seed_everything  # noqa: E402
-from agents.callbacks import DiscriminatorCallback  # noqa: E402
-from agents.registry import make_algo  # noqa: E402
+from agents.trainer import TrainConfig, Trainer  # noqa: E402
 
 
 def _sync(device: torch.device) -> None:
@@ -61,7 +56,8 @@ class _Timer(BaseCallback):
 
 
 def main(argv: list[str] | None = None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                allow_abbrev=False)
     p.add_argument("--env", default="AdaNAT-FashionMNIST-v0")
     p.add_argument("--num-envs", type=int, default=256)
     p.add_argument("--steps", type=int, default=4)
@@ -69,25 +65,16 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--device", default="cpu")
     p.add_argument("--amp", default="bf16", choices=["none", "bf16", "fp16"])
-    p.add_argument("--discriminator", default=ppo_adversarial.Config.discriminator,
+    p.add_argument("--discriminator", default=TrainConfig.discriminator,
                    help="the reward's discriminator (default: the main job's)")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
-    seed_everything(a.seed)
-    device = resolve_device(a.device)
-    cfg = ppo_adversarial.Config(env=a.env, steps=a.steps, batch_size=a.num_envs, episodes=a.episodes,
-                                 device=str(device), amp=a.amp, discriminator=a.discriminator, seed=a.seed)
-    venv, spec = ppo_adversarial.make_env(cfg, device)
-    gen = venv.unwrapped.generator
-    env, adv = ppo_adversarial.make_reward(cfg, venv, device)
-    from adanat_env.sb3 import to_sb3
-
-    sb3_env = to_sb3(env)
-    n_steps = a.steps * a.episodes // a.num_envs
-    model = make_algo("ppo", sb3_env, lr=cfg.lr, n_steps=n_steps, minibatch=cfg.minibatch, epochs=cfg.epochs,
-                      seed=a.seed, device=str(device))
+    cfg = TrainConfig(env=a.env, steps=a.steps, batch_size=a.num_envs, episodes=a.episodes, device=a.device,
+                      amp=a.amp, discriminator=a.discriminator, seed=a.seed)
+    trainer = Trainer(cfg, out=None)  # the main job's env, reward, PPO and callbacks; writes nothing
+    device, gen, model, n_steps = trainer.device, trainer.generator, trainer.model, trainer.n_steps
     timer = _Timer(device)
-    disc = DiscriminatorCallback(adv, cfg.residual, spec.action_bound)
+    disc = trainer.disc_callback
 
     schedule = heuristic_schedule(a.steps)
     labels = torch.arange(a.num_envs, device=device) % gen.num_classes

@@ -30,9 +30,9 @@ from adanat_env.data import load_idx_dataset  # noqa: E402
 from adanat_env.embedded import load_embedded_generator  # noqa: E402
 from adanat_env.sampler import generate  # noqa: E402
 from adanat_env.actions import ActionMapping  # noqa: E402
+from adanat_env.models.classifier import load_classifier  # noqa: E402
 from adanat_env.utils import seed_everything  # noqa: E402
 from rewards.adversarial import AdversarialReward, RealImages  # noqa: E402
-from rewards.classifier import load_classifier  # noqa: E402
 from rewards.discriminator import build_discriminator  # noqa: E402
 
 
@@ -103,7 +103,7 @@ def main() -> None:
     real_test_labels = torch.as_tensor(test.labels[:1000])
     clf = load_classifier(device=a.device)
     with torch.inference_mode():
-        quality = torch.softmax(clf(held), 1).gather(1, held_labels.view(-1, 1)).squeeze(1)
+        quality = clf.label_probability(held, held_labels)
     train = load_idx_dataset("train")
     results = {}
     for real_kind in a.real:

@@ -4,7 +4,7 @@
     python benchmarks/reward_alignment.py --d-mbstd 4 --d-mbstd-by-label 0 --out docs/results/reward_alignment_mbstd4_strided.json
 
 A policy trained on a reward climbs towards whatever the reward prefers. This script trains the main job's
-discriminator (any ``Config`` field can be overridden with ``--field value``) against the heuristic schedule,
+discriminator (any :class:`agents.trainer.TrainConfig` field can be overridden with ``--field value``) against the heuristic schedule,
 the way its warm-up does, then scores static variants of the heuristic schedule (sampling temperature,
 re-masking temperature and guidance scaled) by their mean reward and by their validation FID (classifier
 features, held-out train images, never the test split). A reward is aligned with FID when its order of the
@@ -24,18 +24,16 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-import ppo_adversarial  # noqa: E402
-
+from adanat_env.config import parse_config  # noqa: E402
 from adanat_env.data import to_model_images  # noqa: E402
+from adanat_env.evaluation.metrics import extract_features, feature_extractor, feature_stats, frechet_distance  # noqa: E402
+from adanat_env.evaluation.sampling import sample_images  # noqa: E402
 from adanat_env.schedules import Schedule, heuristic_schedule  # noqa: E402
 from adanat_env.utils import resolve_device, seed_everything  # noqa: E402
-from experiments._cli import parse_config  # noqa: E402
+from agents.trainer import TrainConfig, build_env, build_reward, train_split  # noqa: E402
 from rewards.adversarial import co_train  # noqa: E402
-from rewards.evaluation import sample_images  # noqa: E402
-from rewards.metrics import extract_features, feature_extractor, feature_stats, frechet_distance  # noqa: E402
 
 
 def scaled(s: Schedule, name: str, **factors: float) -> Schedule:
@@ -68,17 +66,17 @@ def spearman(a: list[float], b: list[float]) -> float:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    p = argparse.ArgumentParser(add_help=False)
+    p = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     p.add_argument("--samples", type=int, default=2000, help="samples per variant")
     p.add_argument("--updates", type=int, default=150, help="discriminator updates against the heuristic schedule")
     p.add_argument("--out", default="", help="JSON summary path")
     own, rest = p.parse_known_args(argv)
-    cfg = parse_config(ppo_adversarial.Config, rest, description=__doc__)
+    cfg = parse_config(TrainConfig, rest, description=__doc__)
+    cfg.validate()
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
-    venv, _ = ppo_adversarial.make_env(cfg, device)
-    gen = venv.unwrapped.generator
-    wrapper, _ = ppo_adversarial.make_reward(cfg, venv, device)
+    wrapper = build_reward(cfg, build_env(cfg, device), device)
+    gen = wrapper.unwrapped.generator
     reward = wrapper.reward
     h = heuristic_schedule(cfg.steps)
     rng = torch.Generator(device=device).manual_seed(cfg.seed)
@@ -86,7 +84,7 @@ def main(argv: list[str] | None = None) -> dict:
     d_stats = co_train(reward, gen, h, cfg.steps, epochs=4, batch_size=cfg.d_batch_size, rng=rng,
                        updates=own.updates, minibatch=cfg.d_minibatch)
     fn = feature_extractor(cfg.metric, device)
-    ds, _, val_idx = ppo_adversarial.train_split(cfg)
+    ds, _, val_idx = train_split(cfg, gen.num_classes)
     ref = feature_stats(extract_features(fn, to_model_images(ds.images[val_idx], gen.image_shape[-1]).to(device)))
     rows = []
     for s in variants(cfg.steps):

@@ -20,13 +20,13 @@ import torch
 
 from adanat_env.data import load_idx_dataset, to_model_images
 from adanat_env.embedded import load_embedded_generator
+from adanat_env.evaluation.metrics import (extract_features, feature_extractor, feature_stats, frechet_distance,
+                                           kernel_inception_distance, load_reference, precision_recall_coverage)
+from adanat_env.evaluation.sampling import balanced_labels, evaluate_policy, sample_images
+from adanat_env.models.classifier import load_classifier
 from adanat_env.sampler import generate
 from adanat_env.schedules import heuristic_schedule, maskgit_cosine_schedule
 from adanat_env.utils import resolve_device, save_grid, seed_everything
-from rewards.classifier import load_classifier
-from rewards.evaluation import balanced_labels, evaluate_policy, sample_images
-from rewards.metrics import (extract_features, feature_extractor, feature_stats, frechet_distance,
-                             kernel_inception_distance, load_reference, precision_recall_coverage)
 
 SCHEDULES = {"cosine": maskgit_cosine_schedule, "heuristic": heuristic_schedule}
 
@@ -62,6 +62,8 @@ def metric_check(args: argparse.Namespace) -> dict:
     gen = load_embedded_generator(device, nat_dir=args.nat_dir, tokenizer_dir=args.tokenizer_dir)
     n = args.num_samples
     train, test = load_idx_dataset("train"), load_idx_dataset("test")
+    for ds in (train, test):
+        ds.check_classes(gen.num_classes)  # real images of classes the generator lacks would skew every metric
     g = torch.Generator().manual_seed(args.seed)
     real_test = to_model_images(test.images)[:n]
     real_train = to_model_images(train.images)[torch.randperm(len(train), generator=g)[:n]]

@@ -1,4 +1,4 @@
-"""Class-conditional discriminators for the adversarial reward (paper Sec. 4.3, facts section 7).
+"""Class-conditional discriminators for the adversarial reward (paper Sec. 4.3).
 
 Two families, both returning per-location logits (B, P) whose mean is the image's logit:
 
@@ -19,12 +19,16 @@ head the diversity of a group of samples; with ``mbstd=0`` a sample's reward nev
 from __future__ import annotations
 
 import math
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
+
+if TYPE_CHECKING:
+    from adanat_env.models import VQGAN
+    from adanat_env.models.classifier import SmallCNN
 
 __all__ = ["ConvDiscriminator", "ProjectedDiscriminator", "FeaturePyramid", "TokenizerEncoderPyramid",
            "EfficientNetPyramid", "ClassifierPyramid", "build_discriminator", "DISCRIMINATORS"]
@@ -78,10 +82,13 @@ class TokenizerEncoderPyramid(nn.Module):
     :param tokenizer: a :class:`~adanat_env.models.VQGAN` (its encoder is used, frozen).
     """
 
-    def __init__(self, tokenizer: nn.Module) -> None:
+    def __init__(self, tokenizer: VQGAN) -> None:
         super().__init__()
+        # the encoder is registered here (its weights in this module's state_dict, moved by .to()); the maps come
+        # from the tokenizer's method, which runs that same encoder
         self.encoder = tokenizer.encoder
         self.encoder.requires_grad_(False)
+        self.feature_maps = tokenizer.encoder_feature_maps
         c = tokenizer.config
         self.channels = [c.ch * m for m in c.ch_mult]
 
@@ -89,25 +96,17 @@ class TokenizerEncoderPyramid(nn.Module):
         return super().train(False)  # frozen: always eval
 
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
-        enc = self.encoder
-        h = enc.conv_in(images)
-        out, last = [], len(enc.down) - 1
-        for i, level in enumerate(enc.down):
-            for block in level.block:
-                h = block(h)
-            out.append(h)
-            if i != last:
-                h = F.avg_pool2d(h, 2)
-        return out
+        return self.feature_maps(images)
 
 
 class ClassifierPyramid(nn.Module):
-    """The three conv stages of a frozen :class:`~rewards.classifier.SmallCNN` (trained on the real train split).
+    """The three conv stages of a frozen :class:`~adanat_env.models.classifier.SmallCNN` (trained on the real train
+    split).
 
     :param classifier: the classifier (frozen here).
     """
 
-    def __init__(self, classifier: nn.Module) -> None:
+    def __init__(self, classifier: SmallCNN) -> None:
         super().__init__()
         self.net = classifier.requires_grad_(False).eval()
         w = classifier.config.width
@@ -117,11 +116,7 @@ class ClassifierPyramid(nn.Module):
         return super().train(False)
 
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
-        n = self.net
-        h1 = F.relu(n.conv1(n._prep(images)))
-        h2 = F.relu(n.conv2(h1))
-        h3 = F.relu(n.conv3(F.max_pool2d(h2, 2)))
-        return [h1, h2, h3]
+        return self.net.feature_maps(images)
 
 
 class EfficientNetPyramid(nn.Module):
@@ -136,7 +131,7 @@ class EfficientNetPyramid(nn.Module):
         super().__init__()
         self.blocks = blocks
         self.bf16 = bf16
-        from .feature_nets import load_efficientnet_lite0
+        from adanat_env.models.efficientnet import load_efficientnet_lite0
 
         # channels-last: 1.6-1.9x faster depthwise convs on CPU (bf16 and fp32, measured), faster on CUDA too
         self.net = load_efficientnet_lite0().to(memory_format=torch.channels_last)
@@ -150,10 +145,8 @@ class EfficientNetPyramid(nn.Module):
         x = images if images.shape[1] == 3 else images.expand(-1, 3, -1, -1)
         x = F.interpolate(x, size=(self.resolution, self.resolution), mode="bilinear", align_corners=False, antialias=True)
         x = x.contiguous(memory_format=torch.channels_last)
-        from .feature_nets import efficientnet_pyramid
-
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            feats = efficientnet_pyramid(self.net, (x * 255.0 - 127.0) / 128.0, self.blocks)
+            feats = self.net.feature_pyramid(x, self.blocks)
         return [f.float().contiguous() for f in feats]
 
 
@@ -239,12 +232,13 @@ DISCRIMINATORS = ("conv", "projected-tokenizer", "projected-classifier", "projec
 
 
 def build_discriminator(kind: str, image_shape: tuple[int, int, int], num_classes: int,
-                        tokenizer: nn.Module | None = None, width: int = 64,
+                        tokenizer: VQGAN | None = None, width: int = 64,
                         classifier_dir: str | None = None, sn: bool = True, mbstd: int = 0,
                         mbstd_by_label: bool = False) -> nn.Module:
     """A discriminator by name.
 
-    :param kind: ``"conv"``, ``"projected-tokenizer"`` (needs ``tokenizer``) or ``"projected-efficientnet"``.
+    :param kind: ``"conv"``, ``"projected-tokenizer"`` (needs ``tokenizer``), ``"projected-classifier"`` or
+        ``"projected-efficientnet"``.
     :param image_shape: (C, H, W) of the generated images.
     :param num_classes: number of classes.
     :param tokenizer: the generator's frozen tokenizer, for ``"projected-tokenizer"``.
@@ -262,7 +256,7 @@ def build_discriminator(kind: str, image_shape: tuple[int, int, int], num_classe
         return ProjectedDiscriminator(TokenizerEncoderPyramid(tokenizer), num_classes, sn=sn, mbstd=mbstd,
                                      mbstd_by_label=mbstd_by_label)
     if kind == "projected-classifier":
-        from .classifier import load_classifier
+        from adanat_env.models.classifier import load_classifier
 
         return ProjectedDiscriminator(ClassifierPyramid(load_classifier(classifier_dir)), num_classes, sn=sn, mbstd=mbstd,
                                      mbstd_by_label=mbstd_by_label)

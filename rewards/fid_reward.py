@@ -15,7 +15,7 @@ The n leave-one-out statistics come from rank-one downdates of the batch mean an
 square-root traces from one batched symmetric eigen-decomposition, on the reward's device.
 
 Reference statistics must not be the evaluation reference (that would train on the test set): the default
-in ``experiments/ppo_adversarial.py`` uses the real TRAIN split's statistics, evaluation uses the test split.
+in :mod:`agents.trainer` uses the real TRAIN split's statistics, evaluation uses the test split.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .metrics import FeatureFn, FeatureStats
+from adanat_env.evaluation.metrics import FeatureFn, FeatureStats
 
 __all__ = ["BatchFIDReward", "jackknife_fid"]
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
 
-from adanat_env.checkpoint import CheckpointMismatchError, UnsafeCheckpointError, read_checkpoint
+from adanat_env.checkpoint import (CheckpointError, CheckpointIntegrityError, CheckpointMismatchError,
+                                   UnsafeCheckpointError, file_sha256, read_checkpoint, verify_recorded_sha256)
+from adanat_env.embedded import ASSET_DIR, load_nat_dir
 from adanat_env.models import load_nat, load_tokenizer
 
 from .conftest import TINY_NAT, load_manifest
@@ -146,3 +151,62 @@ def test_garbage_file_is_reported_as_corrupt_not_unsafe(tmp_path: Path):
     path.write_bytes(b"garbage" * 10)
     with pytest.raises(Exception, match="not a valid torch or safetensors file"):
         load_nat(TINY_NAT, path)
+
+
+SHIPPED = ("nat", "tokenizer", "classifier")
+
+
+def _copy_shipped(kind: str, dst: Path, with_json: bool = True) -> Path:
+    """Copy ``<kind>.safetensors`` (and its provenance JSON) of the shipped assets into ``dst``."""
+    for suffix in (".safetensors", ".json") if with_json else (".safetensors",):
+        shutil.copy(ASSET_DIR / f"{kind}{suffix}", dst / f"{kind}{suffix}")
+    return dst / f"{kind}.safetensors"
+
+
+def _zero_block(path: Path) -> None:
+    """Overwrite 200 KB inside the tensor data with zeros: safetensors itself cannot notice."""
+    with open(path, "r+b") as f:
+        f.seek(1_000_000)
+        f.write(bytes(200_000))
+
+
+@pytest.mark.parametrize("kind", SHIPPED)
+def test_shipped_weights_match_their_recorded_sha256(kind: str):
+    recorded = json.loads((ASSET_DIR / f"{kind}.json").read_text())["sha256"]
+    assert recorded == file_sha256(ASSET_DIR / f"{kind}.safetensors")
+    verify_recorded_sha256(ASSET_DIR / f"{kind}.safetensors")
+
+
+@pytest.mark.parametrize("kind", SHIPPED)
+def test_zeroed_block_in_shipped_weights_is_refused(tmp_path: Path, kind: str):
+    path = _copy_shipped(kind, tmp_path)
+    _zero_block(path)
+    expected = json.loads((tmp_path / f"{kind}.json").read_text())["sha256"]
+    actual = hashlib.sha256(path.read_bytes()).hexdigest()
+    with pytest.raises(CheckpointIntegrityError) as info:
+        read_checkpoint(path)
+    msg = str(info.value)
+    assert str(path) in msg and expected in msg and actual in msg and f"git checkout -- {path}" in msg
+    (tmp_path / f"{kind}.json").unlink()
+    read_checkpoint(path)  # without its recorded hash the damaged file loads silently: the check is what catches it
+
+
+def test_the_embedded_loader_checks_the_hash(tmp_path: Path):
+    path = _copy_shipped("nat", tmp_path)
+    _zero_block(path)
+    with pytest.raises(CheckpointIntegrityError, match="nat.safetensors' is damaged or was replaced"):
+        load_nat_dir(tmp_path)
+
+
+def test_truncated_safetensors_names_the_file(tmp_path: Path):
+    path = _copy_shipped("tokenizer", tmp_path, with_json=False)
+    path.write_bytes(path.read_bytes()[:100_000])
+    with pytest.raises(CheckpointError, match="could not read tokenizer weights '.*tokenizer.safetensors'.*truncated"):
+        read_checkpoint(path, what="tokenizer weights")
+
+
+def test_unreadable_provenance_json_is_reported(tmp_path: Path):
+    path = _copy_shipped("tokenizer", tmp_path)
+    (tmp_path / "tokenizer.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="cannot read '.*tokenizer.json'"):
+        read_checkpoint(path)

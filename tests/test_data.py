@@ -8,8 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
-from adanat_env.data import DATA_DIR_ENV, DEFAULT_DATA_DIR, DataError, load_idx_dataset, read_idx, to_model_images
+from adanat_env.data import (DATA_DIR_ENV, DEFAULT_DATA_DIR, DataError, check_labels, load_idx_dataset, read_idx,
+                             to_model_images)
 
 
 def _write_idx(path: Path, arr: np.ndarray, compress: bool) -> None:
@@ -77,6 +79,37 @@ def test_image_label_count_mismatch(tmp_path: Path):
     _write_idx(tmp_path / "train-labels-idx1-ubyte.gz", np.zeros(7, dtype=np.uint8), True)
     with pytest.raises(DataError, match="20 images but 7 labels"):
         load_idx_dataset("train", tmp_path)
+
+
+def test_labels_outside_the_model_classes_are_a_clear_error(tmp_path: Path):
+    _make_set(tmp_path)
+    labels = np.arange(20) % 10  # an IDX set with more classes than the model
+    labels[[3, 7]], labels[11] = 12, 10
+    _write_idx(tmp_path / "train-labels-idx1-ubyte.gz", labels, True)
+    ds = load_idx_dataset("train", tmp_path)
+    with pytest.raises(ValueError) as info:
+        ds.check_classes(10)
+    msg = str(info.value)
+    assert f"'{tmp_path}' (train split)" in msg and "include 10, 12," in msg and "model's 10 classes (0..9)" in msg
+    ds.check_classes(13)
+    load_idx_dataset("test", tmp_path).check_classes(10)
+
+
+def test_check_labels_takes_tensors_and_lists_at_most_ten_values():
+    check_labels(torch.tensor([0, 4]), 5, "x")
+    with pytest.raises(ValueError, match=r"labels in my set include -1, 5, 6, 7, 8, 9, 10, 11, 12, 13, \.\.\. \(2 more\)"):
+        check_labels(torch.arange(-1, 16), 5, "my set")
+
+
+@pytest.mark.parametrize("script", ["train_classifier", "train_nat"])
+def test_training_scripts_check_test_labels_before_training(tmp_path: Path, monkeypatch, script: str):
+    import importlib
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "experiments"))
+    _make_set(tmp_path)
+    _write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.full(20, 11), True)  # the test split has a class train lacks
+    with pytest.raises(ValueError, match=r"\(test split\) include 11, outside the model's \d+ classes"):
+        importlib.import_module(script).main(["--data-dir", str(tmp_path), "--out", str(tmp_path / "out")])
 
 
 @pytest.mark.skipif(not (DEFAULT_DATA_DIR / "t10k-labels-idx1-ubyte.gz").exists(), reason="Fashion-MNIST package not installed")

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from adanat_env.embedded import ASSET_DIR, load_embedded_generator, load_nat_dir, load_tokenizer_dir
-from adanat_env.sample import main as sample_main
+from adanat_env.cli import main as sample_main
 from adanat_env.sampler import generate
 from adanat_env.schedules import heuristic_schedule
-from rewards.classifier import load_classifier
+from adanat_env.models.classifier import load_classifier
 
 
 def test_shipped_assets_are_small_and_documented():
@@ -40,6 +40,30 @@ def test_samples_are_recognisably_their_class():
     assert images.shape == (100, 1, 28, 28)
     pred = load_classifier()(images).argmax(1)
     assert float((pred == labels).float().mean()) >= 0.7
+
+
+def test_classifier_label_probability_is_the_softmax_of_the_label():
+    clf = load_classifier()
+    images = torch.rand(6, 1, 28, 28)
+    per_label = torch.stack([clf.label_probability(images, torch.full((6,), c)) for c in range(10)], dim=1)
+    torch.testing.assert_close(per_label.sum(1), torch.ones(6))
+    torch.testing.assert_close(per_label, torch.softmax(clf(images), 1))
+    labels = torch.arange(6)
+    p = clf.label_probability(images.bfloat16(), labels)  # amp generators hand over bf16 images
+    assert p.dtype == torch.float32 and p.shape == (6,)
+
+
+def test_classifier_feature_maps_feed_its_features():
+    clf = load_classifier()
+    images = torch.rand(3, 1, 28, 28)
+    w = clf.config.width
+    maps = clf.feature_maps(images)
+    assert [tuple(m.shape) for m in maps] == [(3, w, 28, 28), (3, 2 * w, 28, 28), (3, 4 * w, 14, 14)]
+    seen = []
+    hook = clf.fc.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    clf.features(images)
+    hook.remove()
+    assert torch.equal(seen[0], torch.nn.functional.max_pool2d(maps[-1], 2).flatten(1))
 
 
 def test_missing_directory_names_the_training_command(tmp_path: Path):

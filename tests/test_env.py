@@ -78,7 +78,7 @@ def test_single_and_vector_envs_agree_for_the_same_seed():
 def test_vector_env_one_nat_call_per_step_same_step_autoreset(tiny_generator):
     calls = []
     tiny_generator.nat.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
-    env = AdaNATVectorEnv(tiny_generator, num_envs=5, steps=3, reward_model=None)
+    env = AdaNATVectorEnv(tiny_generator, num_envs=5, steps=3)
     obs, _ = env.reset(seed=0)
     assert obs["features"].shape == (5, 16, 32) and len(calls) == 1
     for t in range(3):
@@ -150,7 +150,10 @@ def test_float16_features_and_bad_kwargs(tiny_generator):
 
 
 def test_reward_model_errors_are_clear(tiny_generator):
-    env = AdaNATVectorEnv(tiny_generator, num_envs=2, steps=1, reward_model=lambda im, lb: torch.full((2,), float("nan")))
+    from adanat_env.wrappers import VectorTerminalRewardWrapper
+
+    env = VectorTerminalRewardWrapper(AdaNATVectorEnv(tiny_generator, num_envs=2, steps=1),
+                                      lambda im, lb: torch.full((2,), float("nan")))
     env.reset(seed=0)
     with pytest.raises(FloatingPointError, match="NaN/inf"):
         env.step(np.zeros((2, 4), dtype=np.float32))

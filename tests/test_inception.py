@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from rewards.inception import INCEPTION_FILENAME, FIDInceptionV3
-from rewards.metrics import feature_extractor
+from adanat_env.evaluation.inception import INCEPTION_FILENAME, FIDInceptionV3
+from adanat_env.evaluation.metrics import feature_extractor
 
 
 def test_missing_weights_name_the_file_and_never_download(tmp_path: Path):

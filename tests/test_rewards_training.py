@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
+from adanat_env.evaluation.metrics import feature_stats, frechet_distance
 from adanat_env.schedules import heuristic_schedule
 from rewards.adversarial import (AdversarialReward, AdversarialRewardWrapper, DiscriminatorDivergedError, RealImages,
                                  co_train)
 from rewards.discriminator import DISCRIMINATORS, build_discriminator
 from rewards.fid_reward import BatchFIDReward, jackknife_fid
-from rewards.metrics import feature_stats, frechet_distance
 
 
 def _real(n: int = 64, side: int = 16, channels: int = 3, classes: int = 10, seed: int = 0) -> RealImages:
@@ -61,7 +61,7 @@ def test_nan_discriminator_loss_raises_and_changes_nothing():
     before = {k: v.clone() for k, v in reward.discriminator.state_dict().items()}
     bad = torch.rand(4, 3, 16, 16)
     bad[0] = float("nan")
-    with pytest.raises(DiscriminatorDivergedError, match="resume from the last checkpoint"):
+    with pytest.raises(DiscriminatorDivergedError, match="Resume from the last checkpoint"):
         reward.update(bad, torch.arange(4))
     assert reward.num_updates == 0
     assert all(torch.equal(before[k], v) for k, v in reward.discriminator.state_dict().items())

@@ -1,101 +1,172 @@
-"""The main training job on tiny configurations: every --algo, resume exactness, failure handling."""
+"""The training library (agents.trainer) on tiny configurations: every algorithm, exact resume, recovery from
+divergence, option validation, run-directory safety."""
 
 from __future__ import annotations
 
 import json
-import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 
 from adanat_env.data import DEFAULT_DATA_DIR
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
-import ppo_adversarial  # noqa: E402
-
-from agents.registry import ALGOS  # noqa: E402
+from agents.registry import ALGOS
+from agents.trainer import RunDirectoryError, TrainConfig, Trainer, load_checkpoint
 
 pytestmark = pytest.mark.skipif(not (DEFAULT_DATA_DIR / "train-labels-idx1-ubyte.gz").exists(),
                                 reason="Fashion-MNIST package not installed (real images for the discriminator)")
 
-TINY = ["--steps", "2", "--batch-size", "8", "--episodes", "16", "--minibatch", "16", "--epochs", "1",
-        "--d-epochs", "1", "--d-batch-size", "8", "--d-updates", "2", "--d-minibatch", "8", "--d-warmup", "1",
-        "--d-real-count", "2000", "--val-count", "500", "--curve-every", "0", "--eval-samples", "100",
-        "--amp", "none", "--device", "cpu", "--seed", "3"]
+TINY = TrainConfig(steps=2, batch_size=8, episodes=16, minibatch=16, epochs=1, d_epochs=1, d_batch_size=8,
+                   d_updates=2, d_minibatch=8, d_warmup=1, d_real_count=2000, val_count=500, curve_every=0,
+                   eval_samples=100, amp="none", device="cpu", seed=3, iterations=3)
 
 
-def run(tmp: Path, *extra: str) -> dict:
-    return ppo_adversarial.main([*TINY, "--out", str(tmp), *extra])
+def tiny(**changes) -> TrainConfig:
+    return replace(TINY, **changes)
 
 
 def _weights(path: Path) -> dict[str, torch.Tensor]:
-    return ppo_adversarial.load_checkpoint(path)["model"]["policy"]
+    return load_checkpoint(path)["model"]["policy"]
+
+
+def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_trainer_from_a_config_resumes_to_the_same_weights_as_an_uninterrupted_run(tmp_path):
+    Trainer(tiny(), tmp_path / "full", log=lambda _: None).fit(progress=False)
+
+    cut = Trainer(tiny(), tmp_path / "cut", log=lambda _: None)
+    cut.fit(max_iterations=2, progress=False)
+    assert load_checkpoint(tmp_path / "cut")["iteration"] == 2
+    resumed = Trainer.resume(tmp_path / "cut", log=lambda _: None)
+    assert resumed.iteration == 2
+    resumed.fit(progress=False)
+
+    assert _same(_weights(tmp_path / "full"), _weights(tmp_path / "cut"))
+    da = load_checkpoint(tmp_path / "full")["reward"]["reward"]["discriminator"]
+    db = load_checkpoint(tmp_path / "cut")["reward"]["reward"]["discriminator"]
+    assert _same(da, db)
+    history = json.loads((tmp_path / "cut" / "history.json").read_text())
+    assert [h["iteration"] for h in history] == [1, 2, 3]
+
+
+def test_state_dict_round_trips_through_a_fresh_trainer(tmp_path):
+    a = Trainer(tiny(iterations=1), None, log=lambda _: None)
+    a.fit(progress=False)
+    b = Trainer(tiny(iterations=1), None, log=lambda _: None)
+    b.load_state_dict(a.state_dict())
+    assert b.iteration == 1 and _same(a.model.policy.state_dict(), b.model.policy.state_dict())
+    assert _same(a.adversarial.reward.discriminator.state_dict(), b.adversarial.reward.discriminator.state_dict())
 
 
 @pytest.mark.parametrize("algo", sorted(ALGOS))
 def test_every_registered_algo_trains_and_evaluates(algo, tmp_path):
-    metrics = run(tmp_path, "--algo", algo, "--iterations", "2")
+    trainer = Trainer(tiny(algo=algo, iterations=2), tmp_path, log=lambda _: None)
+    trainer.fit(progress=False)
+    metrics = trainer.evaluate()
     assert set(metrics["fid"]) == {"cosine", "heuristic", "learned"} and set(metrics["kid"]) == set(metrics["fid"])
     assert metrics["algo"] == algo and metrics["steps"] == 2 and metrics["seed"] == 3
     for f in ("metrics.json", "training_curve.png", "grid_learned.png", "grid_cosine.png", "grid_heuristic.png",
-              "checkpoint.pt", "history.json"):
+              "checkpoint.pt", "history.json", "config.json"):
         assert (tmp_path / f).is_file(), f
-    assert json.loads((tmp_path / "metrics.json").read_text())["eval_samples"] == 100
 
 
-def test_resume_ends_with_the_same_weights_as_an_uninterrupted_run(tmp_path):
-    run(tmp_path / "full", "--iterations", "3", "--eval-samples", "100")
-    run(tmp_path / "cut", "--iterations", "3", "--max-iterations-this-call", "1")
-    assert ppo_adversarial.load_checkpoint(tmp_path / "cut")["iteration"] == 1
-    run(tmp_path / "cut", "--iterations", "3", "--resume", str(tmp_path / "cut"))
-    a, b = _weights(tmp_path / "full"), _weights(tmp_path / "cut")
-    assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
-    da = ppo_adversarial.load_checkpoint(tmp_path / "full")["reward"]["reward"]["discriminator"]
-    db = ppo_adversarial.load_checkpoint(tmp_path / "cut")["reward"]["reward"]["discriminator"]
-    assert all(torch.equal(da[k], db[k]) for k in da)
+@pytest.mark.parametrize("reward", ["fid", "prm"])
+def test_alternative_rewards(reward, tmp_path):
+    trainer = Trainer(tiny(reward=reward, iterations=1, batch_size=16, episodes=16), tmp_path, log=lambda _: None)
+    trainer.fit(progress=False)
+    m = trainer.evaluate()
+    assert m["reward"] == reward and m["fid"]["learned"] > 0
 
 
-def test_nan_discriminator_loss_stops_the_run_and_keeps_a_usable_checkpoint(tmp_path, monkeypatch):
+def test_non_adaptive_variant_and_best_iterate_selection(tmp_path):
+    trainer = Trainer(tiny(policy="step-only", iterations=2, curve_every=1, curve_samples=50), tmp_path,
+                      log=lambda _: None)
+    trainer.fit(progress=False)
+    before = {k: v.clone() for k, v in trainer.model.policy.state_dict().items()}
+    m = trainer.evaluate()
+    assert m["policy"] == "step-only" and m["selected_iteration"] in (1, 2)
+    assert set(m["fid_quick_baselines"]) == {"cosine", "heuristic"}
+    assert _same(before, trainer.model.policy.state_dict())  # evaluating the best iterate leaves training state alone
+
+
+def test_a_diverged_discriminator_stops_the_run_and_the_advised_recovery_works(tmp_path, monkeypatch):
     from rewards.adversarial import AdversarialReward, DiscriminatorDivergedError
 
-    run(tmp_path, "--iterations", "3", "--max-iterations-this-call", "1")
+    Trainer(tiny(), tmp_path, log=lambda _: None).fit(max_iterations=1, progress=False)
     before = _weights(tmp_path)
     original = AdversarialReward.update
-
-    def nan_update(self, fake, labels):
-        return original(self, fake * float("nan"), labels)
-
-    monkeypatch.setattr(AdversarialReward, "update", nan_update)
+    monkeypatch.setattr(AdversarialReward, "update", lambda self, fake, labels: original(self, fake * float("nan"), labels))
     with pytest.raises(DiscriminatorDivergedError, match="--d-lr"):
-        run(tmp_path, "--iterations", "3", "--resume", str(tmp_path))
-    state = ppo_adversarial.load_checkpoint(tmp_path)
-    assert state["iteration"] == 1 and all(torch.equal(before[k], v) for k, v in state["model"]["policy"].items())
+        Trainer.resume(tmp_path, log=lambda _: None).fit(progress=False)
+    state = load_checkpoint(tmp_path)
+    assert state["iteration"] == 1 and _same(before, state["model"]["policy"])
+
     monkeypatch.setattr(AdversarialReward, "update", original)
-    assert run(tmp_path, "--iterations", "2", "--resume", str(tmp_path))["iterations"] == 2
+    resumed = Trainer.resume(tmp_path, d_lr=5e-4, lr=1e-4, log=lambda _: None)  # what the error advises
+    assert resumed.adversarial.reward.optimizer.param_groups[0]["lr"] == 5e-4
+    resumed.fit(progress=False)
+    assert resumed.model.policy.optimizer.param_groups[0]["lr"] == 1e-4
+    state = load_checkpoint(tmp_path)
+    assert state["config"]["d_lr"] == 5e-4 and state["changes"] == [{"iteration": 1, "d_lr": [1e-3, 5e-4],
+                                                                     "lr": [3e-4, 1e-4]}]
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert history[1]["config_changes"] == {"d_lr": [1e-3, 5e-4], "lr": [3e-4, 1e-4]}
 
 
 def test_non_finite_rewards_stop_the_run_and_keep_a_usable_checkpoint(tmp_path, monkeypatch):
     from rewards.adversarial import AdversarialReward
 
-    run(tmp_path, "--iterations", "3", "--max-iterations-this-call", "1")
+    Trainer(tiny(), tmp_path, log=lambda _: None).fit(max_iterations=1, progress=False)
     monkeypatch.setattr(AdversarialReward, "__call__", lambda self, x, y: torch.full((x.shape[0],), float("inf")))
     with pytest.raises(FloatingPointError, match="NaN/inf"):
-        run(tmp_path, "--iterations", "3", "--resume", str(tmp_path))
-    assert ppo_adversarial.load_checkpoint(tmp_path)["iteration"] == 1
+        Trainer.resume(tmp_path, log=lambda _: None).fit(progress=False)
+    assert load_checkpoint(tmp_path)["iteration"] == 1
 
 
-@pytest.mark.parametrize("reward", ["fid", "prm"])
-def test_alternative_rewards(reward, tmp_path):
-    m = run(tmp_path, "--reward", reward, "--iterations", "1", "--batch-size", "16", "--episodes", "16")
-    assert m["reward"] == reward and m["fid"]["learned"] > 0
+def test_resume_refuses_a_change_outside_the_resumable_options(tmp_path):
+    Trainer(tiny(iterations=2), tmp_path, log=lambda _: None).fit(max_iterations=1, progress=False)
+    with pytest.raises(ValueError, match="--kl-coef differ from the checkpoint"):
+        Trainer.resume(tmp_path, kl_coef=0.9)
 
 
-def test_non_adaptive_variant_runs(tmp_path):
-    assert run(tmp_path, "--policy", "step-only", "--iterations", "1")["policy"] == "step-only"
+@pytest.mark.parametrize("option, value", [("policy", "bogus"), ("select", "bogus"), ("metric", "bogus"),
+                                           ("algo", "dqn"), ("reward", "clasifier"), ("discriminator", "x"),
+                                           ("amp", "fp8"), ("env", "AdaNAT-CIFAR-v0")])
+def test_every_choice_is_checked_before_any_work(option, value, tmp_path):
+    with pytest.raises(ValueError, match=f"--{option} must be one of .*got '{value}'"):
+        Trainer(tiny(**{option: value}), tmp_path)
+    assert not (tmp_path / "config.json").exists()  # nothing written, nothing built
 
 
-def test_resume_refuses_a_different_configuration(tmp_path):
-    run(tmp_path, "--iterations", "2", "--max-iterations-this-call", "1")
-    with pytest.raises(ValueError, match="differ from the checkpoint"):
-        run(tmp_path, "--iterations", "2", "--resume", str(tmp_path), "--lr", "0.5")
+@pytest.mark.parametrize("changes, match", [({"episodes": 12}, "multiple of --batch-size"),
+                                            ({"steps": 0}, "--steps must be >= 1"),
+                                            ({"lr": float("nan")}, "--lr must be a finite number"),
+                                            ({"algo": "sac", "policy": "step-only"}, "needs an actor-critic")])
+def test_inconsistent_options_are_refused(changes, match):
+    with pytest.raises(ValueError, match=match):
+        tiny(**changes).validate()
+
+
+def test_a_new_run_into_an_existing_run_directory_is_refused_unless_overwrite(tmp_path):
+    Trainer(tiny(iterations=1), tmp_path, log=lambda _: None).fit(progress=False)
+    with pytest.raises(RunDirectoryError, match="--resume"):
+        Trainer(tiny(iterations=1), tmp_path)
+    Trainer(tiny(iterations=1, seed=4), tmp_path, overwrite=True, log=lambda _: None)
+    assert not (tmp_path / "checkpoint.pt").exists() and json.loads((tmp_path / "config.json").read_text())["seed"] == 4
+
+
+def test_labels_outside_the_models_classes_are_a_clear_error(tmp_path):
+    import numpy as np
+
+    from .test_data import _write_idx
+
+    images = np.zeros((20, 28, 28), dtype=np.uint8)
+    labels = (np.arange(20) % 12).astype(np.uint8)  # 12 classes for a 10-class model
+    for prefix in ("train", "t10k"):
+        _write_idx(tmp_path / f"{prefix}-images-idx3-ubyte.gz", images, True)
+        _write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte.gz", labels, True)
+    with pytest.raises(ValueError, match="10"):
+        Trainer(tiny(data_dir=str(tmp_path)), None)

@@ -24,7 +24,7 @@ class _MeanBrightness:
 
 def test_vector_terminal_reward_wrapper_replaces_terminal_rewards_only(tiny_generator):
     model = _MeanBrightness()
-    env = VectorTerminalRewardWrapper(AdaNATVectorEnv(tiny_generator, num_envs=3, steps=2, reward_model=None), model)
+    env = VectorTerminalRewardWrapper(AdaNATVectorEnv(tiny_generator, num_envs=3, steps=2), model)
     env.reset(seed=0, options={"labels": [0, 1, 2]})
     _, r, term, _, _ = env.step(np.zeros((3, 4), np.float32))
     assert r.tolist() == [0.0] * 3 and not term.any() and model.calls == 0

@@ -77,7 +77,8 @@ class DecodingSpec:
         """The Dict observation of a batch (see the env's Observation Space), on the tensors' devices."""
         dtype = torch.float32 if self.feature_dtype == "float32" else torch.float16
         step_col = torch.full((labels.shape[0], 1), step, dtype=torch.int64, device=labels.device)
-        return {"features": features.to(dtype), "step": step_col, "label": labels.reshape(-1, 1).long()}
+        # the label is a copy: observations of different calls never share memory (Gymnasium's checker asks it)
+        return {"features": features.to(dtype), "step": step_col, "label": labels.reshape(-1, 1).to(torch.int64, copy=True)}
 
     def pooled_observation(self, features: torch.Tensor, step: int | torch.Tensor,
                            labels: torch.Tensor) -> torch.Tensor:

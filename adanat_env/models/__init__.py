@@ -1,4 +1,4 @@
-"""Frozen generator networks: the U-ViT NAT and the MaskGIT VQGAN tokenizer, with presets and loaders.
+"""Frozen networks: the generator's U-ViT NAT and MaskGIT VQGAN tokenizer (presets, loaders) and feature networks.
 
 Presets
 -------
@@ -17,6 +17,10 @@ Presets
 
 Any :class:`UViTConfig` / :class:`VQGANConfig` (or a dict of its fields) may be passed instead of a preset
 name: the small embedded models use the very same classes.
+
+Frozen feature networks, imported from their modules (not re-exported here): :mod:`adanat_env.models.classifier`
+(the small Fashion-MNIST CNN, shipped) and :mod:`adanat_env.models.efficientnet` (ImageNet EfficientNet-Lite0;
+optional extra ``metrics``).
 """
 
 from __future__ import annotations

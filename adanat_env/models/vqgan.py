@@ -139,15 +139,20 @@ class _Encoder(nn.Module):
         self.norm_out = _norm(c_in, g)
         self.conv_out = nn.Conv2d(c_in, c.embed_dim, 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def level_outputs(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The output of each resolution level (before its average pool); the last one feeds ``mid``."""
         h = self.conv_in(x)
-        last = len(self.down) - 1
+        out, last = [], len(self.down) - 1
         for i, level in enumerate(self.down):
             for block in level.block:
                 h = block(h)
+            out.append(h)
             if i != last:
                 h = F.avg_pool2d(h, 2)
-        h = self.mid(h)
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.mid(self.level_outputs(x)[-1])
         return self.conv_out(F.silu(self.norm_out(h)))
 
 
@@ -216,6 +221,15 @@ class VQGAN(nn.Module):
     def encode_latent(self, images: torch.Tensor) -> torch.Tensor:
         """Continuous encoder output z (B, embed_dim, h, w) for images (B, 3, H, W) in [0, 1]."""
         return self.encoder(images)
+
+    def encoder_feature_maps(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """The encoder's level outputs: one map per ``ch_mult`` entry, (B, ch * ch_mult[i], H / 2**i, W / 2**i).
+
+        The last one is what the encoder's middle blocks and output conv turn into :meth:`encode_latent`.
+
+        :param images: (B, in_channels, H, W) in [0, 1].
+        """
+        return self.encoder.level_outputs(images)
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """Token ids (B, N), row-major over the (h, w) grid, for images (B, 3, H, W) in [0, 1]."""

@@ -1,8 +1,10 @@
 """A small CNN classifier of the embedded data set, trained on its real train split.
 
 Used for (1) the feature space of the embedded default's FID / KID / precision-recall (its 128-d penultimate
-layer; see :mod:`rewards.metrics` for why), (2) checking class conditioning, and (3) the stand-in
-"pretrained reward model" (classifier confidence). Shipped weights: ``adanat_env/assets/fashion_mnist/
+layer, :meth:`SmallCNN.features`; see :mod:`adanat_env.evaluation.metrics` for why), (2) checking class
+conditioning, (3) the offline stand-in "pretrained reward model" of the paper's PRM variant (the probability of
+the conditioning label, :meth:`SmallCNN.label_probability`) and (4) a frozen feature network of the projected
+discriminator (:meth:`SmallCNN.feature_maps`). Shipped weights: ``adanat_env/assets/fashion_mnist/
 classifier.safetensors``; ``experiments/train_classifier.py`` re-creates them.
 """
 
@@ -17,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from adanat_env.checkpoint import load_state_dict_strict, read_checkpoint
-from adanat_env.embedded import ASSET_DIR
+from ..checkpoint import load_state_dict_strict, read_checkpoint
+from ..embedded import ASSET_DIR
 
 __all__ = ["ClassifierConfig", "SmallCNN", "load_classifier"]
 
@@ -36,7 +38,8 @@ class ClassifierConfig:
 
 
 class SmallCNN(nn.Module):
-    """conv-conv-pool-conv-pool-MLP; ``features(x)`` is the 128-d penultimate activation.
+    """conv-conv-pool-conv-pool-MLP; ``features(x)`` is the 128-d penultimate activation, ``feature_maps(x)`` the
+    three conv stages' outputs.
 
     Inputs are images in [0, 1] of shape (B, C, H, W); other sizes are resized to ``resolution`` and RGB is
     averaged to grey when ``in_channels == 1``.
@@ -65,14 +68,35 @@ class SmallCNN(nn.Module):
             x = F.interpolate(x, size=(c.resolution, c.resolution), mode="bilinear", align_corners=False, antialias=True)
         return (x - 0.5) / 0.5
 
+    def feature_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The outputs of the three conv stages (after ReLU, before their max pools): widths w, 2w, 4w at sides
+        ``resolution``, ``resolution``, ``resolution / 2``.
+
+        :param x: (B, C, H, W) images in [0, 1].
+        """
+        h1 = F.relu(self.conv1(self._prep(x)))
+        h2 = F.relu(self.conv2(h1))
+        h3 = F.relu(self.conv3(F.max_pool2d(h2, 2)))
+        return [h1, h2, h3]
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        h = F.relu(self.conv1(self._prep(x)))
-        h = F.max_pool2d(F.relu(self.conv2(h)), 2)
-        h = F.max_pool2d(F.relu(self.conv3(h)), 2)
+        """The (B, feature_dim) penultimate activation. :param x: (B, C, H, W) images in [0, 1]."""
+        h = F.max_pool2d(self.feature_maps(x)[-1], 2)
         return F.relu(self.fc(h.flatten(1)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.dropout(self.features(x)))
+
+    def label_probability(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """p(label | image): the softmax probability of each image's given label, (B,) float32.
+
+        The offline stand-in for the paper's pretrained reward model (a reward ``(images, labels) -> (B,)``).
+
+        :param images: (B, C, H, W) in [0, 1] (any float dtype; computed in float32).
+        :param labels: (B,) class labels.
+        """
+        logp = torch.log_softmax(self(images.float()), dim=1)
+        return logp.gather(1, labels.long().view(-1, 1)).squeeze(1).exp()
 
 
 def load_classifier(directory: str | os.PathLike[str] | None = None, device: str | torch.device = "cpu") -> SmallCNN:

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from adanat_env.checkpoint import extract_state_dict, load_state_dict_strict, read_checkpoint
+from ..checkpoint import extract_state_dict, load_state_dict_strict, read_checkpoint
 
 __all__ = ["FIDInceptionV3", "fid_inception_features", "INCEPTION_FILENAME"]
 

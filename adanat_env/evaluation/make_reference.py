@@ -1,6 +1,6 @@
 """Precompute reference statistics of a real split in a feature space (shipped for the Fashion-MNIST test split).
 
-    python -m rewards.make_reference --split test --feature-space classifier \\
+    python -m adanat_env.evaluation.make_reference --split test --feature-space classifier \\
         --out adanat_env/assets/fashion_mnist/fid_ref_test_classifier.npz
 """
 
@@ -9,8 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from adanat_env.data import load_idx_dataset, to_model_images
-
+from ..data import load_idx_dataset, to_model_images
 from .metrics import extract_features, feature_extractor, save_reference
 
 
