@@ -7,16 +7,18 @@ Their counters are plain integers (:meth:`state_dict`), so a resumed run continu
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
+import torch
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.noise import ActionNoise, NormalActionNoise, VectorizedActionNoise
 
 from .generation_policy import SB3GenerationPolicy
 from .policies import StdSchedule
 
-__all__ = ["StdScheduleCallback", "DiscriminatorCallback"]
+__all__ = ["StdScheduleCallback", "DiscriminatorCallback", "RolloutTimer"]
 
 
 class _RolloutCounter(BaseCallback):
@@ -91,3 +93,31 @@ class DiscriminatorCallback(_RolloutCounter):
             for k, v in self.last_stats.items():
                 self.logger.record(f"discriminator/{k}", v)
         self.rollouts += 1
+
+
+class RolloutTimer(BaseCallback):
+    """Wall-clock seconds of every rollout (synchronising CUDA at both ends), e.g. for benchmarks.
+
+    :param device: the device the rollout computes on.
+    """
+
+    def __init__(self, device: Any = "cpu", verbose: int = 0) -> None:
+        super().__init__(verbose)
+        self.device = torch.device(device)
+        self.rollout_s: list[float] = []
+        self._t0 = 0.0
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def _on_rollout_start(self) -> None:
+        self._sync()
+        self._t0 = time.perf_counter()
+
+    def _on_rollout_end(self) -> None:
+        self._sync()
+        self.rollout_s.append(time.perf_counter() - self._t0)
+
+    def _on_step(self) -> bool:
+        return True

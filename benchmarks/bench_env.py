@@ -96,16 +96,12 @@ def main(argv: list[str] | None = None) -> dict:
         sb3_env.seed(args.seed)
         model = PPO("MultiInputPolicy", sb3_env, n_steps=t * args.episodes, batch_size=b, seed=args.seed, device="cpu"
                     if device.type == "cpu" else device)
-        total, callback = model._setup_learn(10 * b * t * args.episodes, None)
-        callback.on_training_start(locals(), globals())
-        model.collect_rollouts(model.env, callback, model.rollout_buffer, n_rollout_steps=t)  # warm-up
-        best = float("inf")
-        for _ in range(2):
-            _sync(device)
-            t0 = time.perf_counter()
-            model.collect_rollouts(model.env, callback, model.rollout_buffer, n_rollout_steps=model.n_steps)
-            _sync(device)
-            best = min(best, time.perf_counter() - t0)
+        from agents.callbacks import RolloutTimer
+
+        timer = RolloutTimer(device)
+        # three rollouts (the first is a warm-up), each followed by one PPO update, which is not timed
+        model.learn(3 * model.n_steps * b, callback=timer)
+        best = min(timer.rollout_s[1:])
         results.update(sb3_images_per_s=n_images / best, sb3_over_raw=raw_s / best)
 
     out = {"bench": "env", "env": args.env, "device": str(device), "amp": args.amp, "num_envs": b, "steps": t,

@@ -24,35 +24,18 @@ import time
 from pathlib import Path
 
 import torch
-from stable_baselines3.common.callbacks import BaseCallback
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from adanat_env.sampler import generate  # noqa: E402
 from adanat_env.schedules import heuristic_schedule  # noqa: E402
+from agents.callbacks import RolloutTimer  # noqa: E402
 from agents.trainer import TrainConfig, Trainer  # noqa: E402
 
 
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-class _Timer(BaseCallback):
-    def __init__(self, device: torch.device) -> None:
-        super().__init__()
-        self.device, self.rollout_s, self.t0 = device, [], 0.0
-
-    def _on_rollout_start(self) -> None:
-        _sync(self.device)
-        self.t0 = time.perf_counter()
-
-    def _on_rollout_end(self) -> None:
-        _sync(self.device)
-        self.rollout_s.append(time.perf_counter() - self.t0)
-
-    def _on_step(self) -> bool:
-        return True
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -73,7 +56,7 @@ def main(argv: list[str] | None = None) -> dict:
                       amp=a.amp, discriminator=a.discriminator, seed=a.seed)
     trainer = Trainer(cfg, out=None)  # the main job's env, reward, PPO and callbacks; writes nothing
     device, gen, model, n_steps = trainer.device, trainer.generator, trainer.model, trainer.n_steps
-    timer = _Timer(device)
+    timer = RolloutTimer(device)
     disc = trainer.disc_callback
 
     schedule = heuristic_schedule(a.steps)

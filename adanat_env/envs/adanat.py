@@ -117,10 +117,9 @@ def decoding_spec_of(env: Any) -> DecodingSpec:
 
 
 _DOC_SPACES = """
-    **Action Space**: ``Box(-10, 10, (4,), float32)`` of raw pre-activation values, in the official order
-    ``(mask_ratio, remask_temp, sample_temp, guidance)``, mapped to the step parameters
-    (m, tau_2, tau_1, w) by sigmoid / softplus / softplus / softplus
-    (:class:`~adanat_env.actions.ActionMapping`). With ``residual="heuristic"`` (default) the map is applied
+    **Action Space**: ``Box(-10, 10, (4,), float32)`` of raw pre-activation values (the official raw order,
+    :data:`~adanat_env.actions.ACTION_NAMES`, the one place it differs from (m, tau_1, tau_2, w)), mapped to the
+    step parameters by :class:`~adanat_env.actions.ActionMapping`. With ``residual="heuristic"`` (default) the map is applied
     on top of the official heuristic schedule, so a zero action reproduces it exactly; ``residual="none"`` is the
     official ``heu=0`` (a zero action gives m = 0.5 and ln 2 elsewhere). Out-of-bounds actions are clipped;
     NaN / inf actions raise ``ValueError`` and leave the episode untouched.
