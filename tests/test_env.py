@@ -55,6 +55,26 @@ def test_fashion_mnist_episode_and_render():
         env.step(np.zeros(4, dtype=np.float32))
 
 
+@pytest.mark.parametrize("vector", [False, True])
+def test_the_default_reward_is_a_wrapper_and_a_bad_one_fails_at_construction(vector):
+    from adanat_env.wrappers import TerminalRewardWrapper, VectorTerminalRewardWrapper
+
+    make = (lambda **k: gym.make_vec("AdaNAT-FashionMNIST-v0", num_envs=2, vectorization_mode="vector_entry_point",
+                                     **k)) if vector else (lambda **k: gym.make("AdaNAT-FashionMNIST-v0", **k))
+    with pytest.raises(ValueError, match="reward must be one of classifier, none"):
+        make(steps=2, device="cpu", reward="clasifier")
+    wrapper = VectorTerminalRewardWrapper if vector else TerminalRewardWrapper
+
+    def wrapped(env) -> bool:
+        while hasattr(env, "env"):
+            if isinstance(env, wrapper):
+                return True
+            env = env.env
+        return False
+
+    assert wrapped(make(steps=2, device="cpu")) and not wrapped(make(steps=2, device="cpu", reward="none"))
+
+
 def test_single_and_vector_envs_agree_for_the_same_seed():
     single = gym.make("AdaNAT-FashionMNIST-v0", steps=4, device="cpu")
     vec = gym.make_vec("AdaNAT-FashionMNIST-v0", num_envs=1, vectorization_mode="vector_entry_point", steps=4, device="cpu")
