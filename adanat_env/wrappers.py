@@ -86,9 +86,10 @@ class PooledObservation(VectorWrapper):
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
 
     def _pool(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        pooled = self._spec.pooled_observation(torch.from_numpy(np.asarray(obs["features"])),
-                                               torch.from_numpy(np.asarray(obs["step"])),
-                                               torch.from_numpy(np.asarray(obs["label"])))
+        # contiguous copies only of read-only views (the terminal observation's broadcast zeros)
+        arrays = {k: np.asarray(obs[k]) for k in ("features", "step", "label")}
+        t = {k: torch.from_numpy(a if a.flags.writeable else a.copy()) for k, a in arrays.items()}
+        pooled = self._spec.pooled_observation(t["features"], t["step"], t["label"])
         return pooled.numpy()
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
