@@ -52,17 +52,20 @@ def _fmt(v: float) -> str:
     return f"{v:.0f}" if abs(v) >= 100 or float(v).is_integer() else f"{v:.3g}"
 
 
-def line_panels(panels: Sequence[Panel], path: str | os.PathLike[str], panel_size: tuple[int, int] = (420, 300)) -> Path:
-    """Draw ``panels`` side by side and save a PNG; returns the path."""
+def line_panels(panels: Sequence[Panel], path: str | os.PathLike[str], panel_size: tuple[int, int] = (420, 300),
+                columns: int | None = None) -> Path:
+    """Draw ``panels`` in a grid (``columns`` per row; default: one row) and save a PNG; returns the path."""
     from PIL import Image, ImageDraw
 
     pw, ph = panel_size
-    img = Image.new("RGB", (pw * len(panels), ph), "white")
+    cols = len(panels) if columns is None else max(1, min(columns, len(panels)))
+    rows = -(-len(panels) // cols)
+    img = Image.new("RGB", (pw * cols, ph * rows), "white")
     draw = ImageDraw.Draw(img)
     left, right, top, bottom = 52, 12, 26, 40
     for k, panel in enumerate(panels):
-        ox = k * pw
-        x0, x1, y0, y1 = ox + left, ox + pw - right, top, ph - bottom
+        ox, oy = (k % cols) * pw, (k // cols) * ph
+        x0, x1, y0, y1 = ox + left, ox + pw - right, oy + top, oy + ph - bottom
         pts = [(x, y) for s in panel.series for x, y in zip(s.x, s.y) if y == y]
         ys = [y for _, y in pts] + list(panel.hlines.values())
         xs = [x for x, _ in pts] or [0.0, 1.0]
@@ -83,8 +86,8 @@ def line_panels(panels: Sequence[Panel], path: str | os.PathLike[str], panel_siz
             return y1 - (y - ylo) / (yhi - ylo) * (y1 - y0)
 
         draw.rectangle([x0, y0, x1, y1], outline=(80, 80, 80))
-        draw.text((x0, 6), panel.title, fill="black")
-        draw.text(((x0 + x1) // 2 - 20, ph - 16), panel.xlabel, fill=(60, 60, 60))
+        draw.text((x0, oy + 6), panel.title, fill="black")
+        draw.text(((x0 + x1) // 2 - 20, oy + ph - 16), panel.xlabel, fill=(60, 60, 60))
         for t in _ticks(ylo, yhi):
             draw.line([x0 - 4, ty(t), x0, ty(t)], fill=(80, 80, 80))
             draw.text((ox + 4, ty(t) - 6), _fmt(t), fill=(60, 60, 60))

@@ -57,7 +57,7 @@ from .registry import ALGOS, POLICIES, make_algo
 from .sb3_internals import restart_rollouts
 
 __all__ = ["TrainConfig", "Trainer", "CHOICES", "RESUMABLE", "CHECKPOINT_FORMAT", "RunDirectoryError",
-           "build_env", "build_reward", "train_split", "load_checkpoint"]
+           "build_env", "build_reward", "train_split", "load_checkpoint", "plot_training_curve"]
 
 CHECKPOINT_FORMAT = "adanat-train/2"
 #: The rewards a run can train against.
@@ -313,6 +313,7 @@ class Trainer:
         self.changes: list[dict[str, Any]] = []
         self.best: dict[str, Any] = {}
         self._validation: tuple[Callable[[torch.Tensor], torch.Tensor], ReferenceStats, dict[str, float]] | None = None
+        self._heldout_reals: tuple[torch.Tensor, torch.Tensor] | None = None
 
     # ------------------------------------------------------------------------------------------ run directory
     def _claim_run_directory(self, overwrite: bool) -> None:
@@ -464,6 +465,7 @@ class Trainer:
             if not np.isfinite(rewards).all():
                 raise FloatingPointError("non-finite rewards in the rollout buffer; the last checkpoint is untouched")
             rec["reward_mean"] = float(rewards.sum() / (rewards.size / cfg.steps))
+            rec.update(self._rollout_diagnostics(rewards, self.model.rollout_buffer.actions))
         else:
             buf = self.model.ep_info_buffer
             rec["reward_mean"] = float(np.mean([e["r"] for e in buf])) if buf else math.nan
@@ -474,6 +476,41 @@ class Trainer:
         if self.changes and self.changes[-1]["iteration"] == it:
             rec["config_changes"] = {k: v for k, v in self.changes[-1].items() if k != "iteration"}
         return rec
+
+    def _rollout_diagnostics(self, rewards: np.ndarray, actions: np.ndarray) -> dict[str, Any]:
+        """What shows whether the reward is healthy, from the rollout just collected (nothing is sampled, no RNG).
+
+        Every episode is exactly T steps and every rollout starts from a fresh batch, so row ``r`` of the buffer
+        is step ``r % T``.
+
+        :return: ``reward_std`` (spread of the terminal rewards), ``step_params`` (T rows of the executed
+            (m, tau_1, tau_2, w), averaged over the rollout) and, with the adversarial reward, the
+            discriminator's accuracy on these fresh fakes (never trained on) and on held-out real images.
+        """
+        t_steps = self.config.steps
+        terminal = rewards[t_steps - 1::t_steps]
+        spec = self.generation_policy().spec
+        params = [spec.step_params(torch.from_numpy(np.asarray(actions[t::t_steps], dtype=np.float32).reshape(-1, 4)),
+                                   t).as_tensor().mean(0) for t in range(t_steps)]
+        out: dict[str, Any] = {"reward_std": float(terminal.std()),
+                               "step_params": [[round(float(v), 5) for v in p] for p in params]}
+        if self.adversarial is not None:
+            out["d_acc_heldout_fake"] = float((terminal < 0.5).mean())
+            out["d_acc_heldout_real"] = self._heldout_real_accuracy()
+        return out
+
+    def _heldout_real_accuracy(self, count: int = 512) -> float:
+        """The discriminator's accuracy on ``count`` validation images (never shown to it), a fixed set."""
+        if self._heldout_reals is None:
+            from adanat_env.data import to_model_images
+
+            ds, _, val_idx = train_split(self.config, self.generator.num_classes)
+            idx = val_idx[:count]
+            self._heldout_reals = (to_model_images(ds.images[idx], self.generator.image_shape[-1]).to(self.device),
+                                   torch.as_tensor(np.asarray(ds.labels[idx])).long().to(self.device))
+        images, labels = self._heldout_reals
+        r = torch.cat([self.adversarial.reward(x, y) for x, y in zip(images.split(256), labels.split(256))])
+        return float((r > 0.5).float().mean())
 
     def _all_finite(self) -> bool:
         ok = all(bool(torch.isfinite(p).all()) for p in self.model.policy.parameters())
@@ -612,8 +649,14 @@ class Trainer:
         return metrics
 
 
+#: Names of the step parameters in ``step_params`` (the order of :class:`~adanat_env.decoding.StepParams`).
+STEP_PARAM_NAMES = ("mask ratio m", "sampling temperature tau1", "re-masking temperature tau2", "guidance w")
+
+
 def plot_training_curve(history: list[dict[str, Any]], baselines: dict[str, float], path: Path) -> None:
-    """training_curve.png: rollout reward, discriminator accuracy, validation FID (with the baselines')."""
+    """training_curve.png, what a user needs to see the reward is healthy: rollout reward mean and spread,
+    discriminator accuracy (training batches, held-out fresh fakes, held-out reals), validation FID with the
+    baselines', and the per-step mean of each executed step parameter over the iterations."""
     from adanat_env.plotting import Panel, Series, line_panels
 
     its = [h["iteration"] for h in history]
@@ -622,8 +665,15 @@ def plot_training_curve(history: list[dict[str, Any]], baselines: dict[str, floa
         return [h.get(k, math.nan) for h in history]
 
     fid = [(h["iteration"], h["fid_quick"]) for h in history if "fid_quick" in h]
-    line_panels([
-        Panel("mean terminal reward (rollouts)", [Series("reward", its, col("reward_mean"))]),
-        Panel("discriminator accuracy", [Series("d_acc", its, col("d_acc"))], ylim=(0.0, 1.0)),
+    panels = [
+        Panel("terminal reward (rollouts)", [Series("mean", its, col("reward_mean")), Series("std", its, col("reward_std"))]),
+        Panel("discriminator accuracy", [Series("training", its, col("d_acc")),
+                                         Series("held-out fakes", its, col("d_acc_heldout_fake")),
+                                         Series("held-out reals", its, col("d_acc_heldout_real"))], ylim=(0.0, 1.0)),
         Panel("validation FID (mean action)", [Series("learned", *zip(*fid))] if fid else [], hlines=baselines),
-    ], path)
+    ]
+    steps = max((len(h.get("step_params", [])) for h in history), default=0)
+    for j, name in enumerate(STEP_PARAM_NAMES if steps else ()):
+        panels.append(Panel(name, [Series(f"step {t}", its, [h["step_params"][t][j] if "step_params" in h else math.nan
+                                                              for h in history]) for t in range(steps)]))
+    line_panels(panels, path, columns=4)

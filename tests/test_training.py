@@ -170,3 +170,33 @@ def test_labels_outside_the_models_classes_are_a_clear_error(tmp_path):
         _write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte.gz", labels, True)
     with pytest.raises(ValueError, match="10"):
         Trainer(tiny(data_dir=str(tmp_path)), None)
+
+
+def test_the_training_curve_records_what_shows_a_healthy_reward(tmp_path):
+    trainer = Trainer(tiny(iterations=1), tmp_path, log=lambda _: None)
+    rec = trainer.fit(progress=False)[-1]
+    assert 0.0 <= rec["d_acc_heldout_fake"] <= 1.0 and 0.0 <= rec["d_acc_heldout_real"] <= 1.0
+    assert rec["reward_std"] >= 0.0 and len(rec["step_params"]) == 2 and all(len(p) == 4 for p in rec["step_params"])
+    m, tau1, tau2, w = rec["step_params"][-1]
+    assert 0.0 <= m <= 1.0 and tau1 > 0 and tau2 > 0 and w >= 0  # mean executed (m, tau_1, tau_2, w) of the last step
+    trainer.evaluate()
+    from PIL import Image
+
+    assert Image.open(tmp_path / "training_curve.png").size == (4 * 420, 2 * 300)  # 7 panels, 4 per row
+
+
+def test_the_multi_seed_protocol_writes_mean_and_std_and_continues_where_it_stopped(tmp_path):
+    from agents.protocol import run_protocol
+
+    base = tiny(iterations=1, curve_every=1, curve_samples=50, eval_samples=60)
+    summary = run_protocol(base, tmp_path, seeds=(0, 1), arms={"adv": {}, "prm": {"reward": "prm"}},
+                           log=lambda _: None, progress=False)
+    row = summary["arms"]["adv"]
+    assert row["seeds"] == [0, 1] and len(row["fid_learned"]) == 2 and row["val_drift_worst"] is not None
+    assert (tmp_path / "adv" / "seed1" / "metrics.json").is_file() and (tmp_path / "prm" / "seed0" / "checkpoint.pt").is_file()
+    table = (tmp_path / "summary.md").read_text()
+    assert "| adv | 0 1 |" in table and "| prm | 0 1 |" in table and " ± " in table
+    again = run_protocol(base, tmp_path, seeds=(0, 1), arms={"adv": {}, "prm": {"reward": "prm"}}, log=lambda _: None)
+    assert json.loads(json.dumps(again["arms"])) == json.loads(json.dumps(summary["arms"]))  # read back, not re-run
+    with pytest.raises(ValueError, match="another configuration"):
+        run_protocol(replace(base, lr=1e-4), tmp_path, seeds=(0,), arms={"adv": {}}, log=lambda _: None)
