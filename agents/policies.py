@@ -27,7 +27,8 @@ Policies (usable by name through :mod:`agents.registry` or directly as ``policy=
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,7 +42,7 @@ from torch import nn
 
 from .policy_net import PolicyTrunk, _StepEmbedder, default_width
 
-__all__ = ["StdSchedule", "AdaNATExtractor", "StepOnlyExtractor", "ReferenceKLGaussian", "FixedStdMixin", "AdaNATPolicy",
+__all__ = ["StdSchedule", "AdaNATExtractor", "StepOnlyExtractor", "AdaNATGaussian", "FixedStdMixin", "AdaNATPolicy",
            "StepOnlyPolicy", "AdaNATRecurrentPolicy", "grid_of"]
 
 
@@ -120,15 +121,33 @@ class StepOnlyExtractor(BaseFeaturesExtractor):
         return nn.functional.gelu(self.out(self.t_embedder(observations["step"].reshape(-1).long())))
 
 
-class ReferenceKLGaussian(DiagGaussianDistribution):
-    """SB3's diagonal Gaussian whose ``entropy()`` is ``H(pi) - KL(pi || N(0, std^2))`` (see :class:`FixedStdMixin`).
+class AdaNATGaussian(DiagGaussianDistribution):
+    """SB3's diagonal Gaussian with the two options of the fixed-std policies (see :class:`FixedStdMixin`).
 
-    With a fixed std, ``KL = sum |mean|^2 / (2 std^2)`` over the action dimensions.
+    - ``reference_kl``: ``entropy()`` is ``H(pi) - KL(pi || N(0, std^2))``; with a fixed std,
+      ``KL = sum |mean|^2 / (2 std^2)`` over the action dimensions.
+    - ``noise_groups``: when set (by the policy, for one call), ``sample()`` draws one standard-normal noise
+      vector per group and gives it to every member: ``mean_i + std * eps[group_i]``.
     """
 
+    def __init__(self, action_dim: int, reference_kl: bool = False) -> None:
+        super().__init__(action_dim)
+        self.reference_kl = reference_kl
+        self.noise_groups: torch.Tensor | None = None
+
     def entropy(self) -> torch.Tensor:
+        h = super().entropy()
+        if not self.reference_kl:
+            return h
         std = self.distribution.stddev
-        return super().entropy() - (self.distribution.mean.square() / (2 * std.square())).sum(-1)
+        return h - (self.distribution.mean.square() / (2 * std.square())).sum(-1)
+
+    def sample(self) -> torch.Tensor:
+        if self.noise_groups is None:
+            return super().sample()
+        mean, std = self.distribution.mean, self.distribution.stddev
+        eps = torch.randn(int(self.noise_groups.max()) + 1, mean.shape[-1], dtype=mean.dtype, device=mean.device)
+        return mean + std * eps[self.noise_groups.to(mean.device)]
 
 
 class FixedStdMixin:
@@ -137,17 +156,26 @@ class FixedStdMixin:
     Put it before the SB3 policy class in the bases. ``log_std_init`` sets the initial std as usual.
 
     **KL to the reference schedule** (``reference_kl=True``): with a fixed std the entropy is a constant, so the
-    entropy slot of SB3's loss is free. The action distribution (:class:`ReferenceKLGaussian`) then reports
+    entropy slot of SB3's loss is free. The action distribution (:class:`AdaNATGaussian`) then reports
     ``H(pi) - KL(pi || pi_ref)`` as its entropy, with
     ``pi_ref = N(0, std^2)``, the same exploration around a zero raw action (with ``residual="heuristic"``: the
     heuristic schedule), and ``KL = |mean|^2 / (2 std^2)`` summed over the action dimensions. The algorithm's
     ``ent_coef`` becomes the KL coefficient: the KL-regularised objective used against reward over-optimisation
     in RL fine-tuning of generators (RLHF, DPOK). Works with every SB3 algorithm that adds
     ``ent_coef * entropy_loss`` (PPO, A2C).
+
+    **Exploration noise shared within same-class groups** (``noise_group=G``): the sampled actions of a batch
+    share one noise vector per group of G samples of the same class, formed exactly as the discriminator forms
+    its minibatch-std groups (:func:`rewards.discriminator.same_class_groups`). Each sample's own action is still
+    ``N(mean_i, std^2)`` (the log-probabilities are unchanged), but a group now explores together, so the
+    diversity that the group's minibatch-std channel measures is credited to the group's common move: a sample
+    can no longer lower its own temperature, keep the realism gain and pay only 1/G of the diversity cost.
+    Deterministic actions are unaffected.
     """
 
     log_std: torch.Tensor
     reference_kl: bool = False
+    noise_group: int = 0
 
     def _build(self, lr_schedule) -> None:  # type: ignore[no-untyped-def]
         super()._build(lr_schedule)  # type: ignore[misc]
@@ -159,10 +187,31 @@ class FixedStdMixin:
         for head in (self.action_net, self.value_net):  # type: ignore[attr-defined]
             nn.init.zeros_(head.weight)
             nn.init.zeros_(head.bias)
-        if self.reference_kl:
-            self.action_dist = ReferenceKLGaussian(self.action_dist.action_dim)  # type: ignore[attr-defined]
+        self.action_dist = AdaNATGaussian(self.action_dist.action_dim, self.reference_kl)  # type: ignore[attr-defined]
         # the optimizer SB3 built holds the old log_std parameter: rebuild it without
         self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)  # type: ignore[attr-defined]
+
+    @contextmanager
+    def _shared_noise(self, obs: dict[str, torch.Tensor], deterministic: bool) -> Iterator[None]:
+        """Within the block, sampled actions share their noise within same-class groups (``noise_group``)."""
+        if self.noise_group <= 1 or deterministic:
+            yield
+            return
+        from rewards.discriminator import same_class_groups
+
+        self.action_dist.noise_groups = same_class_groups(obs["label"].reshape(-1), self.noise_group)  # type: ignore[attr-defined]
+        try:
+            yield
+        finally:
+            self.action_dist.noise_groups = None  # type: ignore[attr-defined]
+
+    def forward(self, obs, deterministic: bool = False):  # type: ignore[no-untyped-def]
+        with self._shared_noise(obs, deterministic):
+            return super().forward(obs, deterministic)  # type: ignore[misc]
+
+    def _predict(self, observation, deterministic: bool = False):  # type: ignore[no-untyped-def]
+        with self._shared_noise(observation, deterministic):
+            return super()._predict(observation, deterministic)  # type: ignore[misc]
 
     @property
     def action_std(self) -> float:
@@ -177,14 +226,15 @@ class FixedStdMixin:
             self.log_std.copy_(value.log())
 
 
-def _defaults(kwargs: dict[str, Any], extractor: type[BaseFeaturesExtractor]) -> tuple[dict[str, Any], bool]:
+def _defaults(kwargs: dict[str, Any], extractor: type[BaseFeaturesExtractor]) -> tuple[dict[str, Any], bool, int]:
     reference_kl = bool(kwargs.pop("reference_kl", False))
+    noise_group = int(kwargs.pop("noise_group", 0))
     kwargs.setdefault("features_extractor_class", extractor)
     kwargs.setdefault("share_features_extractor", False)
     kwargs.setdefault("net_arch", [])
     kwargs.setdefault("ortho_init", False)  # the trunks carry the official initialisation
     kwargs.setdefault("log_std_init", math.log(StdSchedule().init))
-    return kwargs, reference_kl
+    return kwargs, reference_kl, noise_group
 
 
 class _FixedStdActorCritic(FixedStdMixin, MultiInputActorCriticPolicy):
@@ -193,11 +243,12 @@ class _FixedStdActorCritic(FixedStdMixin, MultiInputActorCriticPolicy):
     extractor: type[BaseFeaturesExtractor] = AdaNATExtractor
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs, self.reference_kl = _defaults(kwargs, self.extractor)
+        kwargs, self.reference_kl, self.noise_group = _defaults(kwargs, self.extractor)
         super().__init__(*args, **kwargs)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
-        return {**super()._get_constructor_parameters(), "reference_kl": self.reference_kl}
+        return {**super()._get_constructor_parameters(), "reference_kl": self.reference_kl,
+                "noise_group": self.noise_group}
 
 
 class AdaNATPolicy(_FixedStdActorCritic):
@@ -216,7 +267,7 @@ class AdaNATRecurrentPolicy(FixedStdMixin, RecurrentMultiInputActorCriticPolicy)
     """Adaptive trunk + LSTM for sb3-contrib's RecurrentPPO."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs, reference_kl = _defaults(kwargs, AdaNATExtractor)
-        if reference_kl:
-            raise ValueError("reference_kl is not supported by the recurrent policy")
+        kwargs, reference_kl, noise_group = _defaults(kwargs, AdaNATExtractor)
+        if reference_kl or noise_group:
+            raise ValueError("reference_kl and noise_group are not supported by the recurrent policy")
         super().__init__(*args, **kwargs)

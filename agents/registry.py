@@ -71,6 +71,8 @@ def _policy_kwargs(s: dict[str, Any], reference_kl: bool = False) -> dict[str, A
     kw: dict[str, Any] = {"log_std_init": float(np.log(s.get("std", StdSchedule().init)))}
     if reference_kl and s.get("kl_coef", 0.0) > 0:
         kw["reference_kl"] = True
+    if s.get("noise_group", 0) > 1:
+        kw["noise_group"] = int(s["noise_group"])
     return kw
 
 
@@ -157,7 +159,8 @@ def make_algo(name: str, env: VecEnv, **settings: Any) -> BaseAlgorithm:
     :param env: the SB3 VecEnv (pooled observations for ``pooled`` algorithms).
     :param settings: ``lr``, ``n_steps`` (rollout length per env), ``minibatch``, ``epochs``, ``seed``,
         ``device``, ``std`` (initial exploration std), ``kl_coef`` (PPO / A2C: coefficient of the KL to the
-        reference schedule, see :class:`~agents.policies.FixedStdMixin`; 0 = none), ``policy`` (``"adaptive"`` or ``"step-only"``) and
+        reference schedule, see :class:`~agents.policies.FixedStdMixin`; 0 = none), ``noise_group``
+        (PPO / A2C / TRPO: exploration noise shared within same-class groups of this size; 0 = per sample), ``policy`` (``"adaptive"`` or ``"step-only"``) and
         algorithm-specific extras (``clip_range``, ``buffer_size``, ``n_delta``, ...).
     """
     key = name.lower()

@@ -85,6 +85,7 @@ class TrainConfig:
     clip_range: float = 0.2  #: PPO clip (official eps_clip)
     kl_coef: float = 0.1  #: PPO / A2C: weight of KL(policy || heuristic schedule with the same std) in the loss (0 = none, as official)
     std_init: float = 0.6  #: exploration std at the start (official 0.6)
+    noise_group: int = 0  #: PPO / A2C / TRPO: share the exploration noise within same-class groups of this size, the discriminator's minibatch-std groups (0 = per sample)
     std_decay_at: tuple[int, ...] = (12,)  #: iterations at which the std drops by std_rate (official 500 of 1000)
     std_rate: float = 0.3  #: std drop (official 0.3)
     std_min: float = 0.1  #: std floor (official 0.1)
@@ -127,7 +128,7 @@ class TrainConfig:
             raise ValueError(f"--device must be auto, cpu, cuda or cuda:N; got {self.device!r}")
         positive = ("steps", "iterations", "batch_size", "episodes", "epochs", "minibatch", "d_batch_size",
                     "d_minibatch", "eval_samples", "curve_samples")
-        nonnegative = ("d_width", "d_mbstd", "d_epochs", "d_updates", "d_augment", "d_warmup", "d_real_count",
+        nonnegative = ("noise_group", "d_width", "d_mbstd", "d_epochs", "d_updates", "d_augment", "d_warmup", "d_real_count",
                        "curve_every", "val_count", "seed")
         for name in positive + nonnegative:
             v = getattr(self, name)
@@ -138,6 +139,8 @@ class TrainConfig:
                 raise ValueError(f"--{name.replace('_', '-')} must be a finite number > 0, got {getattr(self, name)}")
         if not (self.kl_coef >= 0 and self.std_rate >= 0):
             raise ValueError("--kl-coef and --std-rate must be >= 0")
+        if self.noise_group > 1 and self.algo not in ("ppo", "a2c", "trpo"):
+            raise ValueError(f"--noise-group needs ppo, a2c or trpo (fixed-std policies); got --algo {self.algo}")
         if self.policy != "adaptive" and self.algo not in ("ppo", "a2c", "trpo"):
             raise ValueError(f"--policy {self.policy} needs an actor-critic algorithm (ppo, a2c, trpo); "
                              f"--algo {self.algo} has its own policy")
@@ -303,7 +306,7 @@ class Trainer:
         self.model: BaseAlgorithm = make_algo(
             config.algo, self.sb3_env, lr=config.lr, n_steps=self.n_steps, minibatch=config.minibatch,
             epochs=config.epochs, clip_range=config.clip_range, seed=config.seed, device=str(self.device),
-            std=config.std_init, policy=config.policy, kl_coef=config.kl_coef)
+            std=config.std_init, policy=config.policy, kl_coef=config.kl_coef, noise_group=config.noise_group)
         self.std_callback = StdScheduleCallback(StdSchedule(config.std_init, tuple(config.std_decay_at),
                                                             config.std_rate, config.std_min))
         self.disc_callback = DiscriminatorCallback(self.adversarial) if self.adversarial is not None else None

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from adanat_env.models import VQGAN
     from adanat_env.models.classifier import SmallCNN
 
-__all__ = ["ConvDiscriminator", "ProjectedDiscriminator", "FeaturePyramid", "TokenizerEncoderPyramid",
+__all__ = ["same_class_groups", "ConvDiscriminator", "ProjectedDiscriminator", "FeaturePyramid", "TokenizerEncoderPyramid",
            "EfficientNetPyramid", "ClassifierPyramid", "build_discriminator", "DISCRIMINATORS"]
 
 
@@ -148,6 +148,21 @@ class EfficientNetPyramid(nn.Module):
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             feats = self.net.feature_pyramid(x, self.blocks)
         return [f.float().contiguous() for f in feats]
+
+
+def same_class_groups(labels: torch.Tensor, group: int) -> torch.Tensor:
+    """(B,) group ids of :func:`minibatch_std`'s same-class groups: the batch stably sorted by label, cut into
+    consecutive groups of the largest divisor of B that is <= ``group``.
+
+    :param labels: (B,) class labels (any numeric dtype).
+    :param group: the group size asked for.
+    """
+    b = labels.shape[0]
+    g = max(d for d in range(1, min(group, b) + 1) if b % d == 0)
+    order = torch.sort(labels.reshape(-1), stable=True).indices
+    ids = torch.empty(b, dtype=torch.long, device=labels.device)
+    ids[order] = torch.arange(b, device=labels.device) // g
+    return ids
 
 
 def minibatch_std(x: torch.Tensor, group: int, labels: torch.Tensor | None = None) -> torch.Tensor:
