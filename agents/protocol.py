@@ -117,7 +117,9 @@ def run_protocol(base: TrainConfig, out: str | os.PathLike[str], seeds: Sequence
         if (run_dir / "metrics.json").is_file():
             saved = json.loads((run_dir / "config.json").read_text())
             expected = json.loads(json.dumps(asdict(cfg)))
-            if {k: saved.get(k) for k in expected} != expected:
+            default = json.loads(json.dumps(asdict(TrainConfig())))
+            # an option newer than the run is missing from its config.json: it ran with that option's default
+            if {k: saved.get(k, default[k]) for k in expected} != expected:
                 raise ValueError(f"'{run_dir}' holds a finished run of another configuration; use another --out")
             log(f"{arm} seed {seed}: finished earlier, read from {run_dir}")
         else:
