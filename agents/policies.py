@@ -192,8 +192,13 @@ class FixedStdMixin:
         self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)  # type: ignore[attr-defined]
 
     @contextmanager
-    def _shared_noise(self, obs: dict[str, torch.Tensor], deterministic: bool) -> Iterator[None]:
-        """Within the block, sampled actions share their noise within same-class groups (``noise_group``)."""
+    def _shared_noise(self, obs: dict[str, torch.Tensor], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Iterator[None]:
+        """Within the block, sampled actions share their noise within same-class groups (``noise_group``).
+
+        ``args`` / ``kwargs``: the rest of the call, whose ``deterministic`` flag (first positional argument of
+        the feed-forward policies) turns the sharing off.
+        """
+        deterministic = bool(args[0]) if args else bool(kwargs.get("deterministic", False))
         if self.noise_group <= 1 or deterministic:
             yield
             return
@@ -205,13 +210,13 @@ class FixedStdMixin:
         finally:
             self.action_dist.noise_groups = None  # type: ignore[attr-defined]
 
-    def forward(self, obs, deterministic: bool = False):  # type: ignore[no-untyped-def]
-        with self._shared_noise(obs, deterministic):
-            return super().forward(obs, deterministic)  # type: ignore[misc]
+    def forward(self, obs, *args, **kwargs):  # type: ignore[no-untyped-def]
+        with self._shared_noise(obs, args, kwargs):
+            return super().forward(obs, *args, **kwargs)  # type: ignore[misc]
 
-    def _predict(self, observation, deterministic: bool = False):  # type: ignore[no-untyped-def]
-        with self._shared_noise(observation, deterministic):
-            return super()._predict(observation, deterministic)  # type: ignore[misc]
+    def _predict(self, observation, *args, **kwargs):  # type: ignore[no-untyped-def]
+        with self._shared_noise(observation, args, kwargs):
+            return super()._predict(observation, *args, **kwargs)  # type: ignore[misc]
 
     @property
     def action_std(self) -> float:
