@@ -124,8 +124,10 @@ def run_protocol(base: TrainConfig, out: str | os.PathLike[str], seeds: Sequence
             log(f"{arm} seed {seed}: finished earlier, read from {run_dir}")
         else:
             log(f"{arm} seed {seed}: training in {run_dir}")
-            trainer = Trainer.resume(run_dir, log=log) if (run_dir / "checkpoint.pt").is_file() else \
-                Trainer(cfg, run_dir, command=command, log=log)
+            if (run_dir / "checkpoint.pt").is_file():
+                trainer = Trainer.resume(run_dir, log=log)
+            else:  # nothing there, or a run stopped before its first checkpoint: nothing to keep
+                trainer = Trainer(cfg, run_dir, overwrite=True, command=command, log=log)
             trainer.fit(progress=progress)
             trainer.evaluate()
         metrics = json.loads((run_dir / "metrics.json").read_text())

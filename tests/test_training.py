@@ -200,3 +200,6 @@ def test_the_multi_seed_protocol_writes_mean_and_std_and_continues_where_it_stop
     assert json.loads(json.dumps(again["arms"])) == json.loads(json.dumps(summary["arms"]))  # read back, not re-run
     with pytest.raises(ValueError, match="another configuration"):
         run_protocol(replace(base, lr=1e-4), tmp_path, seeds=(0,), arms={"adv": {}}, log=lambda _: None)
+    (tmp_path / "adv" / "seed2").mkdir()  # a run stopped before its first checkpoint
+    (tmp_path / "adv" / "seed2" / "config.json").write_text("{}")
+    assert run_protocol(base, tmp_path, seeds=(2,), arms={"adv": {}}, log=lambda _: None, progress=False)["arms"]["adv"]["seeds"] == [2]
