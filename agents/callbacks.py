@@ -1,6 +1,6 @@
-"""SB3 callbacks of AdaNAT training (Algorithm 1).
+"""SB3 callbacks of AdaNAT training (Algorithm 1), and a rollout timer for the benchmarks.
 
-Both act at ``_on_rollout_start``: it runs after the previous ``train()`` (the policy update) and before the
+:class:`StdScheduleCallback` and :class:`DiscriminatorCallback` act at ``_on_rollout_start``: it runs after the previous ``train()`` (the policy update) and before the
 next rollout, which is exactly where the official loop updates the exploration std and then the discriminator.
 Their counters are plain integers (:meth:`state_dict`), so a resumed run continues the schedules exactly.
 """

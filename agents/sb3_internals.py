@@ -1,7 +1,10 @@
-"""The only place this project touches Stable-Baselines3 private state, each use with the reason it is needed.
+"""The only place this project reads or writes Stable-Baselines3 state that SB3 keeps private, each use with the
+reason it is needed.
 
-Everything else extends SB3 through its public hooks: policies (:mod:`agents.policies`), callbacks
-(:mod:`agents.callbacks`), a replaced ``action_noise`` and ``learn()``.
+Everything else extends SB3 through the hooks it offers: policy subclasses (:mod:`agents.policies`, which
+override ``_build`` / ``_predict`` as SB3 policies do), callbacks (:mod:`agents.callbacks`), a replaced
+``action_noise``, a ``VecEnv`` subclass (:mod:`adanat_env.sb3`, which consumes the seeds and options slots SB3
+gives its subclasses) and ``learn()``.
 """
 
 from __future__ import annotations
