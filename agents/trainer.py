@@ -25,11 +25,12 @@ and ``training_curve.png``; TensorBoard logs in ``tb/`` when ``tensorboard`` is 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,7 @@ from adanat_env.checkpoint import read_checkpoint
 from adanat_env.envs import ENV_IDS
 from adanat_env.evaluation.metrics import ReferenceStats, extract_features, feature_stats, frechet_distance
 from adanat_env.evaluation.sampling import sample_images
+from adanat_env.policy import Policy
 from adanat_env.schedules import heuristic_schedule, maskgit_cosine_schedule
 from adanat_env.sb3 import to_sb3
 from adanat_env.utils import resolve_device, save_grid, seed_everything
@@ -57,7 +59,8 @@ from .registry import ALGOS, POLICIES, make_algo
 from .sb3_internals import restart_rollouts
 
 __all__ = ["TrainConfig", "Trainer", "CHOICES", "RESUMABLE", "CHECKPOINT_FORMAT", "RunDirectoryError",
-           "build_env", "build_reward", "train_split", "load_checkpoint", "plot_training_curve"]
+           "build_env", "build_reward", "train_split", "load_checkpoint", "plot_training_curve", "evaluate_on_test",
+           "reference_of_test_split"]
 
 CHECKPOINT_FORMAT = "adanat-train/2"
 #: The rewards a run can train against.
@@ -414,6 +417,22 @@ class Trainer:
         """The current policy as a generation :class:`~adanat_env.policy.Policy` (mean action by default)."""
         return SB3GenerationPolicy.from_env(self.model, self.env, deterministic=deterministic)
 
+    @contextlib.contextmanager
+    def selected(self) -> Iterator[tuple[SB3GenerationPolicy, int]]:
+        """Within the block, the policy is the one the run reports: the iterate with the lowest validation FID
+        with ``select="best"``, otherwise the last. Yields (its mean-action generation policy, its iteration);
+        the trained weights are restored on exit."""
+        trained = {k: v.detach().clone() for k, v in self.model.policy.state_dict().items()}
+        selected = self.iteration
+        if self.config.select == "best" and self.best:
+            self.model.policy.load_state_dict(self.best["policy"])
+            selected = self.best["iteration"]
+            self.log(f"selected the policy of iteration {selected} (validation FID {self.best['fid_quick']:.2f})")
+        try:
+            yield self.generation_policy(), selected
+        finally:
+            self.model.policy.load_state_dict(trained)
+
     # ------------------------------------------------------------------------------------------ validation
     def validation(self) -> tuple[Callable[[torch.Tensor], torch.Tensor], ReferenceStats, dict[str, float]]:
         """(feature function, held-out train reference, the baselines' validation FIDs), computed once."""
@@ -582,20 +601,7 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------ evaluation
     def _test_reference(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> ReferenceStats:
-        from adanat_env.evaluation.metrics import load_reference, save_reference
-
-        cfg = self.config
-        if cfg.metric == "classifier" and not cfg.data_dir:
-            return load_reference()  # shipped: the Fashion-MNIST test split in the classifier's space
-        path = self._require_out() / f"ref_test_{cfg.metric}.npz"
-        if not path.is_file():  # the real test split in the chosen feature space, computed once per run directory
-            from adanat_env.data import load_idx_dataset, to_model_images
-
-            test = load_idx_dataset("test", cfg.data_dir or None)
-            test.check_classes(self.generator.num_classes)
-            images = to_model_images(test.images, self.generator.image_shape[-1]).to(self.device)
-            save_reference(path, extract_features(fn, images), cfg.metric)
-        return load_reference(path)
+        return reference_of_test_split(self.config, fn, self.generator, self._require_out(), self.device)
 
     def evaluate(self, num_samples: int | None = None) -> dict[str, Any]:
         """FID / KID / precision / recall / coverage (and class accuracy on Fashion-MNIST) of the cosine and
@@ -604,35 +610,13 @@ class Trainer:
 
         :param num_samples: samples per schedule (default ``config.eval_samples``).
         """
-        from adanat_env.evaluation.metrics import feature_extractor
-        from adanat_env.evaluation.sampling import evaluate_policy
-
         cfg, out = self.config, self._require_out()
         n = cfg.eval_samples if num_samples is None else int(num_samples)
-        trained = {k: v.detach().clone() for k, v in self.model.policy.state_dict().items()}
-        selected = self.iteration
-        if cfg.select == "best" and self.best:
-            self.model.policy.load_state_dict(self.best["policy"])
-            selected = self.best["iteration"]
-            self.log(f"selected the policy of iteration {selected} (validation FID {self.best['fid_quick']:.2f})")
-        self.log(f"evaluating cosine, heuristic and learned on {n} samples each ...")
-        try:
-            fn = feature_extractor(cfg.metric, self.device)
-            ref = self._test_reference(fn)
-            clf = None
-            if cfg.env == "AdaNAT-FashionMNIST-v0":
-                from adanat_env.models.classifier import load_classifier
-
-                clf = load_classifier(device=self.device)
+        with self.selected() as (learned, selected):
+            self.log(f"evaluating cosine, heuristic and learned on {n} samples each ...")
             policies = {"cosine": maskgit_cosine_schedule(cfg.steps), "heuristic": heuristic_schedule(cfg.steps),
-                        "learned": self.generation_policy()}
-            results = {}
-            for name, pol in policies.items():
-                results[name], first = evaluate_policy(self.generator, pol, cfg.steps, fn, ref, num_samples=n,
-                                                       seed=cfg.seed + 12345, classifier=clf, progress=True)
-                save_grid(first[:100], out / f"grid_{name}.png", nrow=10, scale=3)
-        finally:
-            self.model.policy.load_state_dict(trained)
+                        "learned": learned}
+            results = evaluate_on_test(cfg, self.generator, policies, out, self.device, n)
         baselines = self._validation[2] if self._validation is not None else {}
         metrics = {
             "fid": {k: v["fid"] for k, v in results.items()},
@@ -650,6 +634,54 @@ class Trainer:
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
         plot_training_curve(self.history, baselines, out / "training_curve.png")
         return metrics
+
+
+def reference_of_test_split(config: TrainConfig, fn: Callable[[torch.Tensor], torch.Tensor], generator: Any,
+                   out: Path, device: torch.device) -> ReferenceStats:
+    """The real test split's features in ``config.metric``'s space: shipped for the embedded default, otherwise
+    computed once and cached as ``out/ref_test_<metric>.npz``."""
+    from adanat_env.evaluation.metrics import load_reference, save_reference
+
+    if config.metric == "classifier" and not config.data_dir:
+        return load_reference()  # shipped: the Fashion-MNIST test split in the classifier's space
+    path = Path(out) / f"ref_test_{config.metric}.npz"
+    if not path.is_file():
+        from adanat_env.data import load_idx_dataset, to_model_images
+
+        test = load_idx_dataset("test", config.data_dir or None)
+        test.check_classes(generator.num_classes)
+        images = to_model_images(test.images, generator.image_shape[-1]).to(device)
+        save_reference(path, extract_features(fn, images), config.metric)
+    return load_reference(path)
+
+
+def evaluate_on_test(config: TrainConfig, generator: Any, policies: dict[str, Policy], out: str | os.PathLike[str],
+                     device: torch.device, num_samples: int | None = None, progress: bool = True) -> dict[str, dict]:
+    """The final evaluation of every policy on the test split (FID / KID / precision / recall / coverage, and
+    class accuracy on Fashion-MNIST), all on the same class-balanced labels and sampler seed
+    (``config.seed + 12345``); writes ``grid_<name>.png`` (the first 100 samples) into ``out``.
+
+    :param policies: name -> generation policy (schedules or learned policies).
+    :param num_samples: samples per policy (default ``config.eval_samples``).
+    """
+    from adanat_env.evaluation.metrics import feature_extractor
+    from adanat_env.evaluation.sampling import evaluate_policy
+
+    out = Path(out)
+    n = config.eval_samples if num_samples is None else int(num_samples)
+    fn = feature_extractor(config.metric, device)
+    ref = reference_of_test_split(config, fn, generator, out, device)
+    clf = None
+    if config.env == "AdaNAT-FashionMNIST-v0":
+        from adanat_env.models.classifier import load_classifier
+
+        clf = load_classifier(device=device)
+    results = {}
+    for name, pol in policies.items():
+        results[name], first = evaluate_policy(generator, pol, config.steps, fn, ref, num_samples=n,
+                                               seed=config.seed + 12345, classifier=clf, progress=progress)
+        save_grid(first[:100], out / f"grid_{name}.png", nrow=10, scale=3)
+    return results
 
 
 #: Names of the step parameters in ``step_params`` (the order of :class:`~adanat_env.decoding.StepParams`).

@@ -54,8 +54,12 @@ def variants(num_steps: int) -> list[Schedule]:
             late(h, "late sample_temp x0.6", "sample_temp", 0.6), late(h, "late sample_temp x0.8", "sample_temp", 0.8),
             scaled(h, "sample_temp x0.6", sample_temp=0.6), scaled(h, "sample_temp x0.8", sample_temp=0.8),
             scaled(h, "sample_temp x0.9", sample_temp=0.9), scaled(h, "sample_temp x1.1", sample_temp=1.1),
-            scaled(h, "remask_temp x2", remask_temp=2.0), scaled(h, "guidance x2", guidance=2.0),
-            scaled(h, "remask_temp x2, guidance x2", remask_temp=2.0, guidance=2.0)]
+            scaled(h, "remask_temp x2", remask_temp=2.0), scaled(h, "remask_temp x3", remask_temp=3.0),
+            scaled(h, "guidance x2", guidance=2.0), scaled(h, "guidance x4", guidance=4.0),
+            scaled(h, "remask_temp x2, guidance x2", remask_temp=2.0, guidance=2.0),
+            scaled(h, "remask_temp x2, guidance x4", remask_temp=2.0, guidance=4.0),
+            scaled(h, "remask_temp x3, guidance x4", remask_temp=3.0, guidance=4.0),
+            scaled(h, "remask_temp x4, guidance x4", remask_temp=4.0, guidance=4.0)]
 
 
 def spearman(a: list[float], b: list[float]) -> float:

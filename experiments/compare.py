@@ -1,0 +1,276 @@
+"""The paper's analyses and the algorithm comparison: one command per suite, each writing a Markdown table and a
+figure into --out (default docs/results/<suite>/).
+
+    python experiments/compare.py table5     # heuristic vs learnable non-adaptive vs adaptive (paper Table 5)
+    python experiments/compare.py rewards    # adversarial vs batch-FID vs PRM stand-in (paper Fig. 4)
+    python experiments/compare.py adaptive   # how the learned policy adapts per sample (paper Fig. 3)
+    python experiments/compare.py search     # CEM over static schedules, as many generations as one RL run
+    python experiments/compare.py algos      # PPO, A2C, TRPO, RecurrentPPO, TD3, SAC, ARS (seeds 0 1)
+
+Training options apply to every run of a suite (e.g. ``--iterations 12`` shrinks every run's budget uniformly).
+Runs go through the multi-seed protocol (:func:`agents.protocol.run_protocol`): every arm has the same budget
+and seeds, selection uses the validation split, the test split is seen only by each run's final evaluation,
+and a stopped suite continues where it stopped (finished runs are read, interrupted ones resumed exactly).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import statistics
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import torch  # noqa: E402
+
+import figures  # noqa: E402
+from adanat_env.config import add_config_arguments, config_from_args  # noqa: E402
+from agents.protocol import run_protocol  # noqa: E402
+from agents.registry import ALGOS  # noqa: E402
+from agents.trainer import TrainConfig  # noqa: E402
+
+#: Suite -> arms (name -> changes to the common configuration). ``adaptive`` and ``search`` have their own code.
+ARMS: dict[str, dict[str, dict[str, Any]]] = {
+    "table5": {"learnable non-adaptive": {"policy": "step-only"}, "adaptive": {}},
+    "rewards": {"adversarial": {}, "fid": {"reward": "fid", "kl_coef": 0.0}, "prm": {"reward": "prm"}},
+    "adaptive": {"adaptive": {}},
+    "algos": {name: {"algo": name} for name in ALGOS},
+}
+SUITES = ("table5", "rewards", "adaptive", "search", "algos")
+DEFAULT_SEEDS = {"table5": [0, 1, 2], "rewards": [0, 1, 2], "adaptive": [0], "search": [0, 1, 2], "algos": [0, 1]}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, allow_abbrev=False,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("suite", choices=SUITES, help="which analysis to run")
+    p.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds (default: 0 1 2; algos 0 1; adaptive 0)")
+    p.add_argument("--out", default="", help="suite directory (default: docs/results/<suite>)")
+    p.add_argument("--analysis-samples", type=int, default=1000, help="adaptive: samples whose step parameters are recorded")
+    p.add_argument("--population", type=int, default=8, help="search: CEM candidates per round")
+    p.add_argument("--elites", type=int, default=3, help="search: CEM elites per round")
+    p.add_argument("--search-samples", type=int, default=256, help="search: generations per candidate (validation FID)")
+    p.add_argument("--algos", nargs="+", choices=list(ALGOS), default=list(ALGOS), help="algos: which algorithms (default: all)")
+    add_config_arguments(p.add_argument_group("training options, common to every run of the suite"), TrainConfig)
+    return p
+
+
+# ------------------------------------------------------------------------------------------------ tables
+def _ms(values: list[float], fmt: str = "{:.2f}") -> str:
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{fmt.format(statistics.fmean(values))} ± {fmt.replace('+', '').format(sd)}"
+
+
+def metrics_table(rows: dict[str, list[dict[str, Any]]], extra: dict[str, list[str]] | None = None) -> str:
+    """Markdown: one row per name, mean ± std over seeds of the test metrics (``details`` dicts of metrics.json)."""
+    cols = [("FID ↓", "fid", "{:.2f}", 1.0), ("KID ×10³ ↓", "kid_x1e3", "{:.2f}", 1.0),
+            ("precision", "precision", "{:.3f}", 1.0), ("recall", "recall", "{:.3f}", 1.0),
+            ("class acc. %", "class_accuracy", "{:.1f}", 100.0)]
+    extra = extra or {}
+    head = ["", "seeds"] + [c[0] for c in cols] + list(extra)
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for name, dets in rows.items():
+        cells = [name, str(len(dets))]
+        for _, key, fmt, scale in cols:
+            vals = [d[key] * scale for d in dets if key in d]
+            cells.append(_ms(vals, fmt) if vals else "n/a")
+        cells += [v[list(rows).index(name)] for v in extra.values()]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _run_metrics(out: Path, arm: str, seeds: list[int]) -> list[dict[str, Any]]:
+    return [json.loads((out / arm / f"seed{s}" / "metrics.json").read_text()) for s in seeds]
+
+
+def _reduction(ms: list[dict[str, Any]]) -> str:
+    red = [-100 * m["fid_reduction_vs_heuristic"] for m in ms]
+    return f"{_ms(red, '{:+.1f}')}% (worst {max(red):+.1f}%)"
+
+
+def _command(argv: list[str] | None) -> str:
+    return "python experiments/compare.py " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+
+
+def _header(suite: str, base: TrainConfig, seeds: list[int], argv: list[str] | None) -> str:
+    return (f"# {suite}\n\nCommand: `{_command(argv)}`\n\n"
+            f"Budget per run: {base.iterations} iterations x {base.episodes} generations, T = {base.steps}, "
+            f"seeds {' '.join(map(str, seeds))}; test split, {base.eval_samples} class-balanced samples per schedule; "
+            "mean ± std over seeds.\n\n")
+
+
+# ------------------------------------------------------------------------------------------------ suites
+def suite_table5(base: TrainConfig, out: Path, seeds: list[int], argv: list[str] | None) -> str:
+    run_protocol(base, out, seeds, ARMS["table5"], command=_command(argv))
+    ms = {arm: _run_metrics(out, arm, seeds) for arm in ARMS["table5"]}
+    rows = {"hand-designed (heuristic)": [m["details"]["heuristic"] for m in ms["adaptive"]]}
+    rows.update({arm: [m["details"]["learned"] for m in v] for arm, v in ms.items()})
+    red = {"FID vs heuristic": ["—"] + [_reduction(v) for v in ms.values()]}
+    return _header("Table 5: learnable non-adaptive vs adaptive", base, seeds, argv) + metrics_table(rows, red)
+
+
+def suite_rewards(base: TrainConfig, out: Path, seeds: list[int], argv: list[str] | None) -> str:
+    run_protocol(base, out, seeds, ARMS["rewards"], command=_command(argv))
+    ms = {arm: _run_metrics(out, arm, seeds) for arm in ARMS["rewards"]}
+    rows = {"hand-designed (heuristic)": [m["details"]["heuristic"] for m in ms["adversarial"]]}
+    rows.update({arm: [m["details"]["learned"] for m in v] for arm, v in ms.items()})
+    red = {"FID vs heuristic": ["—"] + [_reduction(v) for v in ms.values()]}
+    s = seeds[0]
+    grids = {"heuristic": out / "adversarial" / f"seed{s}" / "grid_heuristic.png"}
+    grids.update({arm: out / arm / f"seed{s}" / "grid_learned.png" for arm in ARMS["rewards"]})
+    figures.image_panels(grids, out / "rewards.png", title=f"seed {s}: the same labels and sampler noise in every grid")
+    return (_header("Rewards: adversarial vs batch FID vs PRM stand-in", base, seeds, argv) + metrics_table(rows, red)
+            + "\n![samples per reward](rewards.png)\n")
+
+
+def suite_adaptive(base: TrainConfig, out: Path, seeds: list[int], argv: list[str] | None, samples: int) -> str:
+    from adanat_env.models.classifier import load_classifier
+    from agents.analysis import adaptivity_table, is_effectively_static, record_step_params, split_by_score
+    from agents.trainer import Trainer
+
+    seed = seeds[0]
+    run_protocol(base, out, [seed], ARMS["adaptive"], command=_command(argv))
+    trainer = Trainer.resume(out / "adaptive" / f"seed{seed}", log=lambda _: None)
+    clf = load_classifier(device=trainer.device)
+    with trainer.selected() as (policy, it):
+        rec = record_step_params(trainer.generator, policy, trainer.config.steps, samples, seed=seed + 777,
+                                 score_fn=clf.label_probability)
+    table = adaptivity_table(rec.params)
+    easy, hard = split_by_score(rec.score, 0.3)
+    figures.adaptive_figure(rec.params, easy, hard, rec.images[:, 0].numpy(), out / "adaptive.png")
+    lines = ["| step | parameter | mean | std across samples | p10 | p90 | std / mean | mean, easy | mean, hard |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in table:
+        j = ("m", "tau1", "tau2", "w").index(r["param"])
+        pe, ph = rec.params[r["step"], easy, j].mean(), rec.params[r["step"], hard, j].mean()
+        lines.append(f"| {r['step']} | {r['param']} | {r['mean']:.4f} | {r['std']:.4f} | {r['p10']:.4f} | {r['p90']:.4f} "
+                     f"| {r['rel_spread']:.3f} | {pe:.4f} | {ph:.4f} |")
+    static = is_effectively_static(table)
+    spread = max((r["rel_spread"] for r in table if r["rel_spread"] == r["rel_spread"]), default=float("nan"))
+    verdict = (f"**Effectively static**: no parameter varies by more than 2% (std / mean) across samples at any step "
+               f"(largest {spread:.3f})." if static else
+               f"**Adaptive**: the largest across-sample spread is {spread:.3f} (std / mean).")
+    (out / "adaptive.json").write_text(json.dumps({"selected_iteration": it, "table": table, "static": static,
+                                                   "samples": samples}, indent=2))
+    return (_header("Adaptive: how the learned policy adapts per sample", base, [seed], argv)
+            + f"The selected policy (iteration {it}) of the default run, seed {seed}; {samples} class-balanced samples; "
+            "easy / hard = the 30% of samples the shipped classifier is most / least confident in.\n\n"
+            + "\n".join(lines) + f"\n\n{verdict}\n\n![adaptive](adaptive.png)\n")
+
+
+def suite_search(base: TrainConfig, out: Path, seeds: list[int], argv: list[str] | None,
+                 population: int, elites: int, samples: int) -> str:
+    from adanat_env.data import to_model_images
+    from adanat_env.evaluation.metrics import extract_features, feature_extractor, feature_stats, frechet_distance
+    from adanat_env.evaluation.sampling import sample_images
+    from adanat_env.schedules import heuristic_schedule, maskgit_cosine_schedule
+    from adanat_env.utils import resolve_device, seed_everything
+    from agents.search import cem_search, rl_generation_budget
+    from agents.trainer import build_env, evaluate_on_test, train_split
+
+    budget = rl_generation_budget(base)
+    device = resolve_device(base.device)
+    results = []
+    for seed in seeds:
+        run = out / "search" / f"seed{seed}"
+        if (run / "metrics.json").is_file():
+            results.append(json.loads((run / "metrics.json").read_text()))
+            continue
+        run.mkdir(parents=True, exist_ok=True)
+        cfg = replace(base, seed=seed)
+        seed_everything(seed)
+        gen = build_env(cfg, device).unwrapped.generator
+        fn = feature_extractor(cfg.metric, device)
+        ds, _, val_idx = train_split(cfg, gen.num_classes)
+        ref = feature_stats(extract_features(fn, to_model_images(ds.images[val_idx], gen.image_shape[-1]).to(device)))
+
+        def score(schedule, round_seed, n=samples):  # type: ignore[no-untyped-def]
+            images, _ = sample_images(gen, schedule, cfg.steps, n, seed=round_seed)
+            return frechet_distance(feature_stats(extract_features(fn, images)), ref)
+
+        found = cem_search(score, cfg.steps, budget, population=population, elites=elites, samples=samples,
+                           residual=cfg.residual == "heuristic", seed=seed, progress=True)
+        res = evaluate_on_test(cfg, gen, {"cosine": maskgit_cosine_schedule(cfg.steps),
+                                          "heuristic": heuristic_schedule(cfg.steps), "searched": found.schedule},
+                               run, device)
+        m = {"details": res, "fid_reduction_vs_heuristic": 1 - res["searched"]["fid"] / res["heuristic"]["fid"],
+             "schedule": {k: list(getattr(found.schedule, k)) for k in ("mask_ratio", "sample_temp", "remask_temp", "guidance")},
+             "raw": found.raw.tolist(), "history": found.history, "generations": found.generations, "seed": seed}
+        (run / "metrics.json").write_text(json.dumps(m, indent=2))
+        results.append(m)
+    rows = {"hand-designed (heuristic)": [m["details"]["heuristic"] for m in results],
+            "CEM-searched static schedule": [m["details"]["searched"] for m in results]}
+    red = {"FID vs heuristic": ["—", _reduction(results)]}
+    sched = "\n".join(f"- seed {m['seed']}: " + ", ".join(f"{k} {tuple(round(v, 3) for v in vals)}"
+                                                         for k, vals in m["schedule"].items()) for m in results)
+    figures.curves({"CEM: best candidate per round": [([h["generations"] for h in m["history"]],
+                                                      [h["best"] for h in m["history"]]) for m in results]},
+                   out / "search.png", xlabel="generations", ylabel=f"validation FID ({samples} samples)")
+    return (_header("Search: the strongest static schedule (CEM)", base, seeds, argv)
+            + f"CEM over the (T, 4) raw schedule table: {population} candidates per round, {elites} elites, each scored "
+            f"by validation FID on {samples} generations; {budget} generations per seed, as many as one training run's "
+            "rollouts and discriminator batches.\n\n" + metrics_table(rows, red)
+            + f"\nFound schedules (m, τ1, τ2, w per step):\n\n{sched}\n\n![search](search.png)\n")
+
+
+def suite_algos(base: TrainConfig, out: Path, seeds: list[int], argv: list[str] | None, algos: list[str]) -> str:
+    from agents.search import rl_generation_budget
+
+    arms = {a: ARMS["algos"][a] for a in algos}
+    run_protocol(base, out, seeds, arms, command=_command(argv))
+    ms = {arm: _run_metrics(out, arm, seeds) for arm in arms}
+    per_it = rl_generation_budget(replace(base, iterations=1))
+    series = {}
+    for arm in arms:
+        runs = []
+        for s in seeds:
+            hist = json.loads((out / arm / f"seed{s}" / "history.json").read_text())
+            pts = [(h["iteration"] * per_it, h["fid_quick"]) for h in hist if "fid_quick" in h]
+            if pts:
+                runs.append(tuple(zip(*pts)))
+        series[arm] = runs
+    first = next(iter(ms.values()))
+    heur = statistics.fmean(m["fid_quick_baselines"]["heuristic"] for m in first) if first[0].get("fid_quick_baselines") else None
+    figures.curves(series, out / "algos.png", xlabel="generations", ylabel="validation FID (mean action)",
+                   hlines={"heuristic": heur} if heur else None)
+    rows = {arm: [m["details"]["learned"] for m in v] for arm, v in ms.items()}
+    extra = {"FID vs heuristic": [_reduction(v) for v in ms.values()],
+             "wall (s)": [_ms([m["wall_time_s"] for m in v], "{:.0f}") for v in ms.values()],
+             "generations": [str(per_it * base.iterations)] * len(ms)}
+    return (_header("Algorithms on the adversarial reward", base, seeds, argv) + metrics_table(rows, extra)
+            + "\n![validation FID against generations](algos.png)\n")
+
+
+def main(argv: list[str] | None = None) -> str:
+    args = build_parser().parse_args(argv)
+    base, _ = config_from_args(TrainConfig, args)
+    seeds = args.seeds or DEFAULT_SEEDS[args.suite]
+    out = Path(args.out or f"docs/results/{args.suite}")
+    out.mkdir(parents=True, exist_ok=True)
+    if args.suite == "adaptive":
+        text = suite_adaptive(base, out, seeds, argv, args.analysis_samples)
+    elif args.suite == "search":
+        text = suite_search(base, out, seeds, argv, args.population, args.elites, args.search_samples)
+    elif args.suite == "algos":
+        text = suite_algos(base, out, seeds, argv, args.algos)
+    else:
+        text = {"table5": suite_table5, "rewards": suite_rewards}[args.suite](base, out, seeds, argv)
+    (out / f"{args.suite}.md").write_text(text)
+    print(text)
+    return text
+
+
+if __name__ == "__main__":
+    sys.stdout.reconfigure(line_buffering=True)
+    try:
+        main()
+    except KeyboardInterrupt:
+        sys.exit("\ninterrupted; run the same command again to continue where it stopped")
+    except (ValueError, OSError, FloatingPointError, RuntimeError) as e:
+        sys.exit(f"error: {' '.join(str(e).split())}")

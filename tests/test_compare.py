@@ -1,0 +1,125 @@
+"""The comparison suites (experiments/compare.py) at toy size, and the search / analysis modules they use."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from adanat_env.data import DEFAULT_DATA_DIR
+from adanat_env.schedules import heuristic_schedule
+from agents.analysis import adaptivity_table, is_effectively_static, split_by_score
+from agents.search import cem_search, rl_generation_budget, schedule_from_raw
+from agents.trainer import TrainConfig
+
+pytest.importorskip("matplotlib")
+_path = Path(__file__).resolve().parents[1] / "experiments" / "compare.py"
+_spec = importlib.util.spec_from_file_location("compare", _path)
+compare = importlib.util.module_from_spec(_spec)
+sys.modules["compare"] = compare
+_spec.loader.exec_module(compare)
+
+needs_data = pytest.mark.skipif(not (DEFAULT_DATA_DIR / "train-labels-idx1-ubyte.gz").exists(),
+                                reason="Fashion-MNIST package not installed")
+
+TOY = ["--steps", "2", "--batch-size", "8", "--episodes", "16", "--minibatch", "16", "--epochs", "1",
+       "--d-epochs", "1", "--d-batch-size", "8", "--d-updates", "2", "--d-minibatch", "8", "--d-warmup", "1",
+       "--d-real-count", "2000", "--val-count", "500", "--curve-every", "1", "--curve-samples", "40",
+       "--eval-samples", "40", "--amp", "none", "--device", "cpu", "--iterations", "2"]
+
+
+# ----------------------------------------------------------------------------------------- search / analysis
+def test_the_zero_table_is_the_heuristic_schedule():
+    s = schedule_from_raw(torch.zeros(4, 4, dtype=torch.float64))
+    h = heuristic_schedule(4)
+    for f in ("mask_ratio", "sample_temp", "remask_temp", "guidance"):
+        assert np.allclose(getattr(s, f), getattr(h, f), atol=1e-6), f
+    with pytest.raises(ValueError, match=r"\(T, 4\)"):
+        schedule_from_raw(torch.zeros(4, 3))
+
+
+def test_cem_finds_the_optimum_of_a_known_score_within_its_budget():
+    target = torch.tensor([[0.0, 1.0, -0.5, 2.0], [0.0, 0.5, 0.0, 1.5]], dtype=torch.float64)
+    ref = schedule_from_raw(target)
+
+    def score(s, _seed):  # squared distance of the executed schedule to the target's, in its own units
+        return float(sum(((np.array(getattr(s, f)) - np.array(getattr(ref, f))) ** 2).sum()
+                         for f in ("sample_temp", "remask_temp", "guidance")))
+
+    res = cem_search(score, 2, budget=40 * 16 * 10, population=16, elites=4, samples=10, seed=0)
+    assert res.generations == 40 * 16 * 10 and len(res.history) == 40
+    assert score(res.schedule, 0) < 0.02 < score(heuristic_schedule(2), 0)
+    again = cem_search(score, 2, budget=40 * 16 * 10, population=16, elites=4, samples=10, seed=0)
+    assert torch.equal(res.raw, again.raw)  # seeded
+    with pytest.raises(ValueError, match="does not buy one round"):
+        cem_search(score, 2, budget=10, population=4, samples=8)
+
+
+def test_the_search_gets_the_generations_of_one_training_run():
+    cfg = TrainConfig()
+    assert rl_generation_budget(cfg) == 24 * 512 + 24 * 2 * 256 + 2 * 256
+    assert rl_generation_budget(TrainConfig(reward="fid")) == 24 * 512
+
+
+def test_adaptivity_table_and_the_static_verdict():
+    rng = np.random.default_rng(0)
+    params = np.ones((2, 100, 4)) * np.array([0.5, 1.0, 0.3, 2.0])
+    table = adaptivity_table(params)
+    assert len(table) == 8 and is_effectively_static(table)
+    params[1, :, 3] += rng.normal(0, 0.2, 100)  # guidance varies per sample at step 1
+    table = adaptivity_table(params)
+    row = next(r for r in table if r["step"] == 1 and r["param"] == "w")
+    assert 0.05 < row["rel_spread"] < 0.2 and not is_effectively_static(table)
+    easy, hard = split_by_score(np.arange(10.0), 0.3)
+    assert easy.tolist() == [False] * 7 + [True] * 3 and hard.tolist() == [True] * 3 + [False] * 7
+    with pytest.raises(ValueError):
+        adaptivity_table(params[..., :3])
+
+
+# ----------------------------------------------------------------------------------------- suites at toy size
+@needs_data
+def test_table5_suite_writes_its_table_and_resumes_without_redoing_finished_runs(tmp_path, capsys):
+    out = tmp_path / "table5"
+    text = compare.main(["table5", *TOY, "--seeds", "0", "--out", str(out)])
+    assert (out / "table5.md").read_text() == text
+    for row in ("| hand-designed (heuristic) | 1 |", "| learnable non-adaptive | 1 |", "| adaptive | 1 |"):
+        assert row in text
+    assert "learnable non-adaptive" in text and " ± " in text and "Command: `python experiments/compare.py table5" in text
+    finished = out / "learnable non-adaptive" / "seed0" / "metrics.json"
+    stamp = finished.stat().st_mtime_ns
+    (out / "adaptive" / "seed0" / "metrics.json").unlink()  # interrupted after its last checkpoint
+    capsys.readouterr()
+    again = compare.main(["table5", *TOY, "--seeds", "0", "--out", str(out)])
+    log = capsys.readouterr().out
+    assert "learnable non-adaptive seed 0: finished earlier" in log and "adaptive seed 0: training" in log
+    assert finished.stat().st_mtime_ns == stamp and again == text  # resumed exactly: the same table
+
+
+@needs_data
+def test_rewards_and_algos_suites_write_tables_and_figures(tmp_path):
+    text = compare.main(["rewards", *TOY, "--iterations", "1", "--seeds", "0", "--out", str(tmp_path / "rw")])
+    assert all(f"| {arm} | 1 |" in text for arm in ("adversarial", "fid", "prm")) and (tmp_path / "rw" / "rewards.png").is_file()
+    text = compare.main(["algos", *TOY, "--iterations", "1", "--seeds", "0", "--algos", "ppo", "ars",
+                         "--out", str(tmp_path / "al")])
+    assert "| ppo | 1 |" in text and "| ars | 1 |" in text and (tmp_path / "al" / "algos.png").is_file()
+
+
+@needs_data
+def test_search_and_adaptive_suites(tmp_path):
+    out = tmp_path / "search"
+    text = compare.main(["search", *TOY, "--seeds", "0", "--population", "3", "--elites", "2",
+                         "--search-samples", "8", "--out", str(out)])
+    m = json.loads((out / "search" / "seed0" / "metrics.json").read_text())
+    assert m["generations"] == 2 * 3 * 8 and len(m["schedule"]["guidance"]) == 2
+    assert "| CEM-searched static schedule | 1 |" in text and (out / "search.png").is_file()
+    assert compare.main(["search", *TOY, "--seeds", "0", "--population", "3", "--elites", "2",
+                         "--search-samples", "8", "--out", str(out)]) == text  # read back, not searched again
+    out = tmp_path / "adaptive"
+    text = compare.main(["adaptive", *TOY, "--analysis-samples", "30", "--out", str(out)])
+    assert "| 0 | tau1 |" in text and ("Effectively static" in text or "Adaptive" in text)
+    assert (out / "adaptive.png").is_file() and json.loads((out / "adaptive.json").read_text())["samples"] == 30
