@@ -35,7 +35,7 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from .policies import AdaNATPolicy, AdaNATRecurrentPolicy, StdSchedule, StepOnlyPolicy
 
-__all__ = ["AlgoSpec", "ALGOS", "POLICIES", "make_algo"]
+__all__ = ["AlgoSpec", "ALGOS", "POLICIES", "ARS_N_DELTA", "make_algo"]
 
 
 @dataclass(frozen=True)
@@ -132,10 +132,14 @@ def _sac(env: VecEnv, s: dict[str, Any]) -> BaseAlgorithm:
                train_freq=1, gradient_steps=1, seed=s["seed"], device=s["device"], verbose=0)
 
 
+#: ARS's default number of search directions: one update evaluates 2 x this many candidates, each on a whole env batch.
+ARS_N_DELTA = 4
+
+
 def _ars(env: VecEnv, s: dict[str, Any]) -> BaseAlgorithm:
     from sb3_contrib import ARS
 
-    return ARS("LinearPolicy", env, n_delta=s.get("n_delta", 4), learning_rate=s.get("ars_lr", 0.02),
+    return ARS("LinearPolicy", env, n_delta=s.get("n_delta", ARS_N_DELTA), learning_rate=s.get("ars_lr", 0.02),
                delta_std=s.get("delta_std", 0.05), n_eval_episodes=env.num_envs, seed=s["seed"],
                device=s["device"], verbose=0)
 

@@ -32,15 +32,14 @@ import torch  # noqa: E402
 import figures  # noqa: E402
 from adanat_env.config import add_config_arguments, config_from_args  # noqa: E402
 from agents.protocol import run_protocol  # noqa: E402
-from agents.registry import ALGOS  # noqa: E402
+from agents.registry import ALGOS, ARS_N_DELTA  # noqa: E402
 from agents.trainer import TrainConfig  # noqa: E402
 
-#: Suite -> arms (name -> changes to the common configuration). ``adaptive`` and ``search`` have their own code.
+#: Suite -> arms (name -> changes to the common configuration); ``algos`` builds its arms with :func:`algo_arms`.
 ARMS: dict[str, dict[str, dict[str, Any]]] = {
     "table5": {"learnable non-adaptive": {"policy": "step-only"}, "adaptive": {}},
     "rewards": {"adversarial": {}, "fid": {"reward": "fid", "kl_coef": 0.0}, "prm": {"reward": "prm"}},
     "adaptive": {"adaptive": {}},
-    "algos": {name: {"algo": name} for name in ALGOS},
 }
 SUITES = ("table5", "rewards", "adaptive", "search", "algos")
 DEFAULT_SEEDS = {"table5": [0, 1, 2], "rewards": [0, 1, 2], "adaptive": [0], "search": [0, 1, 2], "algos": [0, 1]}
@@ -135,12 +134,24 @@ def suite_adaptive(base: TrainConfig, out: Path, seeds: list[int], argv: list[st
     from agents.trainer import Trainer
 
     seed = seeds[0]
+    cfg = replace(base, seed=seed)
     run_protocol(base, out, [seed], ARMS["adaptive"], command=_command(argv))
-    trainer = Trainer.resume(out / "adaptive" / f"seed{seed}", log=lambda _: None)
+    run, weights = out / "adaptive" / f"seed{seed}", out / "selected_policy.pt"
+    if (run / "checkpoint.pt").is_file():  # keep the selected policy's weights next to the analysis (small)
+        trainer = Trainer.resume(run, log=lambda _: None)
+        with trainer.selected() as (_, it):
+            torch.save({"policy": trainer.model.policy.state_dict(), "iteration": it}, weights)
+    if not weights.is_file():
+        raise FileNotFoundError(f"'{run}' holds a finished run without its checkpoint and '{weights}' is missing; "
+                                "delete the run directory to train it again")
+    saved = torch.load(weights, map_location="cpu", weights_only=True)
+    trainer = Trainer(cfg, None, log=lambda _: None)  # the same policy class, no run directory
+    trainer.model.policy.load_state_dict(saved["policy"])
+    it = int(saved["iteration"])
+    policy = trainer.generation_policy()
     clf = load_classifier(device=trainer.device)
-    with trainer.selected() as (policy, it):
-        rec = record_step_params(trainer.generator, policy, trainer.config.steps, samples, seed=seed + 777,
-                                 score_fn=clf.label_probability)
+    rec = record_step_params(trainer.generator, policy, cfg.steps, samples, seed=seed + 777,
+                             score_fn=clf.label_probability)
     table = adaptivity_table(rec.params)
     easy, hard = split_by_score(rec.score, 0.3)
     figures.adaptive_figure(rec.params, easy, hard, rec.images[:, 0].numpy(), out / "adaptive.png")
@@ -219,31 +230,44 @@ def suite_search(base: TrainConfig, out: Path, seeds: list[int], argv: list[str]
             + f"\nFound schedules (m, τ1, τ2, w per step):\n\n{sched}\n\n![search](search.png)\n")
 
 
-def suite_algos(base: TrainConfig, out: Path, seeds: list[int], argv: list[str] | None, algos: list[str]) -> str:
-    from agents.search import rl_generation_budget
+def algo_arms(base: TrainConfig, algos: list[str]) -> dict[str, dict[str, Any]]:
+    """One arm per algorithm with the same rollout budget: ARS evaluates every candidate on a whole env batch, so
+    one of its updates takes ``2 n_delta`` batches; it gets proportionally fewer iterations."""
+    arms: dict[str, dict[str, Any]] = {}
+    for a in algos:
+        arms[a] = {"algo": a}
+        if a == "ars":
+            per_update = 2 * ARS_N_DELTA * base.batch_size
+            arms[a]["iterations"] = max(1, round(base.iterations * base.episodes / per_update))
+    return arms
 
-    arms = {a: ARMS["algos"][a] for a in algos}
+
+def suite_algos(base: TrainConfig, out: Path, seeds: list[int], argv: list[str] | None, algos: list[str]) -> str:
+    arms = algo_arms(base, algos)
     run_protocol(base, out, seeds, arms, command=_command(argv))
     ms = {arm: _run_metrics(out, arm, seeds) for arm in arms}
-    per_it = rl_generation_budget(replace(base, iterations=1))
     series = {}
     for arm in arms:
         runs = []
         for s in seeds:
             hist = json.loads((out / arm / f"seed{s}" / "history.json").read_text())
-            pts = [(h["iteration"] * per_it, h["fid_quick"]) for h in hist if "fid_quick" in h]
+            pts = [(h["generations"], h["fid_quick"]) for h in hist if "fid_quick" in h]
             if pts:
                 runs.append(tuple(zip(*pts)))
         series[arm] = runs
     first = next(iter(ms.values()))
     heur = statistics.fmean(m["fid_quick_baselines"]["heuristic"] for m in first) if first[0].get("fid_quick_baselines") else None
-    figures.curves(series, out / "algos.png", xlabel="generations", ylabel="validation FID (mean action)",
+    figures.curves(series, out / "algos.png", xlabel="rollout generations", ylabel="validation FID (mean action)",
                    hlines={"heuristic": heur} if heur else None)
     rows = {arm: [m["details"]["learned"] for m in v] for arm, v in ms.items()}
     extra = {"FID vs heuristic": [_reduction(v) for v in ms.values()],
              "wall (s)": [_ms([m["wall_time_s"] for m in v], "{:.0f}") for v in ms.values()],
-             "generations": [str(per_it * base.iterations)] * len(ms)}
+             "rollout generations": [str(v[0]["generations"]) for v in ms.values()],
+             "iterations": [str(v[0]["iterations"]) for v in ms.values()]}
     return (_header("Algorithms on the adversarial reward", base, seeds, argv) + metrics_table(rows, extra)
+            + "\nEvery algorithm with its registry defaults (`agents/registry.py`) and the same rollout budget; ARS "
+            "evaluates each candidate on a whole batch, so it runs fewer, larger iterations. Validation FIDs for "
+            "selection and the discriminator's own batches are not counted.\n"
             + "\n![validation FID against generations](algos.png)\n")
 
 

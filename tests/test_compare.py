@@ -123,3 +123,5 @@ def test_search_and_adaptive_suites(tmp_path):
     text = compare.main(["adaptive", *TOY, "--analysis-samples", "30", "--out", str(out)])
     assert "| 0 | tau1 |" in text and ("Effectively static" in text or "Adaptive" in text)
     assert (out / "adaptive.png").is_file() and json.loads((out / "adaptive.json").read_text())["samples"] == 30
+    (out / "adaptive" / "seed0" / "checkpoint.pt").unlink()  # a clean clone: the committed run has no checkpoint
+    assert compare.main(["adaptive", *TOY, "--analysis-samples", "30", "--out", str(out)]) == text
