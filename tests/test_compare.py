@@ -87,16 +87,17 @@ def test_table5_suite_writes_its_table_and_resumes_without_redoing_finished_runs
     out = tmp_path / "table5"
     text = compare.main(["table5", *TOY, "--seeds", "0", "--out", str(out)])
     assert (out / "table5.md").read_text() == text
-    for row in ("| hand-designed (heuristic) | 1 |", "| learnable non-adaptive | 1 |", "| adaptive | 1 |"):
+    for row in ("| hand-designed (heuristic) | 1 |", "| learnable non-adaptive (`--policy step-only`) | 1 |",
+                "| adaptive (the default) | 1 |"):
         assert row in text
-    assert "learnable non-adaptive" in text and " ± " in text and "Command: `python experiments/compare.py table5" in text
-    finished = out / "learnable non-adaptive" / "seed0" / "metrics.json"
+    assert " ± " in text and "Command: `python experiments/compare.py table5" in text
+    finished = out / "step-only" / "seed0" / "metrics.json"
     stamp = finished.stat().st_mtime_ns
     (out / "adaptive" / "seed0" / "metrics.json").unlink()  # interrupted after its last checkpoint
     capsys.readouterr()
     again = compare.main(["table5", *TOY, "--seeds", "0", "--out", str(out)])
     log = capsys.readouterr().out
-    assert "learnable non-adaptive seed 0: finished earlier" in log and "adaptive seed 0: training" in log
+    assert "step-only seed 0: finished earlier" in log and "adaptive seed 0: training" in log
     assert finished.stat().st_mtime_ns == stamp and again == text  # resumed exactly: the same table
 
 
