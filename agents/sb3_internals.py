@@ -13,7 +13,7 @@ import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 
-__all__ = ["predict_tensor", "restart_rollouts"]
+__all__ = ["predict_tensor", "restart_rollouts", "generations_done"]
 
 
 def predict_tensor(policy: BasePolicy, obs: dict[str, torch.Tensor] | torch.Tensor, deterministic: bool) -> torch.Tensor:
@@ -36,3 +36,18 @@ def restart_rollouts(model: BaseAlgorithm) -> None:
     that off-policy algorithms use for ``learning_starts``.
     """
     model._last_obs = None  # type: ignore[assignment]
+
+
+def generations_done(model: BaseAlgorithm, steps: int) -> int:
+    """Episodes (generations) the model has rolled out so far, from its public ``num_timesteps``.
+
+    Not private state, but a quirk to correct: sb3-contrib's ARS counts ``n_envs`` timesteps for *each* env at
+    every vector step (its ``evaluate_policy`` callback runs once per env), so its ``num_timesteps`` is ``n_envs``
+    times the steps actually taken. Every other algorithm counts one per env step.
+
+    :param steps: T, the steps of one episode.
+    """
+    from sb3_contrib import ARS
+
+    n = int(model.num_timesteps) // int(steps)
+    return n // int(model.n_envs) if isinstance(model, ARS) else n

@@ -56,7 +56,7 @@ from .callbacks import DiscriminatorCallback, StdScheduleCallback
 from .generation_policy import SB3GenerationPolicy
 from .policies import StdSchedule
 from .registry import ALGOS, POLICIES, make_algo
-from .sb3_internals import restart_rollouts
+from .sb3_internals import generations_done, restart_rollouts
 
 __all__ = ["TrainConfig", "Trainer", "CHOICES", "RESUMABLE", "CHECKPOINT_FORMAT", "RunDirectoryError",
            "build_env", "build_reward", "train_split", "load_checkpoint", "plot_training_curve", "evaluate_on_test",
@@ -482,7 +482,7 @@ class Trainer:
         callbacks = [self.std_callback] + ([self.disc_callback] if self.disc_callback is not None else [])
         self.model.learn(total_timesteps=self.n_steps * cfg.batch_size, reset_num_timesteps=False, callback=callbacks)
         rec: dict[str, Any] = {"iteration": it + 1, "time_s": round(time.perf_counter() - t_it, 2),
-                               "generations": int(self.model.num_timesteps // cfg.steps)}  # rollouts so far
+                               "generations": generations_done(self.model, cfg.steps)}  # rollouts so far
         rewards = getattr(getattr(self.model, "rollout_buffer", None), "rewards", None)
         if rewards is not None:
             if not np.isfinite(rewards).all():
@@ -625,7 +625,7 @@ class Trainer:
             "details": results,
             "steps": cfg.steps, "seed": cfg.seed, "algo": cfg.algo, "policy": cfg.policy, "reward": cfg.reward,
             "iterations": cfg.iterations, "episodes_per_iteration": cfg.episodes, "eval_samples": n,
-            "generations": int(self.model.num_timesteps // cfg.steps),
+            "generations": generations_done(self.model, cfg.steps),
             "metric": cfg.metric, "wall_time_s": round(self.wall_time(), 1),
             "fid_reduction_vs_cosine": 1 - results["learned"]["fid"] / results["cosine"]["fid"],
             "fid_reduction_vs_heuristic": 1 - results["learned"]["fid"] / results["heuristic"]["fid"],

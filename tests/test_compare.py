@@ -108,6 +108,17 @@ def test_rewards_and_algos_suites_write_tables_and_figures(tmp_path):
     text = compare.main(["algos", *TOY, "--iterations", "1", "--seeds", "0", "--algos", "ppo", "ars",
                          "--out", str(tmp_path / "al")])
     assert "| ppo | 1 |" in text and "| ars | 1 |" in text and (tmp_path / "al" / "algos.png").is_file()
+    ppo = json.loads((tmp_path / "al" / "ppo" / "seed0" / "history.json").read_text())
+    ars = json.loads((tmp_path / "al" / "ars" / "seed0" / "metrics.json").read_text())
+    assert ppo[-1]["generations"] == 16  # rollout generations are recorded per iteration
+    assert ars["generations"] == 2 * 4 * 8 and ars["iterations"] == 1  # one ARS update: 2 n_delta batches of 8
+
+
+def test_every_algorithm_gets_the_same_rollout_budget():
+    base = TrainConfig()
+    arms = compare.algo_arms(base, ["ppo", "ars"])
+    assert arms["ppo"] == {"algo": "ppo"}
+    assert arms["ars"]["iterations"] * 2 * 4 * base.batch_size == base.iterations * base.episodes
 
 
 @needs_data
