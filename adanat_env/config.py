@@ -15,6 +15,7 @@ import textwrap
 import time
 from dataclasses import MISSING, fields
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import torch
@@ -22,7 +23,7 @@ import torch
 from .utils import resolve_device, seed_everything
 
 __all__ = ["field_help", "add_config_arguments", "config_parser", "parse_config", "config_from_args", "command_line",
-           "start_run"]
+           "run_continuable", "start_run"]
 
 T = TypeVar("T")
 
@@ -97,3 +98,15 @@ def start_run(cls: type[T], argv: list[str] | None, description: str | None) -> 
     out = Path(cfg.out)  # type: ignore[attr-defined]
     out.mkdir(parents=True, exist_ok=True)
     return cfg, resolve_device(cfg.device), out, time.perf_counter()  # type: ignore[attr-defined]
+
+
+def run_continuable(main: Callable[[], Any]) -> None:
+    """Run a script's ``main`` for the command line: line-buffered output, one-line errors (exit 1), and Ctrl-C
+    ending with how to continue (scripts whose re-run continues where it stopped: protocols and suites)."""
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    try:
+        main()
+    except KeyboardInterrupt:
+        sys.exit("\ninterrupted; run the same command again to continue where it stopped")
+    except (ValueError, OSError, FloatingPointError, RuntimeError) as e:
+        sys.exit(f"error: {' '.join(str(e).split())}")

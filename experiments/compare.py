@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch  # noqa: E402
 
 import figures  # noqa: E402
-from adanat_env.config import add_config_arguments, config_from_args  # noqa: E402
+from adanat_env.config import add_config_arguments, config_from_args, run_continuable  # noqa: E402
 from agents.protocol import run_protocol  # noqa: E402
 from agents.registry import ALGOS, ARS_N_DELTA  # noqa: E402
 from agents.trainer import TrainConfig  # noqa: E402
@@ -292,10 +292,4 @@ def main(argv: list[str] | None = None) -> str:
 
 
 if __name__ == "__main__":
-    sys.stdout.reconfigure(line_buffering=True)
-    try:
-        main()
-    except KeyboardInterrupt:
-        sys.exit("\ninterrupted; run the same command again to continue where it stopped")
-    except (ValueError, OSError, FloatingPointError, RuntimeError) as e:
-        sys.exit(f"error: {' '.join(str(e).split())}")
+    run_continuable(main)

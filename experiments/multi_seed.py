@@ -20,7 +20,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from adanat_env.config import add_config_arguments, command_line, config_from_args, config_parser  # noqa: E402
+from adanat_env.config import add_config_arguments, command_line, config_from_args, config_parser, run_continuable  # noqa: E402
 from agents.protocol import run_protocol  # noqa: E402
 from agents.trainer import TrainConfig  # noqa: E402
 
@@ -64,10 +64,4 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    sys.stdout.reconfigure(line_buffering=True)
-    try:
-        main()
-    except KeyboardInterrupt:
-        sys.exit("\ninterrupted; run the same command again to continue where it stopped")
-    except (ValueError, OSError, FloatingPointError, RuntimeError) as e:
-        sys.exit(f"error: {' '.join(str(e).split())}")
+    run_continuable(main)
