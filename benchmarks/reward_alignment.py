@@ -27,12 +27,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from adanat_env.config import parse_config  # noqa: E402
-from adanat_env.data import to_model_images  # noqa: E402
-from adanat_env.evaluation.metrics import extract_features, feature_extractor, feature_stats, frechet_distance  # noqa: E402
+from adanat_env.evaluation.metrics import extract_features, feature_stats, frechet_distance  # noqa: E402
 from adanat_env.evaluation.sampling import sample_images  # noqa: E402
 from adanat_env.schedules import Schedule, heuristic_schedule  # noqa: E402
 from adanat_env.utils import resolve_device, seed_everything  # noqa: E402
-from agents.trainer import TrainConfig, build_env, build_reward, train_split  # noqa: E402
+from agents.trainer import TrainConfig, build_env, build_reward, metric_features, real_features, train_split  # noqa: E402
 from rewards.adversarial import co_train  # noqa: E402
 
 
@@ -87,9 +86,9 @@ def main(argv: list[str] | None = None) -> dict:
     t0 = time.perf_counter()
     d_stats = co_train(reward, gen, h, cfg.steps, epochs=4, batch_size=cfg.d_batch_size, rng=rng,
                        updates=own.updates, minibatch=cfg.d_minibatch)
-    fn = feature_extractor(cfg.metric, device)
-    ds, _, val_idx = train_split(cfg, gen.num_classes)
-    ref = feature_stats(extract_features(fn, to_model_images(ds.images[val_idx], gen.image_shape[-1]).to(device)))
+    fn = metric_features(cfg, device)
+    ds, _, val_idx = train_split(cfg, gen)
+    ref = feature_stats(real_features(fn, ds, val_idx, gen, device))
     rows = []
     for s in variants(cfg.steps):
         images, labels = sample_images(gen, s, cfg.steps, own.samples, seed=cfg.seed + 123)

@@ -21,12 +21,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from adanat_env.config import parse_config  # noqa: E402
-from adanat_env.data import to_model_images  # noqa: E402
-from adanat_env.evaluation.metrics import extract_features, feature_extractor, feature_stats, frechet_distance  # noqa: E402
+from adanat_env.evaluation.metrics import extract_features, feature_stats, frechet_distance  # noqa: E402
 from adanat_env.evaluation.sampling import sample_images  # noqa: E402
 from adanat_env.schedules import heuristic_schedule  # noqa: E402
 from adanat_env.utils import resolve_device, seed_everything  # noqa: E402
-from agents.trainer import TrainConfig, build_env, train_split  # noqa: E402
+from agents.trainer import TrainConfig, build_env, metric_features, real_features, train_split  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -39,9 +38,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
     gen = build_env(cfg, device).unwrapped.generator
-    fn = feature_extractor(cfg.metric, device)
-    ds, _, val_idx = train_split(cfg, gen.num_classes)
-    ref = feature_stats(extract_features(fn, to_model_images(ds.images[val_idx], gen.image_shape[-1]).to(device)))
+    fn = metric_features(cfg, device)
+    ds, _, val_idx = train_split(cfg, gen)
+    ref = feature_stats(real_features(fn, ds, val_idx, gen, device))
     h = heuristic_schedule(cfg.steps)
     rows = []
     for r in own.factors:

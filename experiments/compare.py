@@ -178,13 +178,12 @@ def suite_adaptive(base: TrainConfig, out: Path, seeds: list[int], argv: list[st
 
 def suite_search(base: TrainConfig, out: Path, seeds: list[int], argv: list[str] | None,
                  population: int, elites: int, samples: int) -> str:
-    from adanat_env.data import to_model_images
-    from adanat_env.evaluation.metrics import extract_features, feature_extractor, feature_stats, frechet_distance
+    from adanat_env.evaluation.metrics import extract_features, feature_stats, frechet_distance
     from adanat_env.evaluation.sampling import sample_images
     from adanat_env.schedules import heuristic_schedule, maskgit_cosine_schedule
     from adanat_env.utils import resolve_device, seed_everything
     from agents.search import cem_search, rl_generation_budget
-    from agents.trainer import build_env, evaluate_on_test, train_split
+    from agents.trainer import build_env, evaluate_on_test, metric_features, real_features, train_split
 
     budget = rl_generation_budget(base)
     device = resolve_device(base.device)
@@ -198,9 +197,9 @@ def suite_search(base: TrainConfig, out: Path, seeds: list[int], argv: list[str]
         cfg = replace(base, seed=seed)
         seed_everything(seed)
         gen = build_env(cfg, device).unwrapped.generator
-        fn = feature_extractor(cfg.metric, device)
-        ds, _, val_idx = train_split(cfg, gen.num_classes)
-        ref = feature_stats(extract_features(fn, to_model_images(ds.images[val_idx], gen.image_shape[-1]).to(device)))
+        fn = metric_features(cfg, device)
+        ds, _, val_idx = train_split(cfg, gen)
+        ref = feature_stats(real_features(fn, ds, val_idx, gen, device))
 
         def score(schedule, round_seed, n=samples):  # type: ignore[no-untyped-def]
             images, _ = sample_images(gen, schedule, cfg.steps, n, seed=round_seed)

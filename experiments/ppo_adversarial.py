@@ -5,6 +5,9 @@
     python experiments/ppo_adversarial.py --algo a2c --iterations 10 --out runs/a2c
     python experiments/ppo_adversarial.py --resume runs/ppo_adversarial   # continue a stopped run exactly
     python experiments/ppo_adversarial.py --resume runs/ppo_adversarial --d-lr 5e-4   # ... with a lower D lr
+    python experiments/ppo_adversarial.py --data-dir D --nat-dir N --tokenizer-dir T --classifier-dir C   # your own
+    python experiments/ppo_adversarial.py --preset official-imagenet --data-dir $IMAGENET --fid-stats S.npz \
+        --inception-weights pt_inception-2015-12-05-6726825d.pth --device cuda   # ImageNet-256 (docs/imagenet.md)
 
 A thin command line over agents.trainer (the library does the work: build, fit, checkpoint, resume, evaluate).
 Writes to --out: checkpoint.pt (after every iteration), config.json, history.json, metrics.json, the sample grids
@@ -22,7 +25,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from adanat_env.config import add_config_arguments, command_line, config_from_args  # noqa: E402
-from agents.trainer import RESUMABLE, TrainConfig, Trainer  # noqa: E402
+from agents.trainer import PRESETS, RESUMABLE, TrainConfig, Trainer  # noqa: E402
 
 SCRIPT = "python experiments/ppo_adversarial.py"
 
@@ -38,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "may be changed with it (default: none)")
     run.add_argument("--overwrite", action="store_true",
                      help="replace the run already in --out (default: refuse to mix two runs' files)")
+    run.add_argument("--preset", choices=tuple(PRESETS), default=None,
+                     help="start from a named set of defaults (agents.trainer.PRESETS); options given with it win "
+                          "(default: none)")
     run.add_argument("--max-iterations-this-call", type=int, default=0, metavar="N",
                      help="stop after N iterations in this call, resumable (default: 0 = run to the end)")
     add_config_arguments(p.add_argument_group("training (agents.trainer.TrainConfig)"), TrainConfig)
@@ -48,8 +54,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     """Parse and check the run-directory options against each other."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.resume and (args.out or args.overwrite):
-        parser.error("--resume continues a run in its own directory: drop --out / --overwrite")
+    if args.resume and (args.out or args.overwrite or args.preset):
+        parser.error("--resume continues a run in its own directory with its own settings: drop --out / --overwrite / --preset")
     if args.max_iterations_this_call < 0:
         parser.error("--max-iterations-this-call must be >= 0")
     args.out = args.out or "runs/ppo_adversarial"
@@ -61,6 +67,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse(argv)
     command = command_line(argv)
     config, given = config_from_args(TrainConfig, args)
+    if args.preset:
+        config = TrainConfig(**{**PRESETS[args.preset], **{k: getattr(config, k) for k in given}})
     if args.resume:
         trainer = Trainer.resume(args.resume, command=command, **{k: getattr(config, k) for k in given})
     else:

@@ -1,4 +1,4 @@
-"""Train the small CNN classifier of an IDX data set (metric feature space, conditioning check, PRM stand-in).
+"""Train the small CNN classifier of a data set (IDX files or an image folder) (metric feature space, conditioning check, PRM stand-in).
 
     python experiments/train_classifier.py --seed 0 --out runs/classifier
 
@@ -18,13 +18,16 @@ from safetensors.torch import save_file
 from tqdm import tqdm
 
 from adanat_env.config import command_line, start_run
-from adanat_env.data import load_idx_dataset, to_model_images
+from adanat_env.data import open_dataset
 from adanat_env.models.classifier import ClassifierConfig, SmallCNN
 
 
 @dataclass
 class Config:
-    data_dir: str | None = None  # IDX directory (default: $ADANAT_DATA_DIR or the Debian fashion-mnist package)
+    data_dir: str | None = None  # IDX directory or image folder (default: $ADANAT_DATA_DIR or the Debian fashion-mnist package)
+    resolution: int = 32  # image folders: side images are resized to (IDX data keeps its own)
+    channels: int = 3  # image folders: 3 (RGB) or 1 (grey); IDX data is grey
+    data_workers: int = 4  # image folders: decoding worker processes
     out: str = "runs/classifier"  # output directory
     seed: int = 0  # seeds init and data order
     epochs: int = 4  # passes over the train split
@@ -36,9 +39,12 @@ class Config:
 def main(argv: list[str] | None = None) -> dict:
     cfg, device, out, t0 = start_run(Config, argv, __doc__)
 
-    train, test = load_idx_dataset("train", cfg.data_dir), load_idx_dataset("test", cfg.data_dir)
-    x, y = to_model_images(train.images), torch.as_tensor(train.labels)
-    ccfg = ClassifierConfig(in_channels=1, resolution=x.shape[-1], num_classes=int(y.max()) + 1)
+    train, test = (open_dataset(split, cfg.data_dir, resolution=cfg.resolution, channels=cfg.channels,
+                                workers=cfg.data_workers) for split in ("train", "test"))
+    side = train.images.shape[-1] if hasattr(train, "images") else cfg.resolution  # IDX: native side
+    x, y = train.load(None, side, train.channels)
+    x = x.float().div_(255.0)
+    ccfg = ClassifierConfig(in_channels=train.channels, resolution=side, num_classes=train.num_classes)
     test.check_classes(ccfg.num_classes)
     model = SmallCNN(ccfg).to(device)
     steps = cfg.epochs * (len(x) // cfg.batch_size)
@@ -65,8 +71,9 @@ def main(argv: list[str] | None = None) -> dict:
     bar.close()
     model.eval()
     with torch.inference_mode():
-        pred = torch.cat([model(xb.to(device)).argmax(1).cpu() for xb in to_model_images(test.images).split(1000)])
-    acc = float((pred == torch.as_tensor(test.labels)).float().mean())
+        pairs = [(model(xb.to(device).float().div_(255.0)).argmax(1).cpu(), yb)
+                 for xb, yb in test.batches(None, side, train.channels, 1000)]
+    acc = float(torch.cat([(p == t) for p, t in pairs]).float().mean())
     save_file({k: v.contiguous().cpu() for k, v in model.state_dict().items()}, str(out / "classifier.safetensors"))
     meta = {
         "kind": "classifier", "class": "adanat_env.models.classifier.SmallCNN", "config": asdict(ccfg),

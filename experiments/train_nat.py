@@ -24,7 +24,7 @@ from safetensors.torch import save_file
 from tqdm import tqdm
 
 from adanat_env.config import command_line, start_run
-from adanat_env.data import load_idx_dataset, to_model_images
+from adanat_env.data import open_dataset
 from adanat_env.embedded import load_tokenizer_dir
 from adanat_env.generator import NATGenerator
 from adanat_env.models import UViT, UViTConfig
@@ -35,7 +35,8 @@ from adanat_env.utils import save_grid
 
 @dataclass
 class Config:
-    data_dir: str | None = None  # IDX directory (default: $ADANAT_DATA_DIR or the Debian fashion-mnist package)
+    data_dir: str | None = None  # IDX directory or image folder (default: $ADANAT_DATA_DIR or the Debian fashion-mnist package)
+    data_workers: int = 4  # image folders: decoding worker processes
     tokenizer: str | None = None  # directory with tokenizer.safetensors/json (default: the shipped one)
     out: str = "runs/nat"  # output directory
     seed: int = 0  # seeds data order, masking, init
@@ -68,13 +69,15 @@ def main(argv: list[str] | None = None) -> dict:
     cfg, device, out, t_start = start_run(Config, argv, __doc__)
 
     tokenizer, tok_meta = load_tokenizer_dir(cfg.tokenizer, device=device)
-    train, test = load_idx_dataset("train", cfg.data_dir), load_idx_dataset("test", cfg.data_dir)
-    x = to_model_images(train.images, tokenizer.config.resolution)
-    with torch.inference_mode():
-        tokens = torch.cat([tokenizer.encode(xb.to(device)).cpu() for xb in tqdm(x.split(1000), desc="tokenize", mininterval=2.0)])
-    labels = torch.as_tensor(train.labels)
-    num_classes = int(labels.max()) + 1
+    side, channels = tokenizer.config.resolution, tokenizer.config.in_channels
+    train, test = (open_dataset(split, cfg.data_dir, resolution=side, channels=channels, workers=cfg.data_workers)
+                   for split in ("train", "test"))
+    num_classes = train.num_classes
     test.check_classes(num_classes)  # fail now, not after training
+    with torch.inference_mode():  # tokenize the train split once, streamed (unreadable image files are skipped)
+        parts = [(tokenizer.encode(xb.to(device).float().div_(255.0)).cpu(), yb)
+                 for xb, yb in tqdm(train.batches(None, side, channels, 1000), desc="tokenize", mininterval=2.0)]
+    tokens, labels = torch.cat([t for t, _ in parts]), torch.cat([y for _, y in parts])
 
     nat_cfg = UViTConfig(img_size=tokenizer.config.grid_size, codebook_size=tokenizer.config.n_embed,
                          embed_dim=cfg.embed_dim, depth=cfg.depth, num_heads=cfg.num_heads, mlp_ratio=cfg.mlp_ratio,
@@ -122,11 +125,11 @@ def main(argv: list[str] | None = None) -> dict:
 
     # Held-out masked-token loss of the EMA model on the test split (fixed masks), and a sample grid.
     with torch.inference_mode():
-        t_tok = torch.cat([tokenizer.encode(xb.to(device)).cpu()
-                           for xb in to_model_images(test.images, tokenizer.config.resolution).split(1000)])
+        test_parts = [(tokenizer.encode(xb.to(device).float().div_(255.0)).cpu(), yb)
+                      for xb, yb in test.batches(None, side, channels, 1000)]
         g = torch.Generator().manual_seed(1234)
         losses = []
-        for tb, lb in zip(t_tok.split(1000), torch.as_tensor(test.labels).split(1000)):
+        for tb, lb in test_parts:
             m = random_mask(len(tb), n, g)
             lg, _ = ema(tb.masked_fill(m, nat_cfg.mask_id).to(device), lb.to(device))
             losses.append(F.cross_entropy(lg[m.to(device)], tb.to(device)[m.to(device)]).item())

@@ -1,7 +1,8 @@
-"""Train the embedded default's tiny VQ tokenizer (the MaskGIT VQGAN class, tiny config) on an IDX data set.
+"""Train the embedded default's tiny VQ tokenizer (the MaskGIT VQGAN class, tiny config) on an IDX data set or an image folder.
 
     python experiments/train_tokenizer.py --seed 0 --out runs/tokenizer          # Fashion-MNIST (default)
     python experiments/train_tokenizer.py --data-dir ~/mnist --out runs/mnist-tok  # any IDX data set
+    python experiments/train_tokenizer.py --data-dir ~/pets --resolution 32 --out runs/pets-tok  # an image folder (RGB)
 
 Reads top to bottom: config -> data -> model -> codebook init -> training loop (straight-through VQ with
 codebook + commitment losses and dead-code restarts) -> test-split reconstruction -> safetensors + JSON.
@@ -22,14 +23,16 @@ from safetensors.torch import save_file
 from tqdm import tqdm
 
 from adanat_env.config import command_line, start_run
-from adanat_env.data import load_idx_dataset, to_model_images
+from adanat_env.data import open_dataset
 from adanat_env.models import VQGAN, VQGANConfig
 from adanat_env.utils import save_grid
 
 
 @dataclass
 class Config:
-    data_dir: str | None = None  # IDX directory (default: $ADANAT_DATA_DIR or the Debian fashion-mnist package)
+    data_dir: str | None = None  # IDX directory or image folder (default: $ADANAT_DATA_DIR or the Debian fashion-mnist package)
+    channels: int = 3  # image folders: decode to 3 (RGB) or 1 (grey) channels; IDX data is grey
+    data_workers: int = 4  # image folders: decoding worker processes
     out: str = "runs/tokenizer"  # output directory
     seed: int = 0  # seeds data order, init and restarts
     steps: int = 2500  # optimizer steps
@@ -65,11 +68,12 @@ def vq_losses(model: VQGAN, x: torch.Tensor, beta: float) -> tuple[torch.Tensor,
 def main(argv: list[str] | None = None) -> dict:
     cfg, device, out, t_start = start_run(Config, argv, __doc__)
 
-    train, test = load_idx_dataset("train", cfg.data_dir), load_idx_dataset("test", cfg.data_dir)
-    x_train = to_model_images(train.images, cfg.resolution)
-    x_test = to_model_images(test.images, cfg.resolution)
+    train, test = (open_dataset(split, cfg.data_dir, resolution=cfg.resolution, channels=cfg.channels,
+                                workers=cfg.data_workers) for split in ("train", "test"))
+    x_train = train.load(None, cfg.resolution, train.channels)[0].float().div_(255.0)
+    x_test = test.load(None, cfg.resolution, train.channels)[0].float().div_(255.0)
 
-    vq_cfg = VQGANConfig(resolution=cfg.resolution, in_channels=1, ch=cfg.ch, ch_mult=cfg.ch_mult,
+    vq_cfg = VQGANConfig(resolution=cfg.resolution, in_channels=train.channels, ch=cfg.ch, ch_mult=cfg.ch_mult,
                          num_res_blocks=cfg.num_res_blocks, embed_dim=cfg.embed_dim, n_embed=cfg.n_embed,
                          norm_groups=cfg.norm_groups)
     model = VQGAN(vq_cfg).to(device)

@@ -45,3 +45,18 @@ def test_imagenet256_L_on_cuda_bf16():
     out = generate(gen, torch.arange(4, device="cuda"), heuristic_schedule(8), seed=0)
     assert out.images.shape == (4, 3, 256, 256)
     assert float(out.images.min()) >= 0 and float(out.images.max()) <= 1
+
+
+def test_training_on_cuda_keeps_rollouts_on_the_device(tmp_path):
+    from agents.device_buffer import DeviceDictRolloutBuffer
+    from agents.trainer import Trainer
+
+    from .test_training import tiny
+
+    t = Trainer(tiny(device="cuda", iterations=1), tmp_path / "run", log=lambda _: None)
+    assert t.device_rollouts and isinstance(t.model.rollout_buffer, DeviceDictRolloutBuffer)
+    obs = t.sb3_env.reset()
+    assert obs["features"].is_cuda
+    history = t.fit(progress=False)
+    assert t.model.rollout_buffer.observations["features"].is_cuda
+    assert history[-1]["peak_memory_gib"] > 0

@@ -168,6 +168,10 @@ class _DecodingCore:
         self.final_tokens: np.ndarray | None = None
         self.final_labels: np.ndarray | None = None
         self.labels_np: np.ndarray | None = None
+        #: hand observations over as torch tensors on the generator's device (the fast path for a device-resident
+        #: rollout buffer, see agents.device_buffer); off: numpy, as Gymnasium's API and checkers expect
+        self.observations_on_device = False
+        self._labels_dev: torch.Tensor | None = None
 
     # spaces -------------------------------------------------------------------------------------------
     def observation_space(self) -> spaces.Dict:
@@ -193,10 +197,13 @@ class _DecodingCore:
         if labels.shape != (b,) or not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0 or labels.max() >= c:
             raise ValueError(f"options['labels'] must hold {b} integer class ids in [0, {c}), got {labels!r}")
         self.labels_np = labels.astype(np.int64)  # kept on the host: no device sync per step to report them
-        self.state = self.generator.start(torch.as_tensor(labels, device=self.generator.device), self.steps, self.rng)
+        self._labels_dev = torch.as_tensor(self.labels_np, device=self.generator.device)
+        self.state = self.generator.start(self._labels_dev, self.steps, self.rng)
         return self.observation()
 
-    def observation(self) -> dict[str, np.ndarray]:
+    def observation(self) -> dict[str, Any]:
+        if self.observations_on_device:  # everything from device tensors: nothing leaves the device
+            return self.spec.observation(self.state.features, self.state.step, self._labels_dev)
         # labels from the host copy: no device sync per step to report them
         obs = self.spec.observation(self.state.features, self.state.step, torch.from_numpy(self.labels_np))
         return {k: v.cpu().numpy() for k, v in obs.items()}
@@ -270,6 +277,17 @@ class _CoreAccess:
     def steps(self) -> int:
         """T (``decoding_spec.steps``)."""
         return self.core.spec.steps
+
+    @property
+    def observations_on_device(self) -> bool:
+        """Whether observations come as torch tensors on the generator's device (for a device-resident rollout
+        buffer, :mod:`agents.device_buffer`) instead of numpy arrays. Off by default: Gymnasium's API, its
+        checkers and most learners expect numpy."""
+        return self.core.observations_on_device
+
+    @observations_on_device.setter
+    def observations_on_device(self, on: bool) -> None:
+        self.core.observations_on_device = bool(on)
 
     @property
     def final_images(self) -> torch.Tensor | None:

@@ -181,7 +181,7 @@ class ReferenceStats:
     """Reference statistics of a real image set in one feature space (what FID/KID compare against)."""
 
     stats: FeatureStats
-    features: np.ndarray  # (M, D) float32, for KID and precision / recall
+    features: np.ndarray | None  # (M, D) float32, for KID and precision / recall (None: statistics only, FID)
     feature_space: str
 
 
@@ -205,11 +205,42 @@ def load_reference(path: str | os.PathLike[str] | None = None) -> ReferenceStats
         return ReferenceStats(FeatureStats(z["mu"], z["sigma"], int(z["n"])), z["features"], str(z["feature_space"]))
 
 
+def load_fid_stats(path: str | os.PathLike[str], feature_space: str = "inception") -> ReferenceStats:
+    """Reference statistics from an ``.npz`` holding ``mu`` (D,) and ``sigma`` (D, D), the format of the official
+    ``fid_stats_imagenet256_guided_diffusion.npz``: FID only (no features, so no KID or precision / recall).
+
+    :param feature_space: the space they were computed in (the official file: the FID Inception's 2048-d pool).
+    :raises FileNotFoundError: no such file.
+    :raises ValueError: missing or mis-shaped ``mu`` / ``sigma``, or non-finite values.
+    """
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise FileNotFoundError(f"FID statistics '{p}' not found (an .npz with mu and sigma, e.g. the official "
+                                "fid_stats_imagenet256_guided_diffusion.npz)")
+    with np.load(p, allow_pickle=False) as z:
+        if "mu" not in z or "sigma" not in z:
+            raise ValueError(f"'{p}' must hold arrays 'mu' and 'sigma' (it has {', '.join(z.files)})")
+        mu, sigma = np.asarray(z["mu"], np.float64), np.asarray(z["sigma"], np.float64)
+        n = int(z["n"]) if "n" in z else 0
+    if mu.ndim != 1 or sigma.shape != (len(mu), len(mu)):
+        raise ValueError(f"'{p}': mu must be (D,) and sigma (D, D); got {mu.shape} and {sigma.shape}")
+    if not (np.isfinite(mu).all() and np.isfinite(sigma).all()):
+        raise ValueError(f"'{p}' holds non-finite statistics")
+    return ReferenceStats(FeatureStats(mu, sigma, n), None, feature_space)
+
+
 def evaluate_images(fn: FeatureFn, images: torch.Tensor | Iterable[torch.Tensor], reference: ReferenceStats,
                     kid_subsets: int = 50, seed: int = 0) -> dict[str, float]:
     """FID, KID (x1e3 as ``kid_x1e3``), precision, recall and coverage of images against a reference."""
     feats = extract_features(fn, images)
+    if feats.shape[1] != len(reference.stats.mu):
+        raise ValueError(f"features are {feats.shape[1]}-d but the reference statistics {len(reference.stats.mu)}-d: "
+                         f"compute both in the same feature space (reference: {reference.feature_space})")
     fid = frechet_distance(feature_stats(feats), reference.stats)
+    if reference.features is None:
+        nan = float("nan")
+        return {"fid": fid, "kid_x1e3": nan, "kid_x1e3_std": nan, "n": int(len(feats)), "precision": nan,
+                "recall": nan, "coverage": nan}
     kid, kid_std = kernel_inception_distance(feats, reference.features, subsets=kid_subsets, seed=seed)
     prc = precision_recall_coverage(reference.features, feats, seed=seed)
     return {"fid": fid, "kid_x1e3": 1e3 * kid, "kid_x1e3_std": 1e3 * kid_std, "n": int(len(feats)), **prc}
