@@ -13,6 +13,10 @@ Examples::
     # the same code path with random weights (a smoke test: the images are noise)
     python -m adanat_env.cli --model imagenet256 --random-weights --classes 0 1 --per-class 1 --steps 2 --out demo.png
 
+    # a trained policy (a run directory or its checkpoint.pt; its own generator and T), or a schedule file
+    python -m adanat_env.cli --policy runs/ppo_adversarial --out learned.png
+    python -m adanat_env.cli --schedule-file schedule.json --out scheduled.png
+
 One row per class, ``--per-class`` samples per row. Installed, the command is also ``adanat-sample``.
 Errors are one line on stderr: exit status 2 for bad options, 1 when loading or sampling fails, 130 on Ctrl-C.
 """
@@ -35,7 +39,8 @@ from .embedded import load_embedded_generator
 from .generator import NATGenerator
 from .models import NAT_PRESETS, TOKENIZER_PRESETS, load_nat, load_tokenizer
 from .sampler import generate
-from .schedules import heuristic_schedule, maskgit_cosine_schedule
+from .policy import Policy
+from .schedules import heuristic_schedule, load_schedule_file, maskgit_cosine_schedule
 from .utils import resolve_device, save_grid
 
 __all__ = ["build_parser", "main"]
@@ -146,9 +151,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="class ids, one grid row each (default: all classes for fashion-mnist, 0-3 for imagenet256)")
     p.add_argument("--per-class", type=_bounded_int(1), default=10,
                    help="samples per class, the grid's columns (default: %(default)s)")
-    p.add_argument("--steps", type=_bounded_int(1), default=8, help="decoding steps T (default: %(default)s)")
-    p.add_argument("--schedule", choices=["cosine", "heuristic"], default="heuristic",
-                   help="MaskGIT cosine schedule or the official AdaNAT heuristic schedule (default: %(default)s)")
+    p.add_argument("--steps", type=_bounded_int(1), default=None,
+                   help="decoding steps T; a schedule file or policy brings its own (default: 8)")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--schedule", choices=["cosine", "heuristic"], default=None,
+                     help="MaskGIT cosine schedule or the official AdaNAT heuristic schedule (default: heuristic)")
+    how.add_argument("--schedule-file", default=None, metavar="FILE",
+                     help="a schedule file (JSON: adanat_env.schedules.save_schedule_file, or a trained policy "
+                          "exported by agents.export) (default: none)")
+    how.add_argument("--policy", default=None, metavar="CHECKPOINT",
+                     help="a trained policy: a training run directory or its checkpoint.pt; samples with its own "
+                          "generator, T and mean action (the selected iterate) (default: none)")
     p.add_argument("--guidance", type=_finite_float, default=None,
                    help="cosine schedule only: constant classifier-free guidance w (default: 0; the heuristic "
                         "schedule has its own)")
@@ -176,8 +189,16 @@ def _check_combination(parser: argparse.ArgumentParser, args: argparse.Namespace
         names = ", ".join("--" + dest.replace("_", "-") for dest in given)
         verb = "apply" if len(given) > 1 else "applies"
         parser.error(f"{names} only {verb} to --model {MODEL_OPTIONS[given[0]]}, not --model {args.model}")
+    if args.policy is not None:
+        given = [o for o, v in (("--model", args.model != "fashion-mnist"), ("--nat-dir", args.nat_dir),
+                                ("--tokenizer-dir", args.tokenizer_dir), ("--nat-checkpoint", args.nat_checkpoint),
+                                ("--tokenizer-checkpoint", args.tokenizer_checkpoint),
+                                ("--random-weights", args.random_weights), ("--steps", args.steps)) if v]
+        if given:
+            parser.error(f"--policy samples with the run's own generator and T: drop {', '.join(given)}")
     if args.guidance is not None and args.schedule != "cosine":
-        parser.error(f"--guidance only applies to --schedule cosine; the {args.schedule} schedule sets its own guidance")
+        what = args.schedule or ("schedule file" if args.schedule_file else "policy" if args.policy else "heuristic")
+        parser.error(f"--guidance only applies to --schedule cosine; the {what} schedule sets its own guidance")
     if args.model != "imagenet256":
         return
     missing = [o for o, v in (("--nat-checkpoint", args.nat_checkpoint), ("--tokenizer-checkpoint", args.tokenizer_checkpoint))
@@ -198,27 +219,42 @@ def _sample(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict:
     """
     amp = None if args.amp == "none" else args.amp
     t0 = time.perf_counter()
-    if args.model == "fashion-mnist":
+    policy: Policy
+    if args.policy is not None:
+        from agents.export import load_generation_policy  # the one import of the agents layer: trained policies
+
+        gen, policy, config = load_generation_policy(args.policy, str(args.device))
+        args.steps, what = config.steps, f"policy {args.policy}"
+    elif args.model == "fashion-mnist":
         gen = load_embedded_generator(args.device, amp, nat_dir=args.nat_dir, tokenizer_dir=args.tokenizer_dir)
     else:
         gen = NATGenerator(load_nat(args.nat or DEFAULT_NAT, args.nat_checkpoint, args.device),
                            load_tokenizer(args.tokenizer or DEFAULT_TOKENIZER, args.tokenizer_checkpoint, args.device),
                            amp=amp)
+    if args.policy is None:
+        if args.schedule_file is not None:
+            policy = load_schedule_file(args.schedule_file)
+            if args.steps is not None and args.steps != policy.num_steps:
+                parser.error(f"--steps {args.steps} but the schedule file has {policy.num_steps} steps")
+            args.steps, what = policy.num_steps, f"schedule file {args.schedule_file}"
+        else:
+            args.steps = args.steps or 8
+            what = args.schedule or "heuristic"
+            policy = (maskgit_cosine_schedule(args.steps, guidance=args.guidance or 0.0) if args.schedule == "cosine"
+                      else heuristic_schedule(args.steps))
     if args.classes is None:
-        args.classes = list(range(gen.num_classes)) if args.model == "fashion-mnist" else [0, 1, 2, 3]
+        args.classes = list(range(gen.num_classes)) if gen.num_classes <= 20 else [0, 1, 2, 3]
     bad = [c for c in args.classes if not 0 <= c < gen.num_classes]
     if bad:
         parser.error(f"--classes {' '.join(map(str, bad))} outside the model's classes 0..{gen.num_classes - 1}")
-    schedule = (heuristic_schedule(args.steps) if args.schedule == "heuristic"
-                else maskgit_cosine_schedule(args.steps, guidance=args.guidance or 0.0))
     labels = torch.tensor(args.classes, device=args.device).repeat_interleave(args.per_class)
     rng = gen.make_rng(args.seed)
     t1 = time.perf_counter()
-    images = [generate(gen, chunk, schedule, rng=rng).images.cpu() for chunk in labels.split(args.batch_size)]
+    images = [generate(gen, chunk, policy, args.steps, rng=rng).images.cpu() for chunk in labels.split(args.batch_size)]
     t2 = time.perf_counter()
     scale = args.scale or (3 if gen.image_shape[-1] < 64 else 1)
     path = save_grid(torch.cat(images), args.out, nrow=args.per_class, scale=scale)
-    return {"out": str(path), "images": int(labels.numel()), "steps": args.steps, "schedule": args.schedule,
+    return {"out": str(path), "images": int(labels.numel()), "steps": args.steps, "schedule": what,
             "device": str(args.device), "load_s": round(t1 - t0, 2), "generate_s": round(t2 - t1, 2)}
 
 

@@ -8,20 +8,33 @@ r"""Hand-designed generation schedules: static step parameters (m, tau_1, tau_2,
   :math:`r_t = (t + 1 - 0.001)/T`: :math:`m_t = \cos(\frac{\pi}{2} r_t)`, :math:`\tau_1 = 1`,
   :math:`\tau_2 = 1 - r_t`, :math:`w_t = (t + 0.001)/T`.
 
-A :class:`Schedule` is a :class:`~adanat_env.policy.Policy` (it ignores the features).
+A :class:`Schedule` is a :class:`~adanat_env.policy.Policy` (it ignores the features). Schedules are saved and
+loaded as JSON files (:func:`save_schedule_file`, :func:`load_schedule_file`); ``agents.export`` writes a trained
+policy's per-step mean parameters in the same format.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 
 from .decoding import StepParams
 from .policy import PolicyInput
 
-__all__ = ["Schedule", "cosine_mask_ratio", "maskgit_cosine_schedule", "heuristic_schedule"]
+__all__ = ["Schedule", "cosine_mask_ratio", "maskgit_cosine_schedule", "heuristic_schedule", "SCHEDULE_FORMAT",
+           "schedule_to_dict", "save_schedule_file", "load_schedule_file"]
+
+#: The ``format`` field of a schedule file.
+SCHEDULE_FORMAT = "adanat-schedule/1"
+#: Schedule-file fields (AutoNAT's strategy-file names) -> :class:`Schedule` fields.
+_FILE_FIELDS = {"manual_ratios": "mask_ratio", "manual_samp_temp": "sample_temp", "manual_temp": "remask_temp",
+                "manual_cfg": "guidance"}
 
 def cosine_mask_ratio(step: int, num_steps: int) -> float:
     """MaskGIT's cosine schedule: fraction still masked after 0-based step ``step`` of ``num_steps``."""
@@ -95,3 +108,49 @@ def heuristic_schedule(num_steps: int) -> Schedule:
         guidance=tuple((s + 0.001) / num_steps for s in range(num_steps)),
         name="heuristic",
     )
+
+
+def schedule_to_dict(schedule: Schedule) -> dict[str, Any]:
+    """A schedule as a schedule file's content: ``format``, ``name``, ``steps`` and the four per-step lists under
+    AutoNAT's strategy-file names: ``manual_ratios`` (m, the fraction left masked after the step),
+    ``manual_samp_temp`` (tau_1), ``manual_temp`` (tau_2, re-masking) and ``manual_cfg`` (w). Unlike AutoNAT's
+    files every list has T entries (the last step's ratio and re-masking temperature too) and the values are
+    the step parameters exactly as this project's sampler applies them (AutoNAT's clamps and one-step offset
+    differ, see docs/design.md)."""
+    return {"format": SCHEDULE_FORMAT, "name": schedule.name, "steps": schedule.num_steps,
+            **{k: list(getattr(schedule, v)) for k, v in _FILE_FIELDS.items()}}
+
+
+def save_schedule_file(schedule: Schedule, path: str | os.PathLike[str]) -> Path:
+    """Write ``schedule`` as JSON (:func:`schedule_to_dict`); returns the path."""
+    p = Path(path)
+    p.write_text(json.dumps(schedule_to_dict(schedule), indent=2))
+    return p
+
+
+def load_schedule_file(path: str | os.PathLike[str]) -> Schedule:
+    """A :class:`Schedule` from a schedule file (JSON, see :func:`schedule_to_dict`).
+
+    :raises FileNotFoundError: no such file.
+    :raises ValueError: not a schedule file, lists of different lengths or non-finite values, naming the field.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"schedule file '{p}' not found")
+    try:
+        data = json.loads(p.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"'{p}' is not a JSON schedule file: {e}") from e
+    if not isinstance(data, dict) or data.get("format") != SCHEDULE_FORMAT:
+        raise ValueError(f"'{p}' is not a schedule file (format {SCHEDULE_FORMAT!r}; written by "
+                         "adanat_env.schedules.save_schedule_file or agents.export.export_schedule)")
+    values: dict[str, tuple[float, ...]] = {}
+    for key, name in _FILE_FIELDS.items():
+        seq = data.get(key)
+        if not isinstance(seq, list) or not seq or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in seq):
+            raise ValueError(f"'{p}': '{key}' must be a non-empty list of finite numbers")
+        values[name] = tuple(float(v) for v in seq)
+    lengths = {k: len(v) for k, v in values.items()}
+    if len(set(lengths.values())) != 1 or ("steps" in data and data["steps"] != lengths["mask_ratio"]):
+        raise ValueError(f"'{p}': every list needs one value per step (steps {data.get('steps')}; lengths {lengths})")
+    return Schedule(**values, name=str(data.get("name", p.stem)))
