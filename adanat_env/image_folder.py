@@ -153,7 +153,7 @@ class ImageFolderDataset:
                 raise DataError(f"'{root / 'train'}' has no class subfolders (expected train/<class>/<image>)")
             sub = next((root / d for d in _SPLIT_DIRS[split] if (root / d).is_dir()), None)
             if sub is None:
-                raise DataError(f"'{root}' has no {' or '.join(_SPLIT_DIRS[split])}/ folder for the {split} split "
+                raise DataError(f"'{root}' has no {' or '.join(d + '/' for d in _SPLIT_DIRS[split])} folder for the {split} split "
                                 "(expected <dir>/test/<class>/<image> or <dir>/val/<class>/<image>)")
             ids = {c: i for i, c in enumerate(classes)}
             unknown = sorted(d.name for d in sub.iterdir() if d.is_dir() and d.name not in ids)

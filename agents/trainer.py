@@ -84,6 +84,7 @@ class TrainConfig:
     iterations: int = 24  #: policy updates
     batch_size: int = 256  #: generations run in parallel (the vector env's num_envs)
     episodes: int = 512  #: generations per iteration (a multiple of batch_size)
+    freeze: str = ""  #: comma-separated action components held at the heuristic whatever the policy outputs: any of mask_ratio, remask_temp, sample_temp, guidance ("" = none)
     residual: str = "heuristic"  #: action residual: "heuristic" (zero action = heuristic schedule) or "none" (official heu=0)
     lr: float = 3e-4  #: policy learning rate (Adam; official 1e-5 over 1000 updates of 4096 trajectories)
     epochs: int = 5  #: PPO epochs per update (official K_epochs 5)
@@ -102,6 +103,8 @@ class TrainConfig:
     d_mbstd: int = 16  #: minibatch-std group size in the projected heads (0 = none: rewards strictly per sample)
     d_mbstd_by_label: int = 1  #: minibatch-std groups of same-class samples (1) or strided, class-mixed groups (0)
     d_loss: str = "bce"  #: "bce" (official) or "hinge"
+    d_reward: str = "sigmoid"  #: reward from the discriminator: "sigmoid" (official) or "witness" (MMD witness in its learned embedding: near same-class reals, far from same-class fakes)
+    d_witness_reals: int = 1024  #: real images the witness reward compares with
     d_epochs: int = 2  #: fresh batches generated after each policy update (official D_epochs 5)
     d_batch_size: int = 256  #: size of each fresh batch (official 128)
     d_updates: int = 10  #: discriminator updates after each policy update, on those fresh images (official = d_epochs)
@@ -145,7 +148,7 @@ class TrainConfig:
             raise ValueError(f"--device must be auto, cpu, cuda or cuda:N; got {self.device!r}")
         positive = ("steps", "iterations", "batch_size", "episodes", "epochs", "minibatch", "d_batch_size",
                     "d_minibatch", "eval_samples", "curve_samples")
-        nonnegative = ("noise_group", "d_width", "d_mbstd", "d_epochs", "d_updates", "d_augment", "d_warmup", "d_real_count",
+        nonnegative = ("d_witness_reals", "noise_group", "d_width", "d_mbstd", "d_epochs", "d_updates", "d_augment", "d_warmup", "d_real_count",
                        "curve_every", "val_count", "seed")
         for name in positive + nonnegative:
             v = getattr(self, name)
@@ -178,6 +181,11 @@ class TrainConfig:
         if self.metric == "inception" and not self.inception_weights:
             raise ValueError("--metric inception needs --inception-weights (the local pt_inception-2015-12-05-6726825d"
                              ".pth; nothing is downloaded)")
+        from adanat_env.actions import ACTION_NAMES
+
+        bad = [n for n in frozen_actions(self) if n not in ACTION_NAMES]
+        if bad:
+            raise ValueError(f"--freeze takes components among {', '.join(ACTION_NAMES)}; got {', '.join(bad)}")
         if self.data_workers < 0:
             raise ValueError(f"--data-workers must be >= 0, got {self.data_workers}")
 
@@ -186,7 +194,7 @@ def _choices() -> dict[str, tuple[Any, ...]]:
     from rewards.discriminator import DISCRIMINATORS
 
     return {"env": tuple(ENV_IDS), "algo": tuple(ALGOS), "policy": tuple(POLICIES), "reward": REWARDS,
-            "residual": ("heuristic", "none"), "discriminator": tuple(DISCRIMINATORS), "d_loss": ("bce", "hinge"),
+            "residual": ("heuristic", "none"), "discriminator": tuple(DISCRIMINATORS), "d_loss": ("bce", "hinge"), "d_reward": ("sigmoid", "witness"),
             "d_real": ("raw", "reconstructed"), "metric": METRICS, "select": ("best", "last"),
             "amp": ("bf16", "fp16", "none"), "d_sn": (0, 1), "d_mbstd_by_label": (0, 1),
             "weights": ("official", "random"), "obs_dtype": ("float32", "float16"),
@@ -235,7 +243,8 @@ def iteration_seed(config: TrainConfig, iteration: int) -> int:
 def build_env(config: TrainConfig, device: torch.device) -> gym.vector.VectorEnv:
     """The training vector env, without a reward (:func:`build_reward` attaches it)."""
     kwargs: dict[str, Any] = dict(num_envs=config.batch_size, steps=config.steps, device=str(device), dtype=config.obs_dtype,
-                                  residual=config.residual, reward="none", action_bound=ALGOS[config.algo].action_bound)
+                                  residual=config.residual, reward="none", action_bound=ALGOS[config.algo].action_bound,
+                                  frozen_actions=frozen_actions(config))
     if config.amp != "none":
         kwargs["amp"] = config.amp
     if config.env == "AdaNAT-ImageNet256-v0":
@@ -246,6 +255,11 @@ def build_env(config: TrainConfig, device: torch.device) -> gym.vector.VectorEnv
     venv = gym.make_vec(config.env, vectorization_mode="vector_entry_point", **kwargs)
     check_models(config, venv.unwrapped.generator)
     return venv
+
+
+def frozen_actions(config: TrainConfig) -> tuple[str, ...]:
+    """The action components ``--freeze`` holds at the heuristic (names of :data:`adanat_env.actions.ACTION_NAMES`)."""
+    return tuple(n.strip() for n in config.freeze.split(",") if n.strip())
 
 
 def run_data_dir(config: TrainConfig) -> str | None:
@@ -355,6 +369,7 @@ def build_reward(config: TrainConfig, venv: gym.vector.VectorEnv, device: torch.
                                    sn=bool(config.d_sn), mbstd=config.d_mbstd,
                                    mbstd_by_label=bool(config.d_mbstd_by_label))
         reward = AdversarialReward(disc, _real_images(config, gen, device), lr=config.d_lr, loss=config.d_loss,
+                                   kind=config.d_reward, witness_reals=config.d_witness_reals,
                                    augment=config.d_augment, seed=config.seed)
         return AdversarialRewardWrapper(venv, reward, epochs=config.d_epochs, batch_size=config.d_batch_size,
                                         seed=config.seed, updates=config.d_updates, minibatch=config.d_minibatch)
@@ -649,7 +664,8 @@ class Trainer:
         out: dict[str, Any] = {"reward_std": float(terminal.std()),
                                "step_params": [[round(float(v), 5) for v in p] for p in params]}
         if self.adversarial is not None:
-            out["d_acc_heldout_fake"] = float((terminal < 0.5).mean())
+            # the sigmoid reward is the discriminator's probability; the witness reward is not one
+            out["d_acc_heldout_fake"] = float((terminal < 0.5).mean()) if self.config.d_reward == "sigmoid" else math.nan
             out["d_acc_heldout_real"] = self._heldout_real_accuracy()
         return out
 
@@ -660,7 +676,7 @@ class Trainer:
             x, y = ds.load(val_idx[:count], self.generator.image_shape[-1], self.generator.image_shape[0])
             self._heldout_reals = (x.to(self.device).float().div_(255.0), y.long().to(self.device))
         images, labels = self._heldout_reals
-        r = torch.cat([self.adversarial.reward(x, y) for x, y in zip(images.split(256), labels.split(256))])
+        r = torch.cat([self.adversarial.reward.probability(x, y) for x, y in zip(images.split(256), labels.split(256))])
         return float((r > 0.5).float().mean())
 
     def _all_finite(self) -> bool:

@@ -125,8 +125,14 @@ def _translate(x: torch.Tensor, shift: int, rng: torch.Generator) -> torch.Tenso
     return p[..., shift + dy: shift + dy + h, shift + dx: shift + dx + w]
 
 
+#: How the discriminator becomes a reward: the official ``sigmoid`` of its mean logit, or the MMD ``witness``
+#: function in its learned embedding (:meth:`AdversarialReward.witness`).
+REWARD_KINDS = ("sigmoid", "witness")
+
+
 class AdversarialReward:
-    """Discriminator-based reward ``sigmoid(mean D(x, y))`` with its training step.
+    """Discriminator-based reward ``sigmoid(mean D(x, y))`` (or its MMD witness, ``kind="witness"``) with its
+    training step.
 
     :param discriminator: a module ``(images, labels) -> (B, P)`` logits (:mod:`rewards.discriminator`).
     :param real: the real-image sampler.
@@ -136,12 +142,22 @@ class AdversarialReward:
     :param loss: ``"bce"`` (official) or ``"hinge"``.
     :param augment: max random translation in pixels applied during training (0 = none).
     :param seed: seed of the augmentation generator.
+    :param kind: ``"sigmoid"`` (official) or ``"witness"`` (see :meth:`witness`).
+    :param witness_reals: real images the witness compares with (drawn once per discriminator state).
     """
 
     def __init__(self, discriminator: nn.Module, real: RealImages, lr: float = 1e-4,
-                 betas: tuple[float, float] = (0.5, 0.999), loss: str = "bce", augment: int = 2, seed: int = 0) -> None:
+                 betas: tuple[float, float] = (0.5, 0.999), loss: str = "bce", augment: int = 2, seed: int = 0,
+                 kind: str = "sigmoid", witness_reals: int = 1024) -> None:
         if loss not in ("bce", "hinge"):
             raise ValueError(f"loss must be 'bce' or 'hinge', got {loss!r}")
+        if kind not in REWARD_KINDS:
+            raise ValueError(f"kind must be one of {', '.join(REWARD_KINDS)}, got {kind!r}")
+        if kind == "witness" and not hasattr(discriminator, "embedding"):
+            raise ValueError("the witness reward needs a projected discriminator (an embedding to measure in)")
+        self.kind = kind
+        self.witness_reals = int(witness_reals)
+        self._real_embedding: tuple[int, torch.Tensor, torch.Tensor] | None = None
         self.device = real.device
         self.discriminator = discriminator.to(self.device)
         self.real = real
@@ -160,9 +176,53 @@ class AdversarialReward:
         self.discriminator.eval()
         return self.discriminator(images.float(), labels).float().mean(1)
 
-    def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """(B,) rewards in (0, 1)."""
+    def probability(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """(B,) the discriminator's probability that each image is real (``sigmoid`` of the mean logit)."""
         return torch.sigmoid(self.logits(images, labels))
+
+    def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """(B,) rewards: :meth:`probability` (``kind="sigmoid"``, in (0, 1)) or :meth:`witness` (``"witness"``)."""
+        if self.kind == "witness":
+            return self.witness(images, labels)
+        return self.probability(images, labels)
+
+    @torch.inference_mode()
+    def _reals_embedded(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``witness_reals`` real images in the discriminator's embedding, drawn and embedded once per
+        discriminator state (the discriminator does not change during a rollout)."""
+        if self._real_embedding is None or self._real_embedding[0] != self.num_updates:
+            self.discriminator.eval()
+            x, y = self.real.sample(self.witness_reals)
+            emb = torch.cat([self.discriminator.embedding(a, b) for a, b in zip(x.split(512), y.split(512))])
+            self._real_embedding = (self.num_updates, emb, y)
+        return self._real_embedding[1], self._real_embedding[2]
+
+    @torch.inference_mode()
+    def witness(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        r"""(B,) MMD witness rewards in the discriminator's embedding :math:`\phi`, class by class:
+
+        .. math:: r_i = \operatorname{mean}_{j \in R_{y_i}} k(\phi_i, \phi_j)
+                        - \operatorname{mean}_{j \in F_{y_i}, j \ne i} k(\phi_i, \phi_j)
+
+        over the same-class real images R (``witness_reals`` of them) and the same-class fakes F of this batch,
+        with a Gaussian kernel whose squared bandwidth is the median fake-real squared distance. The first term
+        rewards looking like real images of the class (what ``sigmoid(D)`` rewards), the second charges a sample
+        for crowding its batch-mates: a collapse of diversity (e.g. a low sampling temperature) lowers it. It is
+        the optimal critic of the MMD two-sample test in the adversarially trained feature space.
+        """
+        self.discriminator.eval()
+        fe = self.discriminator.embedding(images.float(), labels)
+        re, rl = self._reals_embedded()
+        labels = labels.to(fe.device)
+        d_fr = torch.cdist(fe, re).square()
+        d_ff = torch.cdist(fe, fe).square()
+        same_r = labels[:, None] == rl[None, :]
+        same_f = (labels[:, None] == labels[None, :]) & ~torch.eye(len(labels), dtype=torch.bool, device=fe.device)
+        scale = d_fr[same_r].median().clamp_min(1e-6) if bool(same_r.any()) else d_fr.median().clamp_min(1e-6)
+        k_fr, k_ff = torch.exp(-d_fr / scale), torch.exp(-d_ff / scale)
+        near_real = (k_fr * same_r).sum(1) / same_r.sum(1).clamp_min(1)
+        crowding = (k_ff * same_f).sum(1) / same_f.sum(1).clamp_min(1)
+        return (near_real - crowding).float()
 
     def update(self, fake: torch.Tensor, fake_labels: torch.Tensor) -> dict[str, float]:
         """One discriminator step on ``fake`` against an equally large real batch.

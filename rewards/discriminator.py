@@ -209,12 +209,16 @@ class _ProjectedHead(nn.Module):
         nn.init.normal_(self.cmap.weight)
         self.cmap_dim = cmap_dim
 
-    def forward(self, h: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def embed(self, h: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """(B, cmap_dim, H, W): the head's output before the class projection."""
         if self.mbstd > 0:
             h = minibatch_std(h, self.mbstd, labels if self.mbstd_by_label else None)
         h = self.conv(h)
         h = (self.res(h) + h) / math.sqrt(2)
-        out = self.cls(h)
+        return self.cls(h)
+
+    def forward(self, h: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        out = self.embed(h, labels)
         return ((out * self.cmap(labels.long())[:, :, None, None]).sum(1) / math.sqrt(self.cmap_dim)).flatten(1)
 
 
@@ -240,6 +244,15 @@ class ProjectedDiscriminator(nn.Module):
         with torch.no_grad():
             feats = self.features(images)
         return torch.cat([head(f, labels) for head, f in zip(self.heads, feats)], dim=1)
+
+    def embedding(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """(B, heads x cmap_dim): every head's output before the class projection, averaged over locations and
+        L2-normalised per head: the discriminator's learned feature space (the witness reward's kernel space).
+        """
+        with torch.no_grad():
+            feats = self.features(images)
+        return torch.cat([F.normalize(head.embed(f, labels).float().mean(dim=(2, 3)), dim=1)
+                          for head, f in zip(self.heads, feats)], dim=1)
 
 
 #: Names accepted by :func:`build_discriminator`.

@@ -192,3 +192,19 @@ def test_env_pickles(tiny_generator):
     o1, *_ = env.step(np.zeros(4, dtype=np.float32))
     o2, *_ = clone.step(np.zeros(4, dtype=np.float32))
     np.testing.assert_array_equal(o1["features"], o2["features"])
+
+
+def test_frozen_action_components_stay_at_the_heuristic():
+    from adanat_env.envs import decoding_spec_of
+
+    env = gym.make_vec("AdaNAT-FashionMNIST-v0", num_envs=4, vectorization_mode="vector_entry_point", steps=4,
+                       device="cpu", reward="none", frozen_actions=("sample_temp",))
+    spec = decoding_spec_of(env)
+    raw = torch.randn(4, 4) * 2
+    for t in range(4):
+        got, free = spec.step_params(raw, t), spec.action_mapping(raw.clamp(-spec.action_bound, spec.action_bound), t)
+        assert torch.allclose(got.sample_temp, torch.full((4,), heuristic_schedule(4).sample_temp[t]))
+        assert torch.equal(got.guidance, free.guidance) and torch.equal(got.mask_ratio, free.mask_ratio)
+    with pytest.raises(ValueError, match="frozen actions must be among"):
+        gym.make_vec("AdaNAT-FashionMNIST-v0", num_envs=2, vectorization_mode="vector_entry_point", device="cpu",
+                     frozen_actions=("tau1",))

@@ -44,6 +44,8 @@ class DecodingSpec:
     :param feature_dim: D, NAT feature width.
     :param num_classes: C, class labels.
     :param feature_dtype: ``"float32"`` or ``"float16"`` observation features.
+    :param frozen: action components (:data:`~adanat_env.actions.ACTION_NAMES`) held at zero raw action, i.e.
+        at the residual's value (the heuristic's, with ``residual="heuristic"``), whatever the policy outputs.
     """
 
     steps: int
@@ -53,6 +55,7 @@ class DecodingSpec:
     feature_dim: int
     num_classes: int
     feature_dtype: str = "float32"
+    frozen: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.residual not in ("heuristic", "none"):
@@ -61,6 +64,9 @@ class DecodingSpec:
             raise ValueError(f"dtype must be 'float32' or 'float16', got {self.feature_dtype!r}")
         if int(self.steps) < 1:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
+        bad = [n for n in self.frozen if n not in ACTION_NAMES]
+        if bad:
+            raise ValueError(f"frozen actions must be among {', '.join(ACTION_NAMES)}, got {', '.join(bad)}")
         if not self.action_bound > 0:
             raise ValueError(f"action_bound must be > 0, got {self.action_bound}")
 
@@ -70,8 +76,13 @@ class DecodingSpec:
         return ActionMapping(self.steps, residual=self.residual == "heuristic")
 
     def step_params(self, raw: torch.Tensor, step: int) -> StepParams:
-        """Clip (B, 4) raw actions to the bound and map them to the parameters of step ``step``."""
-        return self.action_mapping(raw.float().clamp(-self.action_bound, self.action_bound), step)
+        """Clip (B, 4) raw actions to the bound (zero the frozen components) and map them to the parameters of step
+        ``step``."""
+        raw = raw.float().clamp(-self.action_bound, self.action_bound)
+        if self.frozen:
+            raw = raw.clone()
+            raw[:, [ACTION_NAMES.index(n) for n in self.frozen]] = 0.0
+        return self.action_mapping(raw, step)
 
     def observation(self, features: torch.Tensor, step: int, labels: torch.Tensor) -> dict[str, torch.Tensor]:
         """The Dict observation of a batch (see the env's Observation Space), on the tensors' devices."""
@@ -153,11 +164,11 @@ class _DecodingCore:
     """B generations stepping together; converts between numpy (Gymnasium) and the torch generator."""
 
     def __init__(self, generator: Generator, batch_size: int, steps: int, residual: str, dtype: str,
-                 action_bound: float) -> None:
+                 action_bound: float, frozen_actions: tuple[str, ...] = ()) -> None:
         self.generator = generator
         self.batch_size = int(batch_size)
         self.spec = DecodingSpec(int(steps), residual, float(action_bound), generator.num_tokens,
-                                 generator.feature_dim, generator.num_classes, dtype)
+                                 generator.feature_dim, generator.num_classes, dtype, tuple(frozen_actions))
         self.steps = self.spec.steps
         self.np_dtype = np.dtype(dtype)
         self.action_low = np.full(4, -action_bound, dtype=np.float32)
@@ -331,12 +342,12 @@ class AdaNATVectorEnv(_CoreAccess, VectorEnv):
 
     def __init__(self, generator: Generator, num_envs: int = 8, steps: int = 8, residual: str = "heuristic",
                  dtype: str = "float32", action_bound: float = DEFAULT_ACTION_BOUND,
-                 render_mode: str | None = None) -> None:
+                 render_mode: str | None = None, frozen_actions: tuple[str, ...] = ()) -> None:
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
-        self.core = _DecodingCore(generator, num_envs, steps, residual, dtype, action_bound)
+        self.core = _DecodingCore(generator, num_envs, steps, residual, dtype, action_bound, frozen_actions)
         self.num_envs = num_envs
         self.render_mode = render_mode
         self.single_observation_space = self.core.observation_space()
@@ -394,10 +405,11 @@ class AdaNATEnv(_CoreAccess, gym.Env):
     metadata = {"render_modes": ["rgb_array"], "render_fps": 4}
 
     def __init__(self, generator: Generator, steps: int = 8, residual: str = "heuristic", dtype: str = "float32",
-                 action_bound: float = DEFAULT_ACTION_BOUND, render_mode: str | None = None) -> None:
+                 action_bound: float = DEFAULT_ACTION_BOUND, render_mode: str | None = None,
+                 frozen_actions: tuple[str, ...] = ()) -> None:
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
-        self.core = _DecodingCore(generator, 1, steps, residual, dtype, action_bound)
+        self.core = _DecodingCore(generator, 1, steps, residual, dtype, action_bound, frozen_actions)
         self.render_mode = render_mode
         self.observation_space = self.core.observation_space()
         self.action_space = self.core.action_space()
