@@ -180,8 +180,23 @@ def load_idx_dataset(split: str = "train", data_dir: str | os.PathLike[str] | No
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     directory = resolve_data_dir(data_dir)
     prefix = _SPLIT_PREFIX[split]
-    images = read_idx(_find(directory, f"{prefix}-images-idx3-ubyte"))
-    labels = read_idx(_find(directory, f"{prefix}-labels-idx1-ubyte"))
+    files = (_find(directory, f"{prefix}-images-idx3-ubyte"), _find(directory, f"{prefix}-labels-idx1-ubyte"))
+    key = (split, *((str(f.resolve()), f.stat().st_mtime_ns, f.stat().st_size) for f in files))
+    if key not in _CACHE:  # decompressing and hashing 60,000 images takes a second or two: once per process
+        if len(_CACHE) >= 2:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[key] = _read_split(directory, split, *files)
+    return _CACHE[key]
+
+
+#: The last two loaded splits (keyed by their files' paths, modification times and sizes). Their arrays are
+#: shared by every caller: treat them as read-only.
+_CACHE: dict[tuple, IDXDataset] = {}
+
+
+def _read_split(directory: Path, split: str, image_file: Path, label_file: Path) -> IDXDataset:
+    images = read_idx(image_file)
+    labels = read_idx(label_file)
     if images.ndim != 3 or labels.ndim != 1:
         raise DataError(f"expected (N, H, W) images and (N,) labels in '{directory}', got {images.shape} and {labels.shape}")
     if len(images) != len(labels):

@@ -15,7 +15,7 @@ from .test_training import _same, _weights, tiny
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 
-@pytest.mark.parametrize("algo", ["ppo", "a2c", "trpo"])
+@pytest.mark.parametrize("algo", ["ppo", "a2c"])  # TRPO uses the same buffer class through the same kwarg
 def test_the_device_buffer_trains_to_the_same_weights_as_the_host_buffer(tmp_path, algo):
     runs = {}
     for mode in ("host", "device"):

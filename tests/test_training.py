@@ -18,7 +18,7 @@ pytestmark = pytest.mark.skipif(not (DEFAULT_DATA_DIR / "train-labels-idx1-ubyte
                                 reason="Fashion-MNIST package not installed (real images for the discriminator)")
 
 TINY = TrainConfig(steps=2, batch_size=8, episodes=16, minibatch=16, epochs=1, d_epochs=1, d_batch_size=8,
-                   d_updates=2, d_minibatch=8, d_warmup=1, d_real_count=2000, val_count=500, curve_every=0,
+                   d_updates=2, d_minibatch=8, d_warmup=1, d_real_count=500, val_count=200, curve_every=0,
                    eval_samples=100, amp="none", device="cpu", seed=3, iterations=3)
 
 
@@ -63,7 +63,7 @@ def test_state_dict_round_trips_through_a_fresh_trainer(tmp_path):
 
 @pytest.mark.parametrize("algo", sorted(ALGOS))
 def test_every_registered_algo_trains_and_evaluates(algo, tmp_path):
-    trainer = Trainer(tiny(algo=algo, iterations=2), tmp_path, log=lambda _: None)
+    trainer = Trainer(tiny(algo=algo, iterations=1), tmp_path, log=lambda _: None)
     trainer.fit(progress=False)
     metrics = trainer.evaluate()
     assert set(metrics["fid"]) == {"cosine", "heuristic", "learned"} and set(metrics["kid"]) == set(metrics["fid"])

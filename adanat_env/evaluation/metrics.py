@@ -23,6 +23,7 @@ k = 3 nearest neighbours; coverage is Naeem et al. (2020).
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -101,6 +102,20 @@ def kernel_inception_distance(x: np.ndarray | torch.Tensor, y: np.ndarray | torc
     return float(np.mean(vals)), float(np.std(vals))
 
 
+_RADII: dict[tuple[str, int], torch.Tensor] = {}
+
+
+def _real_radii(r: torch.Tensor, k: int) -> torch.Tensor:
+    """k-NN radii of the real features (the costly part: an M x M distance matrix), computed once per real set:
+    every policy evaluated against the same reference reuses them."""
+    key = (hashlib.blake2b(r.numpy().tobytes(), digest_size=16).hexdigest(), k)
+    if key not in _RADII:
+        if len(_RADII) >= 4:
+            _RADII.pop(next(iter(_RADII)))
+        _RADII[key] = torch.cdist(r, r).kthvalue(k + 1, dim=1).values  # +1: distance to itself is 0
+    return _RADII[key]
+
+
 def precision_recall_coverage(real: np.ndarray | torch.Tensor, fake: np.ndarray | torch.Tensor, k: int = 3,
                               max_samples: int = 5000, seed: int = 0) -> dict[str, float]:
     """Precision, recall (k-NN manifolds) and coverage of ``fake`` against ``real`` features."""
@@ -111,8 +126,8 @@ def precision_recall_coverage(real: np.ndarray | torch.Tensor, fake: np.ndarray 
         r = r[torch.randperm(len(r), generator=g)[:max_samples]]
     if len(f) > max_samples:
         f = f[torch.randperm(len(f), generator=g)[:max_samples]]
-    d_rr, d_ff, d_rf = torch.cdist(r, r), torch.cdist(f, f), torch.cdist(r, f)
-    rad_r = d_rr.kthvalue(k + 1, dim=1).values  # +1: distance to itself is 0
+    d_ff, d_rf = torch.cdist(f, f), torch.cdist(r, f)
+    rad_r = _real_radii(r, k)
     rad_f = d_ff.kthvalue(k + 1, dim=1).values
     precision = (d_rf <= rad_r[:, None]).any(0).float().mean().item()
     recall = (d_rf <= rad_f[None, :]).any(1).float().mean().item()
