@@ -102,7 +102,7 @@ class ImageFolderDataset:
     :param split: ``"train"`` or ``"test"``.
     :param resolution: default output side (the generator's); ``None``: must be given to :meth:`load`.
     :param channels: 3 (RGB) or 1 (grey).
-    :param workers: decoding processes (default: up to 8, at most the CPU count; 0 = in this process).
+    :param workers: decoding processes (default 8; never more than the CPU count; 0 = in this process).
     """
 
     def __init__(self, paths: Sequence[str], labels: np.ndarray, classes: Sequence[str], directory: Path, split: str,
@@ -117,7 +117,8 @@ class ImageFolderDataset:
         self.classes = tuple(classes)
         self.directory, self.split = Path(directory), split
         self.resolution, self.channels = resolution, channels
-        self.workers = min(8, os.cpu_count() or 1) if workers is None else int(workers)
+        # never more processes than CPUs (PyTorch warns, and they would only contend)
+        self.workers = min(8 if workers is None else int(workers), os.cpu_count() or 1)
         #: path -> error of every file that could not be decoded so far
         self.skipped: dict[str, str] = {}
         h = hashlib.sha256()  # provenance: the file list and labels (contents are not read up front)

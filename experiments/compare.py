@@ -20,6 +20,7 @@ import json
 import shlex
 import statistics
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -194,6 +195,7 @@ def suite_search(base: TrainConfig, out: Path, seeds: list[int], argv: list[str]
             results.append(json.loads((run / "metrics.json").read_text()))
             continue
         run.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
         cfg = replace(base, seed=seed)
         seed_everything(seed)
         gen = build_env(cfg, device).unwrapped.generator
@@ -212,7 +214,8 @@ def suite_search(base: TrainConfig, out: Path, seeds: list[int], argv: list[str]
                                run, device)
         m = {"details": res, "fid_reduction_vs_heuristic": 1 - res["searched"]["fid"] / res["heuristic"]["fid"],
              "schedule": {k: list(getattr(found.schedule, k)) for k in ("mask_ratio", "sample_temp", "remask_temp", "guidance")},
-             "raw": found.raw.tolist(), "history": found.history, "generations": found.generations, "seed": seed}
+             "raw": found.raw.tolist(), "history": found.history, "generations": found.generations, "seed": seed,
+             "wall_time_s": round(time.perf_counter() - t0, 1)}
         (run / "metrics.json").write_text(json.dumps(m, indent=2))
         results.append(m)
     rows = {"hand-designed (heuristic)": [m["details"]["heuristic"] for m in results],
