@@ -272,6 +272,10 @@ def run_data_dir(config: TrainConfig) -> str | None:
     return None
 
 
+#: Data sets opened by :func:`open_split` (the two last), shared read-only by a run's users of the train split.
+_SPLITS: dict[tuple, Any] = {}
+
+
 def open_split(config: TrainConfig, split: str, generator: Any) -> Any:
     """The ``split`` of the run's data set, decoding (image folders) to the generator's resolution and channels;
     labels are checked against the generator's classes.
@@ -281,7 +285,12 @@ def open_split(config: TrainConfig, split: str, generator: Any) -> Any:
     from adanat_env.data import open_dataset
 
     channels, side = generator.image_shape[0], generator.image_shape[-1]
-    ds = open_dataset(split, run_data_dir(config), resolution=side, channels=channels, workers=config.data_workers)
+    key = (split, run_data_dir(config), side, channels, config.data_workers)
+    if key not in _SPLITS:  # an image folder's file list is scanned once per process, not once per use
+        if len(_SPLITS) >= 2:
+            _SPLITS.pop(next(iter(_SPLITS)))
+        _SPLITS[key] = open_dataset(split, key[1], resolution=side, channels=channels, workers=config.data_workers)
+    ds = _SPLITS[key]
     if ds.channels != channels and not hasattr(ds, "paths"):
         raise ValueError(f"the data in '{ds.directory}' has {ds.channels}-channel images but the generator makes "
                          f"{channels}-channel ones: use data and a generator with the same channels")
