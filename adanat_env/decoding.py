@@ -159,15 +159,20 @@ def gumbel_noise(shape: tuple[int, ...], generator: torch.Generator | None, devi
     return u.log_().neg_().log_().neg_()
 
 
-def num_to_remask(mask_ratio: torch.Tensor, num_masked: torch.Tensor, num_tokens: int, last: bool) -> torch.Tensor:
+def num_to_remask(mask_ratio: torch.Tensor, num_masked: torch.Tensor, num_tokens: int,
+                  last: bool | torch.Tensor) -> torch.Tensor:
     """How many tokens stay masked after the step, with the progress guarantee.
 
     ``k = floor(N m)`` clamped to ``[0, num_masked - 1]``; ``0`` on the last step.
+
+    :param last: the last step for the whole batch (a bool), or per sample (a (B,) bool tensor: a sample that
+        finishes now, e.g. by its policy's stop action, fixes every remaining token).
     """
-    if last:
+    if isinstance(last, bool) and last:
         return torch.zeros_like(num_masked)
     k = torch.floor(mask_ratio.float() * num_tokens).long()
-    return torch.minimum(k, (num_masked - 1).clamp_min(0)).clamp_min(0)
+    k = torch.minimum(k, (num_masked - 1).clamp_min(0)).clamp_min(0)
+    return k if isinstance(last, bool) else k.masked_fill(last.to(k.device), 0)
 
 
 def lowest_k_mask(confidence: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
@@ -185,7 +190,7 @@ def decoding_step(
     params: StepParams,
     *,
     mask_id: int,
-    last: bool,
+    last: bool | torch.Tensor,
     generator: torch.Generator | None = None,
     validate: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -196,7 +201,8 @@ def decoding_step(
     :param logits_uncond: (B, N, V) unconditional (empty-class) logits on ``tokens``.
     :param params: per-sample :class:`StepParams`.
     :param mask_id: the mask token id.
-    :param last: the final step: every remaining token is fixed.
+    :param last: the final step: every remaining token is fixed (a bool for the batch, or a (B,) bool tensor
+        per sample).
     :param generator: random source (seed it for reproducible generations).
     :param validate: check ``params`` (finite, in range, right shape) and raise ``ValueError`` otherwise.
     :return: ``filled`` (B, N), the canvas with every masked position sampled (no ``mask_id`` in it), and

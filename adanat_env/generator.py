@@ -7,6 +7,13 @@ A generation is a batch moving through T steps. :class:`Generator` exposes only:
 - ``decode(tokens)`` -> images in ``[0, 1]``,
 - ``preview(state)`` -> images of a partly decoded canvas (masked regions greyed out), for ``render()``.
 
+and, for adaptive step counts (each sample decides when it is finished):
+
+- ``start_slots(labels, max_steps, rng)`` -> a state whose ``step`` is a (B,) tensor of per-row steps,
+- ``step_slots(state, params, finish, rng, restart_labels)`` -> one step in which the rows flagged ``finish``
+  fix every remaining token and either leave the batch (compaction: no NAT forward is spent on them) or
+  restart in place as fresh generations (the vector env's same-step autoreset).
+
 The env, rewards and agents never touch U-ViT internals, so other generator families (diffusion, VAR, as in
 AdaGen) can plug in by implementing this class.
 
@@ -15,7 +22,8 @@ tokenizer (:class:`~adanat_env.models.VQGAN`). Cost: one batched forward of 2B s
 unconditional together) per step; step 0's unconditional pass is shared by the whole batch (the canvas is
 all-mask for every sample), and no forward runs after the last step. So a T-step batch of B images costs
 ``B + 1 + 2B(T - 1)`` sequence-forwards, less than the ``2BT`` of 2 forwards per step (the official loop
-runs ``B(2T + 1)``).
+runs ``B(2T + 1)``). With adaptive step counts a sample that finishes after s steps costs ``2s - 1`` (its share
+of the shared unconditional row aside): its **NFE** (guided NAT evaluations) is s.
 """
 
 from __future__ import annotations
@@ -39,21 +47,25 @@ class GenerationState:
 
     :param tokens: (B, N) current canvas; masked positions hold the generator's mask id.
     :param labels: (B,) class labels.
-    :param step: number of steps already taken (the same for the whole batch).
-    :param num_steps: T.
+    :param step: number of steps already taken: an int (the same for the whole batch), or a (B,) int64 CPU tensor
+        of per-row steps (adaptive step counts, :meth:`Generator.start_slots`).
+    :param num_steps: T (with per-row steps: T_max, the most steps any row may take).
     :param features: (B, N, D) features of the current canvas for the policy; ``None`` once done.
     :param cache: generator-private data for the next step (e.g. logits); ``None`` once done.
     """
 
     tokens: torch.Tensor
     labels: torch.Tensor
-    step: int
+    step: int | torch.Tensor
     num_steps: int
     features: torch.Tensor | None
     cache: Any = None
 
     @property
     def done(self) -> bool:
+        """Fixed-T batch: all T steps taken. Per-row steps: no row left (every row finished and was removed)."""
+        if isinstance(self.step, torch.Tensor):
+            return self.tokens.shape[0] == 0
         return self.step >= self.num_steps
 
     @property
@@ -99,6 +111,31 @@ class Generator(ABC):
     @abstractmethod
     def decode(self, tokens: torch.Tensor) -> torch.Tensor:
         """Images (B, C, H, W) in ``[0, 1]`` for fully decoded token canvases (B, N)."""
+
+    def start_slots(self, labels: torch.Tensor, max_steps: int, rng: torch.Generator | None = None) -> GenerationState:
+        """:meth:`start`, with per-row step counters (a (B,) CPU tensor of zeros) for :meth:`step_slots`."""
+        state = self.start(labels, max_steps, rng)
+        return replace(state, step=torch.zeros(state.batch_size, dtype=torch.long))
+
+    def step_slots(self, state: GenerationState, params: StepParams, finish: torch.Tensor,
+                   rng: torch.Generator | None = None,
+                   restart_labels: torch.Tensor | None = None) -> tuple[GenerationState, torch.Tensor]:
+        """One step in which every row may finish (adaptive step counts).
+
+        Rows with ``finish`` set, and rows taking their ``num_steps``-th step, fix every remaining token now.
+        Without ``restart_labels`` they leave the batch: the returned state holds the continuing rows only, in
+        order, and no NAT forward is spent on the finished ones. With ``restart_labels`` (one class per finished
+        row, in row order) each finished row restarts in place as a fresh all-mask generation at step 0.
+
+        :param state: a state with per-row steps (:meth:`start_slots` or this method).
+        :param params: per-row parameters of this step.
+        :param finish: (B,) bool: rows that finish with this step.
+        :param rng: random source.
+        :param restart_labels: classes of the generations that replace the finished rows, or ``None``.
+        :return: ``(next state, canvases)``: ``canvases`` (B, N) is every row's canvas after this step (a
+            finished row's is its final, mask-free canvas).
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement step_slots (adaptive step counts)")
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """Token canvases (B, N) of images (B, C, H, W) in ``[0, 1]`` (optional: generators with a tokenizer).
@@ -203,6 +240,57 @@ class NATGenerator(Generator):
             logits, feat = self.nat(torch.cat([next_tokens, next_tokens]),
                                     torch.cat([state.labels, state.labels.new_full((b,), self.null_class)]))
         return replace(state, tokens=next_tokens, step=state.step + 1, features=feat[:b], cache=(logits[:b], logits[b:]))
+
+    @torch.inference_mode()
+    def step_slots(self, state: GenerationState, params: StepParams, finish: torch.Tensor,
+                   rng: torch.Generator | None = None,
+                   restart_labels: torch.Tensor | None = None) -> tuple[GenerationState, torch.Tensor]:
+        # One batched NAT forward: continuing rows (conditional + unconditional) and restarted rows (conditional;
+        # one unconditional all-mask row shared by them, as in start()). Finished rows cost nothing.
+        if not isinstance(state.step, torch.Tensor):
+            raise ValueError("step_slots needs per-row steps: begin with start_slots()")
+        b, n = state.batch_size, self.num_tokens
+        finish = torch.as_tensor(finish).reshape(-1)
+        if finish.shape != (b,) or finish.dtype != torch.bool:
+            raise ValueError(f"finish must be a ({b},) bool tensor, got {tuple(finish.shape)} {finish.dtype}")
+        steps = state.step
+        finish = finish.cpu() | (steps >= state.num_steps - 1)
+        params.validate(b)
+        params = params.to(self.device)
+        lc, lu = state.cache
+        _, canvases = decoding_step(state.tokens, lc, lu, params, mask_id=self.mask_id, last=finish.to(self.device),
+                                    generator=rng, validate=False)
+        cont = torch.nonzero(~finish).flatten()
+        done = torch.nonzero(finish).flatten()
+        nc, nr = len(cont), len(done)
+        cont_d, done_d = cont.to(self.device), done.to(self.device)
+        toks_c, labels_c = canvases[cont_d], state.labels[cont_d]
+        null = lambda k: state.labels.new_full((k,), self.null_class)  # noqa: E731
+        if restart_labels is None:
+            if nc == 0:
+                return replace(state, tokens=toks_c, labels=labels_c, step=steps[:0], features=None, cache=None), canvases
+            with self._autocast():
+                logits, feat = self.nat(torch.cat([toks_c, toks_c]), torch.cat([labels_c, null(nc)]))
+            return GenerationState(toks_c, labels_c, steps[cont] + 1, state.num_steps, feat[:nc],
+                                   (logits[:nc], logits[nc:])), canvases
+        new_labels = torch.as_tensor(restart_labels, device=self.device).reshape(-1).long()
+        new_labels = self._check_labels(new_labels) if nr else new_labels
+        if new_labels.shape != (nr,):
+            raise ValueError(f"restart_labels must hold one class per finished row ({nr}), got {tuple(new_labels.shape)}")
+        fresh = torch.full((nr, n), self.mask_id, dtype=torch.long, device=self.device)
+        with self._autocast():
+            logits, feat = self.nat(torch.cat([toks_c, toks_c, fresh, fresh[:1]]),
+                                    torch.cat([labels_c, null(nc), new_labels, null(min(nr, 1))]))
+        tokens = canvases.index_copy(0, done_d, fresh)
+        labels = state.labels.index_copy(0, done_d, new_labels)
+        features = feat.new_empty((b,) + tuple(feat.shape[1:])).index_copy_(0, cont_d, feat[:nc])
+        features.index_copy_(0, done_d, feat[2 * nc:2 * nc + nr])
+        lc_new = logits.new_empty((b,) + tuple(logits.shape[1:])).index_copy_(0, cont_d, logits[:nc])
+        lc_new.index_copy_(0, done_d, logits[2 * nc:2 * nc + nr])
+        lu_new = logits.new_empty(lc_new.shape).index_copy_(0, cont_d, logits[nc:2 * nc])
+        lu_new.index_copy_(0, done_d, logits[-1:].expand(nr, -1, -1))
+        new_steps = torch.where(finish, 0, steps + 1)
+        return GenerationState(tokens, labels, new_steps, state.num_steps, features, (lc_new, lu_new)), canvases
 
     @torch.inference_mode()
     def decode(self, tokens: torch.Tensor) -> torch.Tensor:

@@ -14,7 +14,7 @@ import torch
 
 from .decoding import StepParams
 
-__all__ = ["PolicyInput", "Policy"]
+__all__ = ["PolicyInput", "Policy", "StepDecision"]
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,23 @@ class PolicyInput:
     labels: torch.Tensor
 
 
+@dataclass(frozen=True)
+class StepDecision:
+    """What an adaptive-step policy returns: the step's parameters and, per sample, whether to finish now.
+
+    A policy with an attribute ``adaptive_steps = True`` returns this instead of bare ``StepParams``; the
+    sampler then lets every sample stop on its own (finishing fixes every remaining token, the last-step rule).
+
+    :param params: the step's :class:`~adanat_env.decoding.StepParams`.
+    :param finish: (B,) bool, True for the samples that finish with this step.
+    """
+
+    params: StepParams
+    finish: torch.Tensor
+
+
 class Policy(Protocol):
-    """Anything that maps a :class:`PolicyInput` to :class:`~adanat_env.decoding.StepParams`."""
+    """Anything that maps a :class:`PolicyInput` to :class:`~adanat_env.decoding.StepParams` (or, with
+    ``adaptive_steps = True``, to a :class:`StepDecision`)."""
 
     def __call__(self, inp: PolicyInput) -> StepParams: ...

@@ -25,7 +25,7 @@ import torch
 
 from .decoding import StepParams
 from .generator import Generator
-from .policy import Policy, PolicyInput
+from .policy import Policy, PolicyInput, StepDecision
 
 __all__ = ["GenerationResult", "generate"]
 
@@ -37,13 +37,17 @@ class GenerationResult:
     :param tokens: (B, N) final token canvas (no mask tokens).
     :param labels: (B,) class labels.
     :param images: (B, C, H, W) decoded images in [0, 1], or ``None`` if ``decode=False``.
-    :param params: (T, B, 4) the step parameters used, in (m, tau_1, tau_2, w) order, if recorded.
+    :param params: (T, B, 4) the step parameters used, in (m, tau_1, tau_2, w) order, if recorded (adaptive
+        step counts: NaN after a sample finished).
+    :param nfe: (B,) int64, NAT evaluations (= steps) each sample used: T, or its own count under an adaptive-step
+        policy.
     """
 
     tokens: torch.Tensor
     labels: torch.Tensor
     images: torch.Tensor | None
     params: torch.Tensor | None = None
+    nfe: torch.Tensor | None = None
 
 
 @torch.inference_mode()
@@ -77,6 +81,8 @@ def generate(
     if rng is None:
         rng = generator.make_rng(seed)
     labels = torch.as_tensor(labels, device=generator.device)
+    if getattr(policy, "adaptive_steps", False):
+        return _generate_adaptive(generator, labels, policy, num_steps, rng, decode, record_params)
     state = generator.start(labels, num_steps, rng)
     history: list[torch.Tensor] = []
     while not state.done:
@@ -85,4 +91,33 @@ def generate(
             history.append(params.as_tensor())
         state = generator.step(state, params, rng)
     images = generator.decode(state.tokens) if decode else None
-    return GenerationResult(state.tokens, state.labels, images, torch.stack(history) if record_params else None)
+    nfe = torch.full((labels.shape[0],), num_steps, dtype=torch.long)
+    return GenerationResult(state.tokens, state.labels, images, torch.stack(history) if record_params else None, nfe)
+
+
+def _generate_adaptive(generator: Generator, labels: torch.Tensor, policy: Policy, max_steps: int,
+                       rng: torch.Generator, decode: bool, record_params: bool) -> GenerationResult:
+    """Every sample stops when its policy says so (or at ``max_steps``); finished samples leave the batch, so
+    each step's NAT forward covers the running samples only."""
+    b = labels.shape[0]
+    state = generator.start_slots(labels, max_steps, rng)
+    rows = torch.arange(b)  # original index of each running row
+    tokens = torch.empty((b, generator.num_tokens), dtype=torch.long, device=generator.device)
+    nfe = torch.zeros(b, dtype=torch.long)
+    history = torch.full((max_steps, b, 4), float("nan")) if record_params else None
+    step = 0
+    while not state.done:
+        decision = policy(PolicyInput(state.features, step, max_steps, state.labels))
+        if not isinstance(decision, StepDecision):
+            raise TypeError(f"a policy with adaptive_steps=True must return StepDecision, got {type(decision).__name__}")
+        if history is not None:
+            history[step, rows] = decision.params.as_tensor().float().cpu()
+        finish = decision.finish.cpu().bool() | (step == max_steps - 1)
+        state, canvases = generator.step_slots(state, decision.params, finish, rng)
+        done = torch.nonzero(finish).flatten()
+        tokens[rows[done].to(tokens.device)] = canvases[done.to(canvases.device)]
+        nfe[rows[done]] = step + 1
+        rows = rows[~finish]
+        step += 1
+    images = generator.decode(tokens) if decode else None
+    return GenerationResult(tokens, labels, images, history, nfe)

@@ -4,6 +4,8 @@
   model at the terminal step (the pluggable reward; the adversarial reward of the training issue is one). The
   images are taken from ``env.unwrapped.final_images`` on the generator's device: no round trip through numpy.
   This is the one way rewards attach to an AdaNAT env (the env core itself gives 0).
+- :class:`VectorComputeCost` / :class:`ComputeCost`: subtract ``nfe_cost`` times the NAT evaluations a sample
+  used from its terminal reward (the compute-aware reward of adaptive step counts).
 - :class:`PooledObservation`: a flat ``Box`` observation for algorithms that need one (ARS) or whose replay
   buffers would be too big with (N, D) features (TD3, SAC): ``[mean-pooled features (D), step / T,
   one-hot label (C)]``.
@@ -23,7 +25,8 @@ from gymnasium.vector.utils import batch_space
 
 from .envs.adanat import decoding_spec_of
 
-__all__ = ["RewardModel", "TerminalRewardWrapper", "VectorTerminalRewardWrapper", "PooledObservation"]
+__all__ = ["RewardModel", "TerminalRewardWrapper", "VectorTerminalRewardWrapper", "VectorComputeCost", "ComputeCost",
+           "PooledObservation"]
 
 #: A reward model maps final images (B, C, H, W) in [0, 1] on the generator's device and labels (B,) to (B,) rewards.
 RewardModel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -42,6 +45,9 @@ def _score(model: RewardModel, images: torch.Tensor, labels: np.ndarray, device:
 class VectorTerminalRewardWrapper(VectorWrapper):
     """Replace the terminal reward of an :class:`~adanat_env.envs.AdaNATVectorEnv` by ``reward_model``'s.
 
+    The model scores only the samples that finished in this step (all of them at step T with a fixed T; those
+    that stopped, with adaptive step counts), in one batch.
+
     :param env: the AdaNAT vector env (possibly wrapped).
     :param reward_model: ``(images, labels) -> (B,)`` rewards.
     """
@@ -54,8 +60,50 @@ class VectorTerminalRewardWrapper(VectorWrapper):
         obs, rewards, terminated, truncated, infos = self.env.step(actions)
         if terminated.any():
             base = self.env.unwrapped
-            rewards = _score(self.reward_model, base.final_images, base.final_labels, base.generator.device)
+            rewards = np.array(rewards, dtype=np.float32)
+            rewards[base.final_index] = _score(self.reward_model, base.final_images, base.final_labels,
+                                               base.generator.device)
         return obs, rewards, terminated, truncated, infos
+
+
+def _check_cost(nfe_cost: float) -> float:
+    if not np.isfinite(nfe_cost) or nfe_cost < 0:
+        raise ValueError(f"nfe_cost must be finite and >= 0, got {nfe_cost}")
+    return float(nfe_cost)
+
+
+class VectorComputeCost(VectorWrapper):
+    """Compute-aware reward: a finished sample's reward minus ``nfe_cost * nfe``, with ``nfe`` the NAT
+    evaluations (= steps) it used (``info["final_info"]["nfe"]``). Put it outside the terminal-reward wrapper.
+
+    :param env: an AdaNAT vector env (usually ``adaptive_steps=True``), possibly wrapped.
+    :param nfe_cost: lambda, the reward charged per NAT evaluation (>= 0).
+    """
+
+    def __init__(self, env: VectorEnv, nfe_cost: float) -> None:
+        super().__init__(env)
+        self.nfe_cost = _check_cost(nfe_cost)
+
+    def step(self, actions):
+        obs, rewards, terminated, truncated, infos = self.env.step(actions)
+        if terminated.any():
+            nfe = np.asarray(infos["final_info"]["nfe"], dtype=np.float32)
+            rewards = np.asarray(rewards, dtype=np.float32) - self.nfe_cost * nfe * terminated
+        return obs, rewards, terminated, truncated, infos
+
+
+class ComputeCost(gym.Wrapper):
+    """Single-env counterpart of :class:`VectorComputeCost`."""
+
+    def __init__(self, env: gym.Env, nfe_cost: float) -> None:
+        super().__init__(env)
+        self.nfe_cost = _check_cost(nfe_cost)
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        if terminated:
+            reward = float(reward) - self.nfe_cost * info["nfe"]
+        return obs, reward, terminated, truncated, info
 
 
 class TerminalRewardWrapper(gym.Wrapper):

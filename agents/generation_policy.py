@@ -16,7 +16,7 @@ from gymnasium import spaces
 
 from adanat_env.decoding import StepParams
 from adanat_env.envs import DecodingSpec, decoding_spec_of
-from adanat_env.policy import PolicyInput
+from adanat_env.policy import PolicyInput, StepDecision
 
 from .sb3_internals import predict_tensor
 
@@ -53,7 +53,13 @@ class SB3GenerationPolicy:
 
     @property
     def num_steps(self) -> int:
+        """T (T_max for an adaptive-step policy)."""
         return self.spec.steps
+
+    @property
+    def adaptive_steps(self) -> bool:
+        """Trained with the stop action: calls return :class:`~adanat_env.policy.StepDecision`."""
+        return self.spec.adaptive
 
     def observation(self, inp: PolicyInput) -> dict[str, torch.Tensor] | torch.Tensor:
         dev = self.policy.device
@@ -65,7 +71,7 @@ class SB3GenerationPolicy:
         return obs
 
     def raw_actions(self, inp: PolicyInput) -> torch.Tensor:
-        """(B, 4) raw actions (unclipped), on the host."""
+        """(B, 4) raw actions (unclipped; (B, 5) with the stop action), on the host."""
         obs = self.observation(inp)
         with torch.no_grad():
             if self.recurrent:
@@ -80,12 +86,14 @@ class SB3GenerationPolicy:
                     a = a * self.spec.action_bound
         return a.float().cpu()
 
-    def __call__(self, inp: PolicyInput) -> StepParams:
+    def __call__(self, inp: PolicyInput) -> StepParams | StepDecision:
         if inp.num_steps != self.spec.steps:
             raise ValueError(f"the policy was trained for T={self.spec.steps}, generation asks for {inp.num_steps}")
         was_training = self.policy.training
         self.policy.set_training_mode(False)
         try:
-            return self.spec.step_params(self.raw_actions(inp), inp.step)
+            raw = self.raw_actions(inp)
+            params = self.spec.step_params(raw, inp.step)
+            return StepDecision(params, self.spec.finish(raw)) if self.spec.adaptive else params
         finally:
             self.policy.set_training_mode(was_training)

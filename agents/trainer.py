@@ -51,7 +51,7 @@ from adanat_env.policy import Policy
 from adanat_env.schedules import heuristic_schedule, maskgit_cosine_schedule
 from adanat_env.sb3 import to_sb3
 from adanat_env.utils import resolve_device, save_grid, seed_everything
-from adanat_env.wrappers import PooledObservation, VectorTerminalRewardWrapper
+from adanat_env.wrappers import PooledObservation, VectorComputeCost, VectorTerminalRewardWrapper
 
 from .callbacks import DiscriminatorCallback, StdScheduleCallback
 from .generation_policy import SB3GenerationPolicy
@@ -80,7 +80,9 @@ class TrainConfig:
     algo: str = "ppo"  #: algorithm, a key of agents.registry.ALGOS
     policy: str = "adaptive"  #: "adaptive" (features + step) or "step-only" (the non-adaptive variant)
     reward: str = "adversarial"  #: "adversarial", "fid" (batch FID, jackknife-attributed) or "prm" (classifier stand-in)
-    steps: int = 4  #: T, decoding steps
+    steps: int = 4  #: T, decoding steps (T_max with --adaptive-steps)
+    adaptive_steps: bool = False  #: the stop action: every sample chooses its own step count in [1, T_max = --steps] (ppo, a2c, trpo)
+    nfe_cost: float = 0.0  #: compute-aware reward: lambda charged per NAT evaluation (= step) a sample used, subtracted from its terminal reward
     iterations: int = 24  #: policy updates
     batch_size: int = 256  #: generations run in parallel (the vector env's num_envs)
     episodes: int = 512  #: generations per iteration (a multiple of batch_size)
@@ -188,6 +190,13 @@ class TrainConfig:
             raise ValueError(f"--freeze takes components among {', '.join(ACTION_NAMES)}; got {', '.join(bad)}")
         if self.data_workers < 0:
             raise ValueError(f"--data-workers must be >= 0, got {self.data_workers}")
+        if not (math.isfinite(self.nfe_cost) and self.nfe_cost >= 0):
+            raise ValueError(f"--nfe-cost must be a finite number >= 0, got {self.nfe_cost}")
+        if self.adaptive_steps and self.algo not in ("ppo", "a2c", "trpo"):
+            raise ValueError(f"--adaptive-steps 1 needs ppo, a2c or trpo; got --algo {self.algo}")
+        if self.adaptive_steps and self.reward == "fid":
+            raise ValueError("--adaptive-steps 1 does not work with --reward fid: samples finish a few at a time, and "
+                             "a batch FID needs the whole batch; use --reward adversarial or prm")
 
 
 def _choices() -> dict[str, tuple[Any, ...]]:
@@ -245,6 +254,8 @@ def build_env(config: TrainConfig, device: torch.device) -> gym.vector.VectorEnv
     kwargs: dict[str, Any] = dict(num_envs=config.batch_size, steps=config.steps, device=str(device), dtype=config.obs_dtype,
                                   residual=config.residual, reward="none", action_bound=ALGOS[config.algo].action_bound,
                                   frozen_actions=frozen_actions(config))
+    if config.adaptive_steps:
+        kwargs["adaptive_steps"] = True
     if config.amp != "none":
         kwargs["amp"] = config.amp
     if config.env == "AdaNAT-ImageNet256-v0":
@@ -366,7 +377,13 @@ def _real_images(config: TrainConfig, generator: Any, device: torch.device) -> A
 
 def build_reward(config: TrainConfig, venv: gym.vector.VectorEnv, device: torch.device) -> gym.vector.VectorEnv:
     """``venv`` with the configured reward attached (the adversarial one is an
-    :class:`~rewards.adversarial.AdversarialRewardWrapper`, which also co-trains its discriminator)."""
+    :class:`~rewards.adversarial.AdversarialRewardWrapper`, which also co-trains its discriminator), and with
+    ``--nfe-cost`` the compute cost outermost (:class:`~adanat_env.wrappers.VectorComputeCost`)."""
+    env = _build_quality_reward(config, venv, device)
+    return VectorComputeCost(env, config.nfe_cost) if config.nfe_cost else env
+
+
+def _build_quality_reward(config: TrainConfig, venv: gym.vector.VectorEnv, device: torch.device) -> gym.vector.VectorEnv:
     gen = venv.unwrapped.generator
     if config.reward == "adversarial":
         from rewards.adversarial import AdversarialReward, AdversarialRewardWrapper
@@ -606,10 +623,13 @@ class Trainer:
         return self._validation
 
     def validation_fid(self) -> tuple[float, torch.Tensor]:
-        """Validation FID of the current policy's mean action on ``curve_samples`` samples, and the first 100."""
+        """Validation FID of the current policy's mean action on ``curve_samples`` samples, and the first 100
+        (with adaptive step counts, their mean NFE is kept in ``last_validation_nfe``)."""
         fn, ref, _ = self.validation()
+        nfe: list[torch.Tensor] = []
         images, _ = sample_images(self.generator, self.generation_policy(), self.config.steps,
-                                  self.config.curve_samples, seed=self.config.seed + 999)
+                                  self.config.curve_samples, seed=self.config.seed + 999, nfe=nfe)
+        self.last_validation_nfe = float(torch.cat(nfe).float().mean())
         return frechet_distance(feature_stats(extract_features(fn, images)), ref.stats), images[:100]
 
     # ------------------------------------------------------------------------------------------ training
@@ -658,20 +678,36 @@ class Trainer:
     def _rollout_diagnostics(self, rewards: np.ndarray, actions: np.ndarray) -> dict[str, Any]:
         """What shows whether the reward is healthy, from the rollout just collected (nothing is sampled, no RNG).
 
-        Every episode is exactly T steps and every rollout starts from a fresh batch, so row ``r`` of the buffer
-        is step ``r % T``.
+        Fixed T: every episode is exactly T steps and every rollout starts from a fresh batch, so row ``r`` of the
+        buffer is step ``r % T``. Adaptive step counts: each transition's step is read from its observation, and
+        an episode's last transition is the one before its slot's next episode start.
 
         :return: ``reward_std`` (spread of the terminal rewards), ``step_params`` (T rows of the executed
-            (m, tau_1, tau_2, w), averaged over the rollout) and, with the adversarial reward, the
-            discriminator's accuracy on these fresh fakes (never trained on) and on held-out real images.
+            (m, tau_1, tau_2, w), averaged over the rollout), with adaptive steps ``nfe_mean`` (steps per finished
+            generation), and, with the adversarial reward, the discriminator's accuracy on these fresh fakes
+            (never trained on) and on held-out real images.
         """
         t_steps = self.config.steps
-        terminal = rewards[t_steps - 1::t_steps]
         spec = self.generation_policy().spec
-        params = [spec.step_params(torch.from_numpy(np.asarray(actions[t::t_steps], dtype=np.float32).reshape(-1, 4)),
-                                   t).as_tensor().mean(0) for t in range(t_steps)]
-        out: dict[str, Any] = {"reward_std": float(terminal.std()),
-                               "step_params": [[round(float(v), 5) for v in p] for p in params]}
+        actions = np.asarray(actions, dtype=np.float32).reshape(-1, actions.shape[-1])  # (n_steps * n_envs, dim)
+        out: dict[str, Any] = {}
+        if spec.adaptive:
+            buf = self.model.rollout_buffer
+            steps = torch.as_tensor(buf.observations["step"]).reshape(buf.buffer_size, -1).cpu().numpy()
+            starts = torch.as_tensor(buf.episode_starts).reshape(buf.buffer_size, -1).cpu().numpy().astype(bool)
+            last = np.zeros_like(starts)
+            last[:-1] = starts[1:]  # the rollout's final row is not known to be terminal: left out
+            terminal = rewards[last]
+            out["nfe_mean"] = float(steps[last].mean() + 1) if last.any() else math.nan
+            out["reward_mean"] = float(terminal.mean()) if terminal.size else math.nan  # per finished generation
+            step_of_row = steps.reshape(-1)
+        else:
+            terminal = rewards[t_steps - 1::t_steps].reshape(-1)
+            step_of_row = np.tile(np.arange(t_steps).repeat(rewards.shape[1]), rewards.shape[0] // t_steps)
+        params = [spec.step_params(torch.from_numpy(actions[step_of_row == t]), t).as_tensor().mean(0)
+                  for t in range(t_steps)]
+        out.update({"reward_std": float(terminal.std()) if terminal.size else math.nan,
+                    "step_params": [[round(float(v), 5) for v in p] for p in params]})
         if self.adversarial is not None:
             # the sigmoid reward is the discriminator's probability; the witness reward is not one
             out["d_acc_heldout_fake"] = float((terminal < 0.5).mean()) if self.config.d_reward == "sigmoid" else math.nan
@@ -714,6 +750,8 @@ class Trainer:
                 done = rec["iteration"]
                 if cfg.curve_every > 0 and (done % cfg.curve_every == 0 or done == cfg.iterations):
                     rec["fid_quick"], samples = self.validation_fid()
+                    if cfg.adaptive_steps:
+                        rec["nfe_quick"] = self.last_validation_nfe
                     if not self.best or rec["fid_quick"] < self.best["fid_quick"]:
                         self.best = {"iteration": done, "fid_quick": rec["fid_quick"],
                                      "policy": {k: v.detach().clone() for k, v in self.model.policy.state_dict().items()}}

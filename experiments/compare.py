@@ -6,6 +6,7 @@ figure: rewards, adaptive, search, algos) into --out (default docs/results/<suit
     python experiments/compare.py adaptive   # how the learned policy adapts per sample (paper Fig. 3)
     python experiments/compare.py search     # CEM over static schedules, as many generations as one RL run
     python experiments/compare.py algos      # PPO, A2C, TRPO, RecurrentPPO, TD3, SAC, ARS (seeds 0 1)
+    python experiments/compare.py compute    # quality vs compute: the stop action at several lambda vs fixed T
 
 Training options apply to every run of a suite (e.g. ``--iterations 12`` shrinks every run's budget uniformly).
 Runs go through the multi-seed protocol (:func:`agents.protocol.run_protocol`): every arm has the same budget
@@ -42,8 +43,9 @@ ARMS: dict[str, dict[str, dict[str, Any]]] = {
     "rewards": {"adversarial": {}, "fid": {"reward": "fid", "kl_coef": 0.0}, "prm": {"reward": "prm"}},
     "adaptive": {"adaptive": {}},
 }
-SUITES = ("table5", "rewards", "adaptive", "search", "algos")
-DEFAULT_SEEDS = {"table5": [0, 1, 2], "rewards": [0, 1, 2], "adaptive": [0], "search": [0, 1, 2], "algos": [0, 1]}
+SUITES = ("table5", "rewards", "adaptive", "search", "algos", "compute")
+DEFAULT_SEEDS = {"table5": [0, 1, 2], "rewards": [0, 1, 2], "adaptive": [0], "search": [0, 1, 2], "algos": [0, 1],
+                 "compute": [0, 1, 2]}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--elites", type=int, default=3, help="search: CEM elites per round")
     p.add_argument("--search-samples", type=int, default=256, help="search: generations per candidate (validation FID)")
     p.add_argument("--algos", nargs="+", choices=list(ALGOS), default=list(ALGOS), help="algos: which algorithms (default: all)")
+    p.add_argument("--fixed-steps", type=int, nargs="*", default=[2, 3, 4, 6, 8],
+                   help="compute: T of the fixed-T learned policies (and of the heuristic they are evaluated with)")
+    p.add_argument("--nfe-costs", type=float, nargs="*", default=[0.01, 0.03, 0.1],
+                   help="compute: lambda of each stop-action policy (reward charged per NAT evaluation)")
+    p.add_argument("--max-steps", type=int, default=4, help="compute: T_max of the stop-action policies")
     add_config_arguments(p.add_argument_group("training options, common to every run of the suite"), TrainConfig)
     return p
 
@@ -274,6 +281,69 @@ def suite_algos(base: TrainConfig, out: Path, seeds: list[int], argv: list[str] 
             + "\n![validation FID against generations](algos.png)\n")
 
 
+def compute_arms(fixed_steps: list[int], nfe_costs: list[float], max_steps: int) -> dict[str, dict[str, Any]]:
+    """Fixed-T learned policies and stop-action policies (T_max = ``max_steps``, one per lambda); every run is
+    evaluated at its last iterate (``select="last"``): a validation-FID selection would ignore the compute."""
+    arms: dict[str, dict[str, Any]] = {f"fixed_T{t}": {"steps": t, "select": "last"} for t in fixed_steps}
+    for lam in nfe_costs:
+        arms[f"stop_lambda{lam:g}"] = {"steps": max_steps, "adaptive_steps": True, "nfe_cost": lam, "select": "last"}
+    return arms
+
+
+def suite_compute(base: TrainConfig, out: Path, seeds: list[int], argv: list[str] | None, fixed_steps: list[int],
+                  nfe_costs: list[float], max_steps: int) -> str:
+    arms = compute_arms(fixed_steps, nfe_costs, max_steps)
+    run_protocol(base, out, seeds, arms, command=_command(argv))
+    ms = {arm: _run_metrics(out, arm, seeds) for arm in arms}
+
+    def point(dets: list[dict[str, Any]]) -> dict[str, float]:
+        nfe, fid = [d["nfe_mean"] for d in dets], [d["fid"] for d in dets]
+        return {"nfe": statistics.fmean(nfe), "nfe_std": statistics.stdev(nfe) if len(nfe) > 1 else 0.0,
+                "fid": statistics.fmean(fid), "fid_std": statistics.stdev(fid) if len(fid) > 1 else 0.0}
+
+    rows: dict[str, list[dict[str, Any]]] = {}
+    pts: dict[str, dict[str, list[Any]]] = {"heuristic, fixed T": {}, "learned, fixed T": {}, "learned, stop action": {}}
+    for line in pts.values():
+        for k in ("nfe", "nfe_std", "fid", "fid_std", "labels"):
+            line[k] = []
+    heur: dict[int, dict[str, float]] = {}
+    for arm, mets in ms.items():
+        for kind in (("heuristic", "learned") if arm.startswith("fixed_T") else ("learned",)):
+            dets = [m["details"][kind] for m in mets]
+            if arm.startswith("fixed_T"):
+                t = int(arm[len("fixed_T"):])
+                name, label, line = (f"heuristic T={t}", f"T={t}", "heuristic, fixed T") if kind == "heuristic" else                     (f"learned T={t}", f"T={t}", "learned, fixed T")
+                if kind == "heuristic":
+                    heur[t] = point(dets)
+            else:
+                lam = arm[len("stop_lambda"):]
+                name, label, line = f"stop action, λ = {lam} (T_max = {max_steps})", f"λ={lam}", "learned, stop action"
+            rows[name] = dets
+            p = point(dets)
+            for k, v in p.items():
+                pts[line][k].append(v)
+            pts[line]["labels"].append(label)
+    figures.quality_compute({k: v for k, v in pts.items() if v["nfe"]}, out / "compute.png",
+                            title="FID against compute (mean ± std over seeds)")
+    nfe_col = {"NFE per image": [_ms([d["nfe_mean"] for d in dets]) for dets in rows.values()]}
+    text = (_header("Quality against compute: the stop action vs fixed T", base, seeds, argv)
+            + metrics_table(rows, nfe_col)
+            + "\nNFE: guided NAT evaluations per image (one per step). Every run is evaluated at its last iterate. "
+            "The fixed-T rows train and evaluate at that T; the stop-action rows choose each sample's step count "
+            f"in [1, {max_steps}], trained on the {base.reward} reward minus λ per NAT evaluation.\n")
+    if heur and pts["learned, stop action"]["nfe"]:
+        t_best = min(heur, key=lambda t: heur[t]["fid"])
+        f_best = heur[t_best]["fid"]
+        text += (f"\n**Target** (the fixed-T heuristic's best FID, {f_best:.2f} at T = {t_best}, with ≥ 30% fewer "
+                 f"NAT evaluations, i.e. ≤ {0.7 * t_best:.2f}):\n\n")
+        line = pts["learned, stop action"]
+        for lab, nfe, fid in zip(line["labels"], line["nfe"], line["fid"]):
+            ok = fid <= f_best and nfe <= 0.7 * t_best
+            text += (f"- {lab}: FID {fid:.2f} at {nfe:.2f} NFE ({100 * (1 - nfe / t_best):+.0f}% fewer than T = "
+                     f"{t_best}): {'met' if ok else 'not met'}\n")
+    return text + "\n![FID against NAT evaluations](compute.png)\n"
+
+
 def main(argv: list[str] | None = None) -> str:
     args = build_parser().parse_args(argv)
     base, _ = config_from_args(TrainConfig, args)
@@ -286,6 +356,8 @@ def main(argv: list[str] | None = None) -> str:
         text = suite_search(base, out, seeds, argv, args.population, args.elites, args.search_samples)
     elif args.suite == "algos":
         text = suite_algos(base, out, seeds, argv, args.algos)
+    elif args.suite == "compute":
+        text = suite_compute(base, out, seeds, argv, args.fixed_steps, args.nfe_costs, args.max_steps)
     else:
         text = {"table5": suite_table5, "rewards": suite_rewards}[args.suite](base, out, seeds, argv)
     (out / f"{args.suite}.md").write_text(text)

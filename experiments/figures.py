@@ -65,6 +65,30 @@ def curves(series: dict[str, Sequence[tuple[Sequence[float], Sequence[float]]]],
     plt.close(fig)
 
 
+def quality_compute(lines: dict[str, dict[str, Sequence[float]]], out: str | Path, *, title: str = "") -> None:
+    """FID against NAT evaluations per image: one line (or point set) per name, with std error bars.
+
+    :param lines: name -> {"nfe", "nfe_std", "fid", "fid_std", optionally "labels"} (equal-length lists).
+    """
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    markers = {0: "o", 1: "s", 2: "^", 3: "D"}
+    for i, (name, d) in enumerate(lines.items()):
+        ax.errorbar(d["nfe"], d["fid"], xerr=d.get("nfe_std"), yerr=d.get("fid_std"), marker=markers[i % 4],
+                    capsize=3, lw=1.5, label=name)
+        for x, y, lab in zip(d["nfe"], d["fid"], d.get("labels", [])):
+            ax.annotate(lab, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    ax.set_xlabel("NAT evaluations per image (mean)")
+    ax.set_ylabel("FID (test split) ↓")
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
 def adaptive_figure(params: np.ndarray, easy: np.ndarray, hard: np.ndarray, images: np.ndarray, out: str | Path,
                     names: Sequence[str] = ("m", "τ1", "τ2", "w"), examples: int = 8) -> None:
     """Paper Fig. 3 style: per step, the spread of each parameter over samples around its step mean (top row); mean ± std

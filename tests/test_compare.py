@@ -137,3 +137,17 @@ def test_search_and_adaptive_suites(tmp_path):
     assert (out / "adaptive.png").is_file() and json.loads((out / "adaptive.json").read_text())["samples"] == 30
     (out / "adaptive" / "seed0" / "checkpoint.pt").unlink()  # a clean clone: the committed run has no checkpoint
     assert compare.main(["adaptive", *TOY, "--analysis-samples", "30", "--out", str(out)]) == text
+
+
+@needs_data
+def test_compute_suite_writes_the_quality_compute_table_and_figure(tmp_path):
+    out = tmp_path / "compute"
+    text = compare.main(["compute", *TOY, "--seeds", "0", "--fixed-steps", "1", "2", "--nfe-costs", "0.1",
+                         "--max-steps", "2", "--out", str(out)])
+    for row in ("heuristic T=1", "heuristic T=2", "learned T=1", "learned T=2", "stop action, λ = 0.1 (T_max = 2)"):
+        assert f"| {row} | 1 |" in text, row
+    assert "**Target**" in text and (out / "compute.png").is_file()
+    stop = json.loads((out / "stop_lambda0.1" / "seed0" / "metrics.json").read_text())
+    assert stop["select"] == "last" and 1 <= stop["details"]["learned"]["nfe_mean"] <= 2
+    fixed = json.loads((out / "fixed_T1" / "seed0" / "metrics.json").read_text())
+    assert fixed["details"]["heuristic"]["nfe_mean"] == 1.0

@@ -22,10 +22,16 @@ from ..actions import ACTION_NAMES, ActionMapping
 from ..decoding import StepParams
 from ..generator import GenerationState, Generator
 
-__all__ = ["DecodingSpec", "decoding_spec_of", "AdaNATEnv", "AdaNATVectorEnv", "DEFAULT_ACTION_BOUND"]
+__all__ = ["DecodingSpec", "decoding_spec_of", "AdaNATEnv", "AdaNATVectorEnv", "DEFAULT_ACTION_BOUND",
+           "DEFAULT_STOP_THRESHOLD", "STOP_ACTION"]
 
 #: Raw (pre-activation) actions are clipped to [-bound, bound] in every dimension.
 DEFAULT_ACTION_BOUND = 10.0
+#: Name of the fifth raw action component of an adaptive-step env: finish the sample with this step.
+STOP_ACTION = "stop"
+#: A sample finishes when its raw stop action is at least this: a zero action never stops (the T_max-step
+#: schedule), and Gaussian exploration of std 0.6 around zero stops at a given step with probability ~5%.
+DEFAULT_STOP_THRESHOLD = 1.0
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,9 @@ class DecodingSpec:
     :param feature_dtype: ``"float32"`` or ``"float16"`` observation features.
     :param frozen: action components (:data:`~adanat_env.actions.ACTION_NAMES`) held at zero raw action, i.e.
         at the residual's value (the heuristic's, with ``residual="heuristic"``), whatever the policy outputs.
+    :param adaptive: adaptive step counts: a fifth raw action component (:data:`STOP_ACTION`) finishes the
+        sample with the current step when it is at least ``stop_threshold``; ``steps`` is then T_max.
+    :param stop_threshold: see ``adaptive``.
     """
 
     steps: int
@@ -56,6 +65,8 @@ class DecodingSpec:
     num_classes: int
     feature_dtype: str = "float32"
     frozen: tuple[str, ...] = ()
+    adaptive: bool = False
+    stop_threshold: float = DEFAULT_STOP_THRESHOLD
 
     def __post_init__(self) -> None:
         if self.residual not in ("heuristic", "none"):
@@ -69,25 +80,46 @@ class DecodingSpec:
             raise ValueError(f"frozen actions must be among {', '.join(ACTION_NAMES)}, got {', '.join(bad)}")
         if not self.action_bound > 0:
             raise ValueError(f"action_bound must be > 0, got {self.action_bound}")
+        if not np.isfinite(self.stop_threshold):
+            raise ValueError(f"stop_threshold must be finite, got {self.stop_threshold}")
+
+    @property
+    def action_dim(self) -> int:
+        """4 raw components (:data:`~adanat_env.actions.ACTION_NAMES`), plus :data:`STOP_ACTION` when adaptive."""
+        return 5 if self.adaptive else 4
+
+    def finish(self, raw: torch.Tensor) -> torch.Tensor:
+        """(B,) bool: which samples finish with this step (their stop action is at least the threshold);
+        all False for a fixed-T spec."""
+        if not self.adaptive:
+            return torch.zeros(raw.shape[0], dtype=torch.bool, device=raw.device)
+        return raw[:, 4].float().clamp(-self.action_bound, self.action_bound) >= self.stop_threshold
 
     @cached_property
     def action_mapping(self) -> ActionMapping:
         """Raw actions (:data:`~adanat_env.actions.ACTION_NAMES` order) -> :class:`~adanat_env.decoding.StepParams`."""
         return ActionMapping(self.steps, residual=self.residual == "heuristic")
 
-    def step_params(self, raw: torch.Tensor, step: int) -> StepParams:
+    def step_params(self, raw: torch.Tensor, step: int | torch.Tensor) -> StepParams:
         """Clip (B, 4) raw actions to the bound (zero the frozen components) and map them to the parameters of step
-        ``step``."""
-        raw = raw.float().clamp(-self.action_bound, self.action_bound)
+        ``step`` (an int, or a (B,) tensor of per-sample steps). A fifth (stop) column is ignored here
+        (:meth:`finish`)."""
+        raw = raw[:, :4].float().clamp(-self.action_bound, self.action_bound)
         if self.frozen:
             raw = raw.clone()
             raw[:, [ACTION_NAMES.index(n) for n in self.frozen]] = 0.0
         return self.action_mapping(raw, step)
 
-    def observation(self, features: torch.Tensor, step: int, labels: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The Dict observation of a batch (see the env's Observation Space), on the tensors' devices."""
+    def observation(self, features: torch.Tensor, step: int | torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The Dict observation of a batch (see the env's Observation Space), on the tensors' devices.
+
+        :param step: an int, or a (B,) tensor of per-sample steps.
+        """
         dtype = torch.float32 if self.feature_dtype == "float32" else torch.float16
-        step_col = torch.full((labels.shape[0], 1), step, dtype=torch.int64, device=labels.device)
+        if isinstance(step, torch.Tensor):
+            step_col = step.reshape(-1, 1).to(device=labels.device, dtype=torch.int64, copy=True)
+        else:
+            step_col = torch.full((labels.shape[0], 1), step, dtype=torch.int64, device=labels.device)
         # the label is a copy: observations of different calls never share memory (Gymnasium's checker asks it)
         return {"features": features.to(dtype), "step": step_col, "label": labels.reshape(-1, 1).to(torch.int64, copy=True)}
 
@@ -155,8 +187,15 @@ _DOC_SPACES = """
 
     **Episode End**: exactly T steps (``steps``): the last step fixes every remaining token (no action can stall
     generation), returns ``terminated=True`` (never ``truncated``: there is no TimeLimit). At that step ``info``
-    holds ``final_tokens`` (N,) and ``final_label``; the decoded images stay on the generator's device as
-    ``env.unwrapped.final_images`` (not pushed through ``info``).
+    holds ``final_tokens`` (N,), ``final_label`` and ``nfe`` (NAT evaluations the sample used: T); the decoded
+    images stay on the generator's device as ``env.unwrapped.final_images`` (not pushed through ``info``).
+
+    **Adaptive step counts** (``adaptive_steps=True``; ``steps`` is then T_max): the action has a fifth raw
+    component, :data:`STOP_ACTION`; a sample whose stop action is at least ``stop_threshold`` (default 1.0: a
+    zero action never stops) finishes with the current step, which fixes every remaining token (the last-step
+    rule), so its step count, ``info["nfe"]``, is its own choice in [1, T_max]. Episodes end per sample
+    (``terminated`` for that sample only); the terminal observation's ``step`` is the sample's step count.
+    Finished samples cost no NAT forward (:meth:`~adanat_env.generator.Generator.step_slots`).
 """
 
 
@@ -164,25 +203,35 @@ class _DecodingCore:
     """B generations stepping together; converts between numpy (Gymnasium) and the torch generator."""
 
     def __init__(self, generator: Generator, batch_size: int, steps: int, residual: str, dtype: str,
-                 action_bound: float, frozen_actions: tuple[str, ...] = ()) -> None:
+                 action_bound: float, frozen_actions: tuple[str, ...] = (), adaptive_steps: bool = False,
+                 stop_threshold: float = DEFAULT_STOP_THRESHOLD, autoreset: bool = False) -> None:
         self.generator = generator
         self.batch_size = int(batch_size)
         self.spec = DecodingSpec(int(steps), residual, float(action_bound), generator.num_tokens,
-                                 generator.feature_dim, generator.num_classes, dtype, tuple(frozen_actions))
+                                 generator.feature_dim, generator.num_classes, dtype, tuple(frozen_actions),
+                                 bool(adaptive_steps), float(stop_threshold))
         self.steps = self.spec.steps
+        self.adaptive = self.spec.adaptive
+        #: adaptive mode: restart finished rows in place (the vector env's same-step autoreset)
+        self.autoreset = bool(autoreset)
         self.np_dtype = np.dtype(dtype)
-        self.action_low = np.full(4, -action_bound, dtype=np.float32)
-        self.action_high = np.full(4, action_bound, dtype=np.float32)
+        self.action_low = np.full(self.spec.action_dim, -action_bound, dtype=np.float32)
+        self.action_high = np.full(self.spec.action_dim, action_bound, dtype=np.float32)
         self.state: GenerationState | None = None
         self.rng: torch.Generator | None = None
         self.final_images: torch.Tensor | None = None
         self.final_tokens: np.ndarray | None = None
         self.final_labels: np.ndarray | None = None
+        #: rows (slots) of the last finished samples, in the order of final_images / final_tokens / final_labels
+        self.final_index: np.ndarray | None = None
+        #: NAT evaluations (= steps) each of the last finished samples used
+        self.final_nfe: np.ndarray | None = None
         self.labels_np: np.ndarray | None = None
         #: hand observations over as torch tensors on the generator's device (the fast path for a device-resident
         #: rollout buffer, see agents.device_buffer); off: numpy, as Gymnasium's API and checkers expect
         self.observations_on_device = False
         self._labels_dev: torch.Tensor | None = None
+        self._label_source: np.random.Generator | None = None
 
     # spaces -------------------------------------------------------------------------------------------
     def observation_space(self) -> spaces.Dict:
@@ -194,7 +243,7 @@ class _DecodingCore:
         })
 
     def action_space(self) -> spaces.Box:
-        return spaces.Box(self.action_low, self.action_high, (4,), dtype=np.float32)
+        return spaces.Box(self.action_low, self.action_high, (self.spec.action_dim,), dtype=np.float32)
 
     # episode ------------------------------------------------------------------------------------------
     def seed(self, np_random: np.random.Generator) -> None:
@@ -207,9 +256,11 @@ class _DecodingCore:
         labels = np.asarray(labels).reshape(-1)
         if labels.shape != (b,) or not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0 or labels.max() >= c:
             raise ValueError(f"options['labels'] must hold {b} integer class ids in [0, {c}), got {labels!r}")
+        self._label_source = np_random  # draws the labels of autoreset rows (adaptive step counts)
         self.labels_np = labels.astype(np.int64)  # kept on the host: no device sync per step to report them
         self._labels_dev = torch.as_tensor(self.labels_np, device=self.generator.device)
-        self.state = self.generator.start(self._labels_dev, self.steps, self.rng)
+        start = self.generator.start_slots if self.adaptive else self.generator.start
+        self.state = start(self._labels_dev, self.steps, self.rng)
         return self.observation()
 
     def observation(self) -> dict[str, Any]:
@@ -220,47 +271,89 @@ class _DecodingCore:
         return {k: v.cpu().numpy() for k, v in obs.items()}
 
     def terminal_observation(self) -> dict[str, np.ndarray]:
+        """Terminal observations of the last finished samples (rows :attr:`final_index`)."""
         g = self.generator
+        n = len(self.final_labels)
         # Never fed to a policy (episodes terminate, nothing is bootstrapped): a read-only zero view, no allocation.
         zeros = np.zeros((1, g.num_tokens, g.feature_dim), dtype=self.np_dtype)
         return {
-            "features": np.broadcast_to(zeros, (self.batch_size, g.num_tokens, g.feature_dim)),
-            "step": np.full((self.batch_size, 1), self.steps, dtype=np.int64),
+            "features": np.broadcast_to(zeros, (n, g.num_tokens, g.feature_dim)),
+            "step": self.final_nfe.reshape(-1, 1).astype(np.int64),
             "label": self.final_labels.reshape(-1, 1).copy(),
         }
 
     def check_actions(self, actions: Any) -> np.ndarray:
         a = np.asarray(actions, dtype=np.float32)
-        if a.shape == (4,) and self.batch_size == 1:
+        d = self.spec.action_dim
+        if a.shape == (d,) and self.batch_size == 1:
             a = a[None]
-        if a.shape != (self.batch_size, 4):
-            raise ValueError(f"actions must have shape ({self.batch_size}, 4) "
-                             f"[{', '.join(ACTION_NAMES)}], got {a.shape}")
+        if a.shape != (self.batch_size, d):
+            names = ACTION_NAMES + ((STOP_ACTION,) if self.adaptive else ())
+            raise ValueError(f"actions must have shape ({self.batch_size}, {d}) [{', '.join(names)}], got {a.shape}")
         if not np.isfinite(a).all():
             bad = np.argwhere(~np.isfinite(a))[:4].tolist()
             raise ValueError(f"actions contain NaN or inf at (env, dim) {bad}; the episode was not advanced")
         return a
 
-    def step(self, actions: Any) -> bool:
-        """Apply one step; returns whether the batch is done."""
+    def step(self, actions: Any) -> np.ndarray:
+        """Apply one step; returns the (B,) bool mask of the samples that finished with it.
+
+        Fixed T: all or none. Adaptive step counts: the samples that stopped (or reached T_max); with
+        ``autoreset`` their rows restart at once with fresh labels, otherwise they leave the batch.
+        """
         if self.state is None or self.state.done:
-            raise RuntimeError("call reset() before step() (episodes end after `steps` steps)")
+            raise RuntimeError("call reset() before step() (episodes end after `steps` steps, or when a sample stops)")
         a = self.check_actions(actions)
+        raw = torch.from_numpy(a)
         # mapped on the host (actions arrive as numpy): no device sync; the generator moves them in one copy
-        params = self.spec.step_params(torch.from_numpy(a), self.state.step)
+        params = self.spec.step_params(raw, self.state.step)
+        if self.adaptive:
+            return self._step_adaptive(raw, params)
         self.state = self.generator.step(self.state, params, self.rng)
         if not self.state.done:
-            return False
+            return np.zeros(self.batch_size, dtype=np.bool_)
         self.final_images = self.generator.decode(self.state.tokens)
         self.final_tokens = self.state.tokens.cpu().numpy()
         self.final_labels = self.labels_np.copy()
-        return True
+        self.final_index = np.arange(self.batch_size)
+        self.final_nfe = np.full(self.batch_size, self.steps, dtype=np.int64)
+        return np.ones(self.batch_size, dtype=np.bool_)
+
+    def _step_adaptive(self, raw: torch.Tensor, params: StepParams) -> np.ndarray:
+        steps = self.state.step
+        finish = (self.spec.finish(raw) | (steps >= self.steps - 1)).numpy()
+        done = np.flatnonzero(finish)
+        restart = None
+        if self.autoreset:
+            restart = self.np_random_labels(len(done))
+        self.state, canvases = self.generator.step_slots(self.state, params, torch.from_numpy(finish), self.rng,
+                                                         None if restart is None else torch.as_tensor(restart, device=self.generator.device))
+        if len(done):
+            done_t = torch.as_tensor(done, device=self.generator.device)
+            final = canvases.index_select(0, done_t)
+            self.final_images = self.generator.decode(final)
+            self.final_tokens = final.cpu().numpy()
+            self.final_labels = self.labels_np[done].copy()
+            self.final_index = done
+            self.final_nfe = steps.numpy()[done] + 1
+        if restart is not None:
+            self.labels_np = self.labels_np.copy()
+            self.labels_np[done] = restart
+            self._labels_dev = self.state.labels
+        else:
+            self.labels_np = self.labels_np[~finish]
+            self._labels_dev = self.state.labels
+        return finish
+
+    def np_random_labels(self, n: int) -> np.ndarray:
+        """Labels of the generations that replace ``n`` finished ones (set by the env: its ``np_random``)."""
+        return self._label_source.integers(0, self.generator.num_classes, size=n).astype(np.int64)
 
     def render(self) -> np.ndarray:
         """(B, H, W, 3) uint8 frames of the current canvas (masked cells grey) or the final images."""
         if self.state is None:
             raise RuntimeError("call reset() before render()")
-        if self.state.done:
+        if self.state.done or self.state.batch_size == 0:
             images = self.final_images
         else:
             images = self.generator.preview(self.state)
@@ -302,7 +395,8 @@ class _CoreAccess:
 
     @property
     def final_images(self) -> torch.Tensor | None:
-        """Decoded images (B, C, H, W) of the last finished batch, on the generator's device."""
+        """Decoded images (B, C, H, W) of the last finished batch (adaptive step counts: of the last finished
+        samples, rows :attr:`final_index`), on the generator's device."""
         return self.core.final_images
 
     @property
@@ -312,8 +406,19 @@ class _CoreAccess:
 
     @property
     def final_tokens(self) -> np.ndarray | None:
-        """(B, N) token canvases of the last finished batch."""
+        """(B, N) token canvases of the last finished batch (adaptive step counts: of the last finished samples)."""
         return self.core.final_tokens
+
+    @property
+    def final_index(self) -> np.ndarray | None:
+        """Sub-env indices of the last finished samples, in the order of ``final_images`` / ``final_labels`` /
+        ``final_tokens`` (all B with a fixed T; those that stopped with adaptive step counts)."""
+        return self.core.final_index
+
+    @property
+    def final_nfe(self) -> np.ndarray | None:
+        """NAT evaluations (= steps) each of the last finished samples used."""
+        return self.core.final_nfe
 
 
 class AdaNATVectorEnv(_CoreAccess, VectorEnv):
@@ -325,8 +430,10 @@ class AdaNATVectorEnv(_CoreAccess, VectorEnv):
     **Autoreset**: ``AutoresetMode.SAME_STEP``: all B sub-envs finish together at step T; that same ``step``
     call starts the next batch and returns its first observation, with the terminal observation in
     ``info["final_obs"]`` (an object array of per-env dicts, ``info["_final_obs"]`` the mask) and
-    ``info["final_info"]`` (``final_tokens``, ``final_label``). This is SB3's convention, and no call is
-    wasted (NEXT_STEP would spend one call in T + 1 only resetting).
+    ``info["final_info"]`` (``final_tokens``, ``final_label``, ``nfe``). This is SB3's convention, and no call
+    is wasted (NEXT_STEP would spend one call in T + 1 only resetting). With ``adaptive_steps=True`` sub-envs
+    finish on their own: a finished one restarts in the same call (fresh label, step 0) while the others
+    continue, and one NAT forward serves the continuing and the restarted rows.
 
     **Arguments**:
     :param generator: the frozen generator.
@@ -336,18 +443,23 @@ class AdaNATVectorEnv(_CoreAccess, VectorEnv):
     :param dtype: ``"float32"`` or ``"float16"`` observation features.
     :param action_bound: raw actions are clipped to ``[-action_bound, action_bound]``.
     :param render_mode: ``None`` or ``"rgb_array"``.
+    :param frozen_actions: action components held at the residual's value (:class:`DecodingSpec`).
+    :param adaptive_steps: adaptive step counts (the stop action; ``steps`` is T_max).
+    :param stop_threshold: a raw stop action at least this finishes the sample.
     """
 
     metadata = {"render_modes": ["rgb_array"], "autoreset_mode": AutoresetMode.SAME_STEP, "render_fps": 4}
 
     def __init__(self, generator: Generator, num_envs: int = 8, steps: int = 8, residual: str = "heuristic",
                  dtype: str = "float32", action_bound: float = DEFAULT_ACTION_BOUND,
-                 render_mode: str | None = None, frozen_actions: tuple[str, ...] = ()) -> None:
+                 render_mode: str | None = None, frozen_actions: tuple[str, ...] = (), adaptive_steps: bool = False,
+                 stop_threshold: float = DEFAULT_STOP_THRESHOLD) -> None:
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
-        self.core = _DecodingCore(generator, num_envs, steps, residual, dtype, action_bound, frozen_actions)
+        self.core = _DecodingCore(generator, num_envs, steps, residual, dtype, action_bound, frozen_actions,
+                                  adaptive_steps, stop_threshold, autoreset=True)
         self.num_envs = num_envs
         self.render_mode = render_mode
         self.single_observation_space = self.core.observation_space()
@@ -363,25 +475,32 @@ class AdaNATVectorEnv(_CoreAccess, VectorEnv):
         return self.core.start(self.np_random, labels), {}
 
     def step(self, actions):
-        done = self.core.step(actions)
+        terminated = self.core.step(actions)
         b = self.num_envs
         rewards = np.zeros(b, dtype=np.float32)
-        terminated = np.full(b, done, dtype=np.bool_)
         truncated = np.zeros(b, dtype=np.bool_)
-        if not done:
+        if not terminated.any():
             return self.core.observation(), rewards, terminated, truncated, {}
-        final = self.core.terminal_observation()
+        core, idx = self.core, self.core.final_index
+        final = core.terminal_observation()
         final_obs = np.empty(b, dtype=object)
-        for i in range(b):
-            final_obs[i] = {k: v[i] for k, v in final.items()}
-        mask = np.ones(b, dtype=np.bool_)
+        for j, i in enumerate(idx):
+            final_obs[i] = {k: v[j] for k, v in final.items()}
+        tokens = np.zeros((b, core.generator.num_tokens), dtype=core.final_tokens.dtype)
+        tokens[idx] = core.final_tokens
+        label = np.zeros(b, dtype=np.int64)
+        label[idx] = core.final_labels
+        nfe = np.zeros(b, dtype=np.int64)
+        nfe[idx] = core.final_nfe
+        mask = terminated.copy()
         infos = {
             "final_obs": final_obs, "_final_obs": mask,
-            "final_info": {"final_tokens": self.core.final_tokens, "_final_tokens": mask,
-                           "final_label": self.core.final_labels, "_final_label": mask},
+            "final_info": {"final_tokens": tokens, "_final_tokens": mask, "final_label": label, "_final_label": mask,
+                           "nfe": nfe, "_nfe": mask},
             "_final_info": mask,
         }
-        obs = self.core.start(self.np_random, None)  # SAME_STEP autoreset: next batch starts now
+        # SAME_STEP autoreset: a fixed-T batch starts anew now; adaptive rows already restarted in core.step
+        obs = core.observation() if core.adaptive else core.start(self.np_random, None)
         return obs, rewards, terminated, truncated, infos
 
     def render(self) -> tuple[np.ndarray, ...] | None:
@@ -406,10 +525,12 @@ class AdaNATEnv(_CoreAccess, gym.Env):
 
     def __init__(self, generator: Generator, steps: int = 8, residual: str = "heuristic", dtype: str = "float32",
                  action_bound: float = DEFAULT_ACTION_BOUND, render_mode: str | None = None,
-                 frozen_actions: tuple[str, ...] = ()) -> None:
+                 frozen_actions: tuple[str, ...] = (), adaptive_steps: bool = False,
+                 stop_threshold: float = DEFAULT_STOP_THRESHOLD) -> None:
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
-        self.core = _DecodingCore(generator, 1, steps, residual, dtype, action_bound, frozen_actions)
+        self.core = _DecodingCore(generator, 1, steps, residual, dtype, action_bound, frozen_actions,
+                                  adaptive_steps, stop_threshold)
         self.render_mode = render_mode
         self.observation_space = self.core.observation_space()
         self.action_space = self.core.action_space()
@@ -423,10 +544,11 @@ class AdaNATEnv(_CoreAccess, gym.Env):
         return {k: v[0] for k, v in obs.items()}, {}
 
     def step(self, action):
-        if not self.core.step(action):
+        if not self.core.step(action)[0]:
             return {k: v[0] for k, v in self.core.observation().items()}, 0.0, False, False, {}
         obs = {k: np.array(v[0]) for k, v in self.core.terminal_observation().items()}
-        info = {"final_tokens": self.core.final_tokens[0].copy(), "final_label": int(self.core.final_labels[0])}
+        info = {"final_tokens": self.core.final_tokens[0].copy(), "final_label": int(self.core.final_labels[0]),
+                "nfe": int(self.core.final_nfe[0])}
         return obs, 0.0, True, False, info
 
     def render(self) -> np.ndarray | None:

@@ -22,12 +22,22 @@ def balanced_labels(num_samples: int, num_classes: int, device: torch.device | s
 
 @torch.inference_mode()
 def sample_images(generator: Generator, policy: Policy, num_steps: int, num_samples: int, *, seed: int = 0,
-                  batch_size: int = 500, progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """``num_samples`` class-balanced images (CPU float tensor) and their labels, generated in batches."""
+                  batch_size: int = 500, progress: bool = False,
+                  nfe: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``num_samples`` class-balanced images (CPU float tensor) and their labels, generated in batches.
+
+    :param nfe: a list to append each batch's (B,) NAT-evaluation counts to (T each, or the policy's own
+        counts with adaptive step counts).
+    """
     labels = balanced_labels(num_samples, generator.num_classes, generator.device)
     rng = generator.make_rng(seed)
     chunks = tqdm(labels.split(batch_size), desc=f"sampling T={num_steps}", disable=not progress, mininterval=2.0)
-    images = [generate(generator, chunk, policy, num_steps, rng=rng).images.cpu() for chunk in chunks]
+    images = []
+    for chunk in chunks:
+        result = generate(generator, chunk, policy, num_steps, rng=rng)
+        images.append(result.images.cpu())
+        if nfe is not None:
+            nfe.append(result.nfe)
     return torch.cat(images), labels.cpu()
 
 
@@ -36,13 +46,16 @@ def evaluate_policy(generator: Generator, policy: Policy, num_steps: int, featur
                     classifier: torch.nn.Module | None = None, progress: bool = False) -> tuple[dict, torch.Tensor]:
     """Metrics of ``policy`` on ``num_samples`` images; returns (metrics, the first 100 images).
 
-    With ``classifier``, also ``class_accuracy``: the fraction of samples classified as their label.
+    With ``classifier``, also ``class_accuracy``: the fraction of samples classified as their label. Always
+    ``nfe_mean``: NAT evaluations per image (T, or the mean step count of an adaptive-step policy).
     """
     t0 = time.perf_counter()
+    nfe: list[torch.Tensor] = []
     images, labels = sample_images(generator, policy, num_steps, num_samples, seed=seed, batch_size=batch_size,
-                                   progress=progress)
+                                   progress=progress, nfe=nfe)
     t_gen = time.perf_counter() - t0
-    out = {**evaluate_images(feature_fn, images, reference, seed=seed), "generate_s": round(t_gen, 2)}
+    out = {**evaluate_images(feature_fn, images, reference, seed=seed), "generate_s": round(t_gen, 2),
+           "nfe_mean": float(torch.cat(nfe).float().mean())}
     if classifier is not None:
         with torch.inference_mode():
             pred = torch.cat([classifier(b).argmax(1).cpu() for b in images.split(1000)])

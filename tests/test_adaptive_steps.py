@@ -1,0 +1,173 @@
+"""Adaptive step counts: the stop action in the single and vector env, compaction of finished samples (NAT rows
+counted), the compute-aware reward, the adaptive sampler, checkers, and training with the stop action."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from gymnasium.utils.env_checker import check_env as gym_check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+from adanat_env.data import DEFAULT_DATA_DIR
+from adanat_env.decoding import StepParams
+from adanat_env.envs import AdaNATEnv, AdaNATVectorEnv
+from adanat_env.policy import PolicyInput, StepDecision
+from adanat_env.sampler import generate
+from adanat_env.schedules import heuristic_schedule
+from adanat_env.wrappers import ComputeCost, VectorComputeCost, VectorTerminalRewardWrapper
+
+STOP, GO = 10.0, -10.0  # raw stop actions: always / never finish now
+
+
+def _count_rows(generator) -> list[int]:
+    rows: list[int] = []
+    generator.nat.register_forward_hook(lambda m, i, o: rows.append(i[0].shape[0]))
+    return rows
+
+
+def _actions(stop: list[float]) -> np.ndarray:
+    a = np.zeros((len(stop), 5), dtype=np.float32)
+    a[:, 4] = stop
+    return a
+
+
+@pytest.mark.parametrize("stop_at, expected", [(0, 1), (None, 5), (2, 3)])
+def test_single_env_step_counts(tiny_generator, stop_at, expected):
+    env = AdaNATEnv(tiny_generator, steps=5, adaptive_steps=True)
+    assert env.action_space.shape == (5,)
+    env.reset(seed=0)
+    for t in range(5):
+        obs, reward, terminated, truncated, info = env.step(_actions([STOP if t == stop_at else GO])[0])
+        if terminated:
+            break
+    assert terminated and not truncated and t + 1 == expected and info["nfe"] == expected
+    assert obs["step"].tolist() == [expected]  # the terminal observation holds the sample's step count
+    assert (info["final_tokens"] < tiny_generator.mask_id).all()  # finishing fixes every remaining token
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(_actions([GO])[0])
+
+
+def test_never_stopping_reproduces_the_fixed_T_env_exactly(tiny_generator):
+    fixed = AdaNATVectorEnv(tiny_generator, num_envs=4, steps=3)
+    adaptive = AdaNATVectorEnv(tiny_generator, num_envs=4, steps=3, adaptive_steps=True)
+    fixed.reset(seed=7, options={"labels": [0, 1, 2, 3]})
+    adaptive.reset(seed=7, options={"labels": [0, 1, 2, 3]})
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        a = rng.normal(size=(4, 5)).astype(np.float32)
+        a[:, 4] = GO
+        _, _, t1, _, i1 = fixed.step(a[:, :4])
+        _, _, t2, _, i2 = adaptive.step(a)
+    assert t1.all() and t2.all() and i2["final_info"]["nfe"].tolist() == [3] * 4
+    np.testing.assert_array_equal(i1["final_info"]["final_tokens"], i2["final_info"]["final_tokens"])
+    torch.testing.assert_close(fixed.final_images, adaptive.final_images, rtol=0, atol=0)
+
+
+def test_vector_env_per_sample_termination_restart_and_nat_rows(tiny_generator):
+    rows = _count_rows(tiny_generator)
+    env = AdaNATVectorEnv(tiny_generator, num_envs=4, steps=3, adaptive_steps=True)
+    obs, _ = env.reset(seed=0)
+    assert rows == [4 + 1]  # 4 conditional rows + one shared unconditional all-mask row
+    # step 0: samples 0 and 2 finish (1 step each); 1 and 3 continue
+    obs, rew, term, trunc, info = env.step(_actions([STOP, GO, STOP, GO]))
+    assert term.tolist() == [True, False, True, False] and not trunc.any()
+    assert rows[-1] == 2 * 2 + 2 + 1  # continuing rows (cond + uncond) + 2 restarts + 1 shared uncond
+    assert obs["step"][:, 0].tolist() == [0, 1, 0, 1]  # finished slots restarted in the same call
+    assert info["_final_obs"].tolist() == term.tolist() and info["final_obs"][1] is None
+    assert info["final_obs"][0]["step"].tolist() == [1] and info["final_info"]["nfe"][term].tolist() == [1, 1]
+    assert env.final_index.tolist() == [0, 2] and env.final_images.shape[0] == 2
+    assert (info["final_info"]["final_tokens"][term] < tiny_generator.mask_id).all()
+    # step 1: nobody stops: a plain step over the 4 running rows
+    obs, rew, term, trunc, info = env.step(_actions([GO] * 4))
+    assert not term.any() and rows[-1] == 2 * 4 and info == {}
+    # step 2: samples 1 and 3 reach T_max = 3 and finish whatever they say; 0 and 2 stop at their second step
+    obs, rew, term, trunc, info = env.step(_actions([STOP, GO, STOP, GO]))
+    assert term.all() and info["final_info"]["nfe"].tolist() == [2, 3, 2, 3]
+    assert rows[-1] == 4 + 1  # all 4 slots restart: no continuing row
+    assert obs["step"][:, 0].tolist() == [0] * 4
+
+
+def test_sampler_compacts_finished_samples(tiny_generator):
+    rows = _count_rows(tiny_generator)
+    heuristic = heuristic_schedule(4)
+
+    class StopHalfAtOne:
+        adaptive_steps = True
+
+        def __call__(self, inp: PolicyInput) -> StepDecision:
+            params = heuristic(replace(inp, num_steps=4))
+            return StepDecision(params, (inp.labels % 2 == 0) & (inp.step == 0))
+
+    out = generate(tiny_generator, torch.arange(6), StopHalfAtOne(), 4, seed=0)
+    assert out.nfe.tolist() == [1, 4, 1, 4, 1, 4]
+    assert rows == [6 + 1, 2 * 3, 2 * 3, 2 * 3]  # finished samples cost no NAT forward after their last step
+    assert out.images.shape[0] == 6 and (out.tokens < tiny_generator.mask_id).all()
+
+    class Never(StopHalfAtOne):
+        def __call__(self, inp: PolicyInput) -> StepDecision:
+            return StepDecision(heuristic(replace(inp, num_steps=4)), torch.zeros(len(inp.labels), dtype=torch.bool))
+
+    never = generate(tiny_generator, torch.arange(6), Never(), 4, seed=0)
+    fixed = generate(tiny_generator, torch.arange(6), heuristic, 4, seed=0)
+    assert never.nfe.tolist() == [4] * 6 and torch.equal(never.tokens, fixed.tokens)
+
+
+def test_compute_cost_is_subtracted_from_terminal_rewards(tiny_generator):
+    base = AdaNATVectorEnv(tiny_generator, num_envs=3, steps=4, adaptive_steps=True)
+    env = VectorComputeCost(VectorTerminalRewardWrapper(base, lambda x, y: torch.ones(len(y))), nfe_cost=0.1)
+    env.reset(seed=0)
+    _, rew, term, _, _ = env.step(_actions([STOP, GO, GO]))
+    np.testing.assert_allclose(rew, [1 - 0.1, 0, 0], rtol=1e-6)
+    _, rew, term, _, _ = env.step(_actions([GO, STOP, GO]))
+    np.testing.assert_allclose(rew, [0, 1 - 0.2, 0], rtol=1e-6)
+    single = ComputeCost(AdaNATEnv(tiny_generator, steps=4, adaptive_steps=True), nfe_cost=0.5)
+    single.reset(seed=0)
+    assert single.step(_actions([GO])[0])[1] == 0.0
+    assert single.step(_actions([STOP])[0])[1] == pytest.approx(-1.0)
+    with pytest.raises(ValueError, match="nfe_cost"):
+        VectorComputeCost(base, nfe_cost=-1)
+
+
+def test_checkers_pass_and_bad_actions_are_refused(tiny_generator):
+    env = AdaNATEnv(tiny_generator, steps=3, adaptive_steps=True)
+    gym_check_env(env, skip_render_check=True)
+    sb3_check_env(env, warn=True)
+    venv = AdaNATVectorEnv(tiny_generator, num_envs=2, steps=3, adaptive_steps=True)
+    venv.reset(seed=0)
+    with pytest.raises(ValueError, match=r"\(2, 5\).*stop"):
+        venv.step(np.zeros((2, 4), dtype=np.float32))
+    bad = _actions([GO, GO])
+    bad[1, 4] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        venv.step(bad)
+    obs, *_ = venv.step(_actions([GO, GO]))  # the episode was not advanced by the refused actions
+    assert obs["step"][:, 0].tolist() == [1, 1]
+
+
+def test_step_slots_needs_per_row_steps(tiny_generator):
+    state = tiny_generator.start(torch.arange(2), 3)
+    with pytest.raises(ValueError, match="start_slots"):
+        tiny_generator.step_slots(state, StepParams.full(2, 0.5), torch.zeros(2, dtype=torch.bool))
+
+
+@pytest.mark.skipif(not (DEFAULT_DATA_DIR / "train-labels-idx1-ubyte.gz").exists(),
+                    reason="Fashion-MNIST package not installed (real images for the discriminator)")
+def test_training_with_the_stop_action_and_a_compute_cost(tmp_path):
+    from agents.trainer import TrainConfig, Trainer
+
+    cfg = TrainConfig(steps=3, adaptive_steps=True, nfe_cost=0.05, batch_size=8, episodes=16, minibatch=16, epochs=1,
+                      d_epochs=1, d_batch_size=8, d_updates=2, d_minibatch=8, d_warmup=1, d_real_count=500,
+                      val_count=200, curve_every=1, curve_samples=50, eval_samples=60, amp="none", device="cpu",
+                      seed=3, iterations=1)
+    trainer = Trainer(cfg, tmp_path, log=lambda _: None)
+    (rec,) = trainer.fit(progress=False)
+    assert 1 <= rec["nfe_mean"] <= 3 and rec["nfe_quick"] == 3.0 and len(rec["step_params"]) == 3
+    metrics = trainer.evaluate()
+    assert metrics["details"]["learned"]["nfe_mean"] == 3.0 and metrics["details"]["heuristic"]["nfe_mean"] == 3.0
+    with pytest.raises(ValueError, match="adaptive-steps"):
+        replace(cfg, reward="fid").validate()
+    with pytest.raises(ValueError, match="nfe-cost"):
+        replace(cfg, nfe_cost=-0.1).validate()
