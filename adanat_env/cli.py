@@ -250,12 +250,14 @@ def _sample(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict:
     labels = torch.tensor(args.classes, device=args.device).repeat_interleave(args.per_class)
     rng = gen.make_rng(args.seed)
     t1 = time.perf_counter()
-    images = [generate(gen, chunk, policy, args.steps, rng=rng).images.cpu() for chunk in labels.split(args.batch_size)]
+    results = [generate(gen, chunk, policy, args.steps, rng=rng) for chunk in labels.split(args.batch_size)]
+    images = [r.images.cpu() for r in results]
+    nfe = float(torch.cat([r.nfe for r in results]).float().mean())
     t2 = time.perf_counter()
     scale = args.scale or (3 if gen.image_shape[-1] < 64 else 1)
     path = save_grid(torch.cat(images), args.out, nrow=args.per_class, scale=scale)
     return {"out": str(path), "images": int(labels.numel()), "steps": args.steps, "schedule": what,
-            "device": str(args.device), "load_s": round(t1 - t0, 2), "generate_s": round(t2 - t1, 2)}
+            "nfe_mean": nfe, "device": str(args.device), "load_s": round(t1 - t0, 2), "generate_s": round(t2 - t1, 2)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -81,6 +81,9 @@ def policy_schedule(generator: Generator, policy: Any, num_steps: int, num_sampl
     """
     from adanat_env.sampler import generate
 
+    if getattr(policy, "adaptive_steps", False):
+        raise ValueError("a stop-action policy (trained with --adaptive-steps 1) has no fixed schedule: every sample "
+                         "chooses its own step count; sample with it directly (python -m adanat_env.cli --policy RUN)")
     labels = balanced_labels(num_samples, generator.num_classes, generator.device)
     rows: list[torch.Tensor] = []
 

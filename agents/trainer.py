@@ -412,6 +412,15 @@ def _build_quality_reward(config: TrainConfig, venv: gym.vector.VectorEnv, devic
     return VectorTerminalRewardWrapper(venv, clf.label_probability)
 
 
+def _co_trained_reward(env: Any) -> Any:
+    """The reward wrapper that co-trains (the adversarial one) anywhere in ``env``'s wrapper chain, or ``None``."""
+    while env is not None:
+        if hasattr(env, "co_train"):
+            return env
+        env = getattr(env, "env", None)
+    return None
+
+
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """A training checkpoint (a file or a run directory holding ``checkpoint.pt``), read with ``weights_only``.
 
@@ -464,7 +473,7 @@ class Trainer:
 
         env = build_reward(config, build_env(config, self.device), self.device)
         self.generator = env.unwrapped.generator
-        self.adversarial = env if hasattr(env, "co_train") else None
+        self.adversarial = _co_trained_reward(env)
         spec = ALGOS[config.algo]
         self.env = PooledObservation(env) if spec.pooled else env
         #: observations and the rollout buffer stay on the device (agents.device_buffer)

@@ -165,9 +165,22 @@ def test_training_with_the_stop_action_and_a_compute_cost(tmp_path):
     trainer = Trainer(cfg, tmp_path, log=lambda _: None)
     (rec,) = trainer.fit(progress=False)
     assert 1 <= rec["nfe_mean"] <= 3 and rec["nfe_quick"] == 3.0 and len(rec["step_params"]) == 3
+    assert trainer.adversarial is not None and "d_acc_heldout_fake" in rec  # the compute cost wraps it: still co-trained
     metrics = trainer.evaluate()
     assert metrics["details"]["learned"]["nfe_mean"] == 3.0 and metrics["details"]["heuristic"]["nfe_mean"] == 3.0
     with pytest.raises(ValueError, match="adaptive-steps"):
         replace(cfg, reward="fid").validate()
     with pytest.raises(ValueError, match="nfe-cost"):
         replace(cfg, nfe_cost=-0.1).validate()
+    # a stop-action policy samples through the CLI and the library; it has no fixed schedule to export
+    from adanat_env.cli import main as cli_main
+    from agents.export import export_schedule, load_generation_policy
+
+    gen, policy, config = load_generation_policy(tmp_path, device="cpu")
+    assert policy.adaptive_steps and config.adaptive_steps
+    out = generate(gen, torch.arange(4), policy, 3, seed=0)
+    assert out.images.shape[0] == 4 and ((out.nfe >= 1) & (out.nfe <= 3)).all()
+    with pytest.raises(ValueError, match="stop-action policy"):
+        export_schedule(gen, policy, 3, tmp_path / "schedule.json")
+    assert cli_main(["--policy", str(tmp_path), "--out", str(tmp_path / "grid.png"), "--device", "cpu",
+                     "--per-class", "1"]) == 0 and (tmp_path / "grid.png").is_file()
