@@ -36,6 +36,18 @@ def image_panels(images: dict[str, str | Path], out: str | Path, title: str = ""
     plt.close(fig)
 
 
+def _finish(plt, fig, ax, out: str | Path, xlabel: str, ylabel: str, title: str) -> None:  # type: ignore[no-untyped-def]
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
 def curves(series: dict[str, Sequence[tuple[Sequence[float], Sequence[float]]]], out: str | Path, *, xlabel: str,
            ylabel: str, hlines: dict[str, float] | None = None, title: str = "") -> None:
     """One line per (name, seed), the mean over seeds in bold where the seeds share x values."""
@@ -54,15 +66,7 @@ def curves(series: dict[str, Sequence[tuple[Sequence[float], Sequence[float]]]],
     for j, (name, v) in enumerate((hlines or {}).items()):
         ax.axhline(v, ls="--", color="k", alpha=0.5 + 0.2 * j, lw=1)
         ax.text(ax.get_xlim()[0], v, f" {name}", va="bottom", fontsize=8)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    _finish(plt, fig, ax, out, xlabel, ylabel, title)
 
 
 def quality_compute(lines: dict[str, dict[str, Sequence[float]]], out: str | Path, *, title: str = "") -> None:
@@ -78,15 +82,7 @@ def quality_compute(lines: dict[str, dict[str, Sequence[float]]], out: str | Pat
                     capsize=3, lw=1.5, label=name)
         for x, y, lab in zip(d["nfe"], d["fid"], d.get("labels", [])):
             ax.annotate(lab, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
-    ax.set_xlabel("NAT evaluations per image (mean)")
-    ax.set_ylabel("FID (test split) ↓")
-    if title:
-        ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    _finish(plt, fig, ax, out, "NAT evaluations per image (mean)", "FID (test split) ↓", title)
 
 
 def adaptive_figure(params: np.ndarray, easy: np.ndarray, hard: np.ndarray, images: np.ndarray, out: str | Path,
