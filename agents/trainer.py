@@ -194,9 +194,6 @@ class TrainConfig:
             raise ValueError(f"--nfe-cost must be a finite number >= 0, got {self.nfe_cost}")
         if self.adaptive_steps and self.algo not in ("ppo", "a2c", "trpo"):
             raise ValueError(f"--adaptive-steps 1 needs ppo, a2c or trpo; got --algo {self.algo}")
-        if self.adaptive_steps and self.reward == "fid":
-            raise ValueError("--adaptive-steps 1 does not work with --reward fid: samples finish a few at a time, and "
-                             "a batch FID needs the whole batch; use --reward adversarial or prm")
 
 
 def _choices() -> dict[str, tuple[Any, ...]]:
@@ -405,7 +402,15 @@ def _build_quality_reward(config: TrainConfig, venv: gym.vector.VectorEnv, devic
         fn = metric_features(config, device)
         real = _real_images(config, gen, device)
         train_stats = feature_stats(extract_features(fn, real.images.float().div(255.0).split(1000)))
-        return VectorTerminalRewardWrapper(venv, BatchFIDReward(fn, train_stats))
+        if not config.adaptive_steps:
+            return VectorTerminalRewardWrapper(venv, BatchFIDReward(fn, train_stats))
+        # samples finish a few at a time: the jackknife runs over the last batch_size finished samples plus the
+        # new ones, primed with a batch of the heuristic's T_max-step generations (the initial policy's mean)
+        reward = BatchFIDReward(fn, train_stats, pool=config.batch_size)
+        primer, _ = sample_images(gen, heuristic_schedule(config.steps), config.steps, config.batch_size,
+                                  seed=config.seed + 4242)
+        reward.prime(primer.to(device))
+        return VectorTerminalRewardWrapper(venv, reward)
     clf = run_classifier(config, device)  # "prm": the offline reward-model stand-in, the data set's classifier
     if clf is None:
         raise ValueError("--reward prm needs the data set's classifier: pass --classifier-dir")
@@ -560,7 +565,15 @@ class Trainer:
         if self.adversarial is not None:
             state["reward"] = self.adversarial.state_dict()
             state["disc_callback"] = self.disc_callback.state_dict()
+        elif hasattr(self._reward_model(), "state_dict"):  # e.g. the pooled FID reward of adaptive step counts
+            state["reward_model"] = self._reward_model().state_dict()
         return state
+
+    def _reward_model(self) -> Any:
+        env = self.env
+        while env is not None and not hasattr(env, "reward_model"):
+            env = getattr(env, "env", None)
+        return getattr(env, "reward_model", None)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict` into a trainer built with the same configuration."""
@@ -570,6 +583,8 @@ class Trainer:
         if self.adversarial is not None:
             self.adversarial.load_state_dict(state["reward"])
             self.disc_callback.load_state_dict(state["disc_callback"])
+        elif "reward_model" in state:
+            self._reward_model().load_state_dict(state["reward_model"])
         self.iteration = int(state["iteration"])
         self.history = list(state["history"])
         self.changes = list(state.get("changes", []))

@@ -14,11 +14,18 @@ the advantage of every sample in a batch identical, and PPO would learn nothing 
 The n leave-one-out statistics come from rank-one downdates of the batch mean and scatter, and the n matrix
 square-root traces from one batched symmetric eigen-decomposition, on the reward's device.
 
+**Samples that finish a few at a time** (adaptive step counts): with ``pool = K`` the jackknife runs over the
+last K finished samples plus the new ones, and only the new ones get rewards: the same pseudo-value, with the
+recent generations standing in for the rest of the batch. Prime the pool (:meth:`BatchFIDReward.prime`) with
+a batch of the initial policy's generations; the pool is part of the reward's state (:meth:`state_dict`).
+
 Reference statistics must not be the evaluation reference (that would train on the test set): the default
 in :mod:`agents.trainer` uses the real TRAIN split's statistics, evaluation uses the test split.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import torch
@@ -42,11 +49,13 @@ def _fid_terms(mu: torch.Tensor, sigma: torch.Tensor, ref_mu: torch.Tensor, ref_
     return (diff * diff).sum(-1) + sigma.diagonal(dim1=-2, dim2=-1).sum(-1) + ref_trace - 2 * eig.sqrt().sum(-1)
 
 
-def jackknife_fid(features: torch.Tensor, ref: FeatureStats) -> tuple[torch.Tensor, torch.Tensor]:
-    """(FID of the batch, (n,) FIDs of the batch without each sample), in float64.
+def jackknife_fid(features: torch.Tensor, ref: FeatureStats,
+                  rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(FID of the batch, FIDs of the batch without each sample), in float64.
 
     :param features: (n, D) features of the batch, n >= 3.
     :param ref: reference statistics.
+    :param rows: leave out only these samples (default: every one); the second output has one entry per row.
     """
     x = features.double()
     n = x.shape[0]
@@ -62,6 +71,8 @@ def jackknife_fid(features: torch.Tensor, ref: FeatureStats) -> tuple[torch.Tens
     scatter = d.T @ d
     full = _fid_terms(mu, scatter / (n - 1), ref_mu, ref_sqrt, ref_trace)
     # leave-one-out: mean and scatter without sample i (rank-one downdates)
+    if rows is not None:
+        d = d[rows.to(dev)]
     mu_loo = mu[None] - d / (n - 1)
     scatter_loo = scatter[None] - (n / (n - 1)) * d[:, :, None] * d[:, None, :]
     loo = _fid_terms(mu_loo, scatter_loo / (n - 2), ref_mu, ref_sqrt, ref_trace)
@@ -74,18 +85,50 @@ class BatchFIDReward:
     :param feature_fn: frozen feature network ``images -> (B, D)``.
     :param reference: reference statistics (e.g. of the real train split).
     :param scale: rewards are multiplied by this (advantage normalisation makes it matter little).
+    :param pool: 0: the jackknife runs over each call's images (a whole batch finishing together). K > 0: over
+        the last K finished samples plus the new ones (see module docstring); :meth:`prime` it first.
     """
 
-    def __init__(self, feature_fn: FeatureFn, reference: FeatureStats, scale: float = 1.0) -> None:
+    def __init__(self, feature_fn: FeatureFn, reference: FeatureStats, scale: float = 1.0, pool: int = 0) -> None:
         self.feature_fn = feature_fn
         self.reference = FeatureStats(np.asarray(reference.mu), np.asarray(reference.sigma), int(reference.n))
         self.scale = float(scale)
+        if pool < 0:
+            raise ValueError(f"pool must be >= 0, got {pool}")
+        self.pool_size = int(pool)
+        self.pool: torch.Tensor | None = None  # (<= K, D) float64 features of the last finished samples
         self.last_fid: float | None = None
 
     @torch.inference_mode()
+    def prime(self, images: torch.Tensor) -> None:
+        """Fill the pool with the features of ``images`` (e.g. a batch of the initial policy's generations)."""
+        self._push(self.feature_fn(images.float()).double())
+
+    def _push(self, feats: torch.Tensor) -> None:
+        x = feats if self.pool is None else torch.cat([self.pool.to(feats.device), feats])
+        self.pool = x[-self.pool_size:].clone()
+
+    @torch.inference_mode()
     def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        feats = self.feature_fn(images.float())
-        full, loo = jackknife_fid(feats, self.reference)
+        feats = self.feature_fn(images.float()).double()
+        new = feats.shape[0]
+        if self.pool_size:
+            x = feats if self.pool is None else torch.cat([self.pool.to(feats.device), feats])
+            if x.shape[0] < 3:
+                raise ValueError("the FID reward's pool holds fewer than 3 samples: prime() it with a batch of "
+                                 "generations first")
+            rows = torch.arange(x.shape[0] - new, x.shape[0])
+            full, loo = jackknife_fid(x, self.reference, rows)
+            self._push(feats)
+        else:
+            x = feats
+            full, loo = jackknife_fid(x, self.reference)
         self.last_fid = float(full)
-        n = feats.shape[0]
+        n = x.shape[0]
         return (-(n * full - (n - 1) * loo) * self.scale).float()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"pool": None if self.pool is None else self.pool.cpu()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.pool = state["pool"]

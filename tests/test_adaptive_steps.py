@@ -168,8 +168,6 @@ def test_training_with_the_stop_action_and_a_compute_cost(tmp_path):
     assert trainer.adversarial is not None and "d_acc_heldout_fake" in rec  # the compute cost wraps it: still co-trained
     metrics = trainer.evaluate()
     assert metrics["details"]["learned"]["nfe_mean"] == 3.0 and metrics["details"]["heuristic"]["nfe_mean"] == 3.0
-    with pytest.raises(ValueError, match="adaptive-steps"):
-        replace(cfg, reward="fid").validate()
     with pytest.raises(ValueError, match="nfe-cost"):
         replace(cfg, nfe_cost=-0.1).validate()
     # a stop-action policy samples through the CLI and the library; it has no fixed schedule to export
@@ -184,3 +182,42 @@ def test_training_with_the_stop_action_and_a_compute_cost(tmp_path):
         export_schedule(gen, policy, 3, tmp_path / "schedule.json")
     assert cli_main(["--policy", str(tmp_path), "--out", str(tmp_path / "grid.png"), "--device", "cpu",
                      "--per-class", "1"]) == 0 and (tmp_path / "grid.png").is_file()
+
+
+@pytest.mark.skipif(not (DEFAULT_DATA_DIR / "train-labels-idx1-ubyte.gz").exists(),
+                    reason="Fashion-MNIST package not installed (real images for the reward's statistics)")
+def test_the_pooled_fid_reward_trains_with_the_stop_action_and_resumes_exactly(tmp_path):
+    from agents.trainer import TrainConfig, Trainer, load_checkpoint
+
+    cfg = TrainConfig(steps=3, adaptive_steps=True, nfe_cost=1.0, reward="fid", kl_coef=0.0, batch_size=8,
+                      episodes=16, minibatch=16, epochs=1, d_real_count=500, val_count=200, curve_every=0,
+                      eval_samples=40, amp="none", device="cpu", seed=3, iterations=2)
+    full = Trainer(cfg, tmp_path / "full", log=lambda _: None)
+    full.fit(progress=False)
+    pool = full._reward_model().pool
+    assert pool.shape[0] == 8 and full._reward_model().pool_size == 8
+    cut = Trainer(cfg, tmp_path / "cut", log=lambda _: None)
+    cut.fit(max_iterations=1, progress=False)
+    Trainer.resume(tmp_path / "cut", log=lambda _: None).fit(progress=False)
+    a, b = load_checkpoint(tmp_path / "full"), load_checkpoint(tmp_path / "cut")
+    assert all(torch.equal(a["model"]["policy"][k], b["model"]["policy"][k]) for k in a["model"]["policy"])
+    assert torch.equal(a["reward_model"]["pool"], b["reward_model"]["pool"])
+
+
+def test_pooled_jackknife_rewards_only_the_new_samples():
+    from adanat_env.evaluation.metrics import FeatureStats
+    from rewards.fid_reward import BatchFIDReward, jackknife_fid
+
+    g = torch.Generator().manual_seed(0)
+    ref = FeatureStats(np.zeros(4), np.eye(4), 100)
+    reward = BatchFIDReward(lambda x: x.reshape(len(x), -1)[:, :4], ref, pool=6)
+    with pytest.raises(ValueError, match="prime"):
+        reward(torch.randn(2, 4, generator=g), torch.zeros(2))
+    reward.prime(torch.randn(6, 4, generator=g))
+    pool = reward.pool.clone()
+    new = torch.randn(2, 4, generator=g)
+    r = reward(new, torch.zeros(2))
+    x = torch.cat([pool, new.double()])
+    full, loo = jackknife_fid(x, ref)
+    torch.testing.assert_close(r, (-(8 * full - 7 * loo[-2:])).float())  # the pseudo-values of the new samples
+    torch.testing.assert_close(reward.pool, x[-6:])  # the pool keeps the last 6
