@@ -708,7 +708,7 @@ class Trainer:
 
         :return: ``reward_std`` (spread of the terminal rewards), ``step_params`` (T rows of the executed
             (m, tau_1, tau_2, w), averaged over the rollout), with adaptive steps ``nfe_mean`` (steps per finished
-            generation), and, with the adversarial reward, the discriminator's accuracy on these fresh fakes
+            generation) and ``step_stop_rate`` (per step, the share of sampled actions that stopped), and, with the adversarial reward, the discriminator's accuracy on these fresh fakes
             (never trained on) and on held-out real images.
         """
         t_steps = self.config.steps
@@ -732,6 +732,10 @@ class Trainer:
                   for t in range(t_steps)]
         out.update({"reward_std": float(terminal.std()) if terminal.size else math.nan,
                     "step_params": [[round(float(v), 5) for v in p] for p in params]})
+        if spec.adaptive:  # how often the (sampled) stop action fired at each step of the rollout
+            fired = spec.finish(torch.from_numpy(actions)).numpy()
+            out["step_stop_rate"] = [round(float(fired[step_of_row == t].mean()), 4) if (step_of_row == t).any()
+                                     else math.nan for t in range(t_steps)]
         if self.adversarial is not None:
             # the sigmoid reward is the discriminator's probability; the witness reward is not one
             out["d_acc_heldout_fake"] = float((terminal < 0.5).mean()) if self.config.d_reward == "sigmoid" else math.nan

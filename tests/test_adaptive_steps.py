@@ -165,6 +165,7 @@ def test_training_with_the_stop_action_and_a_compute_cost(tmp_path):
     trainer = Trainer(cfg, tmp_path, log=lambda _: None)
     (rec,) = trainer.fit(progress=False)
     assert 1 <= rec["nfe_mean"] <= 3 and rec["nfe_quick"] == 3.0 and len(rec["step_params"]) == 3
+    assert len(rec["step_stop_rate"]) == 3 and all(0 <= r <= 1 for r in rec["step_stop_rate"])
     assert trainer.adversarial is not None and "d_acc_heldout_fake" in rec  # the compute cost wraps it: still co-trained
     metrics = trainer.evaluate()
     assert metrics["details"]["learned"]["nfe_mean"] == 3.0 and metrics["details"]["heuristic"]["nfe_mean"] == 3.0
