@@ -417,6 +417,18 @@ def _build_quality_reward(config: TrainConfig, venv: gym.vector.VectorEnv, devic
     return VectorTerminalRewardWrapper(venv, clf.label_probability)
 
 
+def _time_major(x: Any, buf: Any, flattened: bool) -> np.ndarray:
+    """A rollout-buffer array as (n_steps, n_envs, ...) on the host.
+
+    :param flattened: SB3's ``get()`` has flattened it env-major (observations and actions, once the update has
+        sampled from the buffer: ``buf.generator_ready``); rewards and episode starts are never flattened.
+    """
+    x = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+    if flattened:
+        return x.reshape(buf.n_envs, buf.buffer_size, *x.shape[1:]).swapaxes(0, 1)
+    return x.reshape(buf.buffer_size, buf.n_envs, *x.shape[2:])
+
+
 def _co_trained_reward(env: Any) -> Any:
     """The reward wrapper that co-trains (the adversarial one) anywhere in ``env``'s wrapper chain, or ``None``."""
     while env is not None:
@@ -713,21 +725,22 @@ class Trainer:
         """
         t_steps = self.config.steps
         spec = self.generation_policy().spec
-        actions = np.asarray(actions, dtype=np.float32).reshape(-1, actions.shape[-1])  # (n_steps * n_envs, dim)
+        buf = self.model.rollout_buffer
+        acts = _time_major(actions, buf, buf.generator_ready)  # (n_steps, n_envs, dim)
+        dim = acts.shape[-1]
         out: dict[str, Any] = {}
         if spec.adaptive:
-            buf = self.model.rollout_buffer
-            steps = torch.as_tensor(buf.observations["step"]).reshape(buf.buffer_size, -1).cpu().numpy()
-            starts = torch.as_tensor(buf.episode_starts).reshape(buf.buffer_size, -1).cpu().numpy().astype(bool)
+            steps = _time_major(buf.observations["step"], buf, buf.generator_ready).reshape(buf.buffer_size, buf.n_envs)
+            starts = _time_major(buf.episode_starts, buf, False).astype(bool)
             last = np.zeros_like(starts)
             last[:-1] = starts[1:]  # the rollout's final row is not known to be terminal: left out
-            terminal = rewards[last]
-            out["nfe_mean"] = float(steps[last].mean() + 1) if last.any() else math.nan
+            terminal, nfe = rewards[last], steps[last] + 1
+            out["nfe_mean"] = float(nfe.mean()) if last.any() else math.nan
             out["reward_mean"] = float(terminal.mean()) if terminal.size else math.nan  # per finished generation
-            step_of_row = steps.reshape(-1)
         else:
-            terminal = rewards[t_steps - 1::t_steps].reshape(-1)
-            step_of_row = np.tile(np.arange(t_steps).repeat(rewards.shape[1]), rewards.shape[0] // t_steps)
+            terminal, nfe = rewards[t_steps - 1::t_steps].reshape(-1), t_steps
+            steps = np.broadcast_to((np.arange(buf.buffer_size) % t_steps)[:, None], acts.shape[:2])
+        step_of_row, actions = steps.reshape(-1), acts.reshape(-1, dim)
         params = [spec.step_params(torch.from_numpy(actions[step_of_row == t]), t).as_tensor().mean(0)
                   for t in range(t_steps)]
         out.update({"reward_std": float(terminal.std()) if terminal.size else math.nan,
@@ -738,7 +751,8 @@ class Trainer:
                                      else math.nan for t in range(t_steps)]
         if self.adversarial is not None:
             # the sigmoid reward is the discriminator's probability; the witness reward is not one
-            out["d_acc_heldout_fake"] = float((terminal < 0.5).mean()) if self.config.d_reward == "sigmoid" else math.nan
+            quality = terminal + self.config.nfe_cost * nfe  # without the compute cost
+            out["d_acc_heldout_fake"] = float((quality < 0.5).mean()) if self.config.d_reward == "sigmoid" else math.nan
             out["d_acc_heldout_real"] = self._heldout_real_accuracy()
         return out
 

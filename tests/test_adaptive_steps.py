@@ -166,6 +166,8 @@ def test_training_with_the_stop_action_and_a_compute_cost(tmp_path):
     (rec,) = trainer.fit(progress=False)
     assert 1 <= rec["nfe_mean"] <= 3 and rec["nfe_quick"] == 3.0 and len(rec["step_params"]) == 3
     assert len(rec["step_stop_rate"]) == 3 and all(0 <= r <= 1 for r in rec["step_stop_rate"])
+    m = [p[0] for p in rec["step_params"]]  # per-step mean mask ratio near the heuristic's 0.87, 0.50, 0.0005
+    assert m[0] > 0.7 and 0.3 < m[1] < 0.7 and m[2] < 0.1
     assert trainer.adversarial is not None and "d_acc_heldout_fake" in rec  # the compute cost wraps it: still co-trained
     metrics = trainer.evaluate()
     assert metrics["details"]["learned"]["nfe_mean"] == 3.0 and metrics["details"]["heuristic"]["nfe_mean"] == 3.0

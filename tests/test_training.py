@@ -179,6 +179,8 @@ def test_the_training_curve_records_what_shows_a_healthy_reward(tmp_path):
     assert rec["reward_std"] >= 0.0 and len(rec["step_params"]) == 2 and all(len(p) == 4 for p in rec["step_params"])
     m, tau1, tau2, w = rec["step_params"][-1]
     assert 0.0 <= m <= 1.0 and tau1 > 0 and tau2 > 0 and w >= 0  # mean executed (m, tau_1, tau_2, w) of the last step
+    # each row is the mean of its own step (SB3 flattens the buffer env-major in its update: layout matters)
+    assert rec["step_params"][0][0] > 0.5 > rec["step_params"][1][0]  # heuristic T=2 mask ratios: 0.71, 0.0008
     trainer.evaluate()
     from PIL import Image
 
