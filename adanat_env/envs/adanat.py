@@ -256,7 +256,7 @@ class _DecodingCore:
         labels = np.asarray(labels).reshape(-1)
         if labels.shape != (b,) or not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0 or labels.max() >= c:
             raise ValueError(f"options['labels'] must hold {b} integer class ids in [0, {c}), got {labels!r}")
-        self._label_source = np_random  # draws the labels of autoreset rows (adaptive step counts)
+        self._label_source = np_random  # the env's np_random: labels of restarted rows (adaptive step counts)
         self.labels_np = labels.astype(np.int64)  # kept on the host: no device sync per step to report them
         self._labels_dev = torch.as_tensor(self.labels_np, device=self.generator.device)
         start = self.generator.start_slots if self.adaptive else self.generator.start
@@ -323,11 +323,12 @@ class _DecodingCore:
         steps = self.state.step
         finish = (self.spec.finish(raw) | (steps >= self.steps - 1)).numpy()
         done = np.flatnonzero(finish)
-        restart = None
-        if self.autoreset:
-            restart = self.np_random_labels(len(done))
+        # the vector env's same-step autoreset: fresh labels for the finished slots, from the env's np_random
+        restart = (self._label_source.integers(0, self.generator.num_classes, size=len(done)).astype(np.int64)
+                   if self.autoreset else None)
+        restart_dev = None if restart is None else torch.as_tensor(restart, device=self.generator.device)
         self.state, canvases = self.generator.step_slots(self.state, params, torch.from_numpy(finish), self.rng,
-                                                         None if restart is None else torch.as_tensor(restart, device=self.generator.device))
+                                                         restart_dev)
         if len(done):
             done_t = torch.as_tensor(done, device=self.generator.device)
             final = canvases.index_select(0, done_t)
@@ -339,15 +340,10 @@ class _DecodingCore:
         if restart is not None:
             self.labels_np = self.labels_np.copy()
             self.labels_np[done] = restart
-            self._labels_dev = self.state.labels
-        else:
+        else:  # finished rows left the batch
             self.labels_np = self.labels_np[~finish]
-            self._labels_dev = self.state.labels
+        self._labels_dev = self.state.labels
         return finish
-
-    def np_random_labels(self, n: int) -> np.ndarray:
-        """Labels of the generations that replace ``n`` finished ones (set by the env: its ``np_random``)."""
-        return self._label_source.integers(0, self.generator.num_classes, size=n).astype(np.int64)
 
     def render(self) -> np.ndarray:
         """(B, H, W, 3) uint8 frames of the current canvas (masked cells grey) or the final images."""
