@@ -31,12 +31,24 @@ class SB3GenerationPolicy:
     :param model: an SB3 / sb3-contrib model (or its ``.policy``) trained on an AdaNAT env.
     :param spec: the training env's :class:`~adanat_env.envs.DecodingSpec`.
     :param deterministic: use the mean action (evaluation) instead of sampling (exploration).
+    :param stop: adaptive step counts only: how a deterministic policy decides to stop. ``"sampled"`` (default):
+        as in training, the stop component is drawn around its mean with the policy's exploration std, so a
+        sample stops at a step with probability ``Phi((mean - threshold) / std)``: the policy's four step
+        parameters are its mean, its stop rate is the one it was trained (and rewarded) with. ``"mean"``: the
+        mean stop action against the threshold (a policy whose mean stays below it never stops early, however
+        often it stopped in training). Drawn from a generator seeded with ``stop_seed``: reproducible.
+    :param stop_seed: seed of that generator.
     """
 
-    def __init__(self, model: Any, spec: DecodingSpec, deterministic: bool = True) -> None:
+    def __init__(self, model: Any, spec: DecodingSpec, deterministic: bool = True, stop: str = "sampled",
+                 stop_seed: int = 0) -> None:
+        if stop not in ("sampled", "mean"):
+            raise ValueError(f"stop must be 'sampled' or 'mean', got {stop!r}")
         self.policy = getattr(model, "policy", model)
         self.spec = spec
         self.deterministic = deterministic
+        self.stop = stop
+        self._stop_rng = torch.Generator().manual_seed(int(stop_seed))
         self.pooled = not isinstance(self.policy.observation_space, spaces.Dict)
         self.recurrent = hasattr(self.policy, "lstm_actor")
         self._lstm = None
@@ -94,6 +106,13 @@ class SB3GenerationPolicy:
         try:
             raw = self.raw_actions(inp)
             params = self.spec.step_params(raw, inp.step)
-            return StepDecision(params, self.spec.finish(raw)) if self.spec.adaptive else params
+            if not self.spec.adaptive:
+                return params
+            stop_std = getattr(self.policy, "log_std", None)
+            if self.deterministic and self.stop == "sampled" and stop_std is not None:
+                raw = raw.clone()
+                noise = torch.randn(raw.shape[0], generator=self._stop_rng)
+                raw[:, 4] += float(stop_std.detach().exp().reshape(-1)[4].cpu()) * noise
+            return StepDecision(params, self.spec.finish(raw))
         finally:
             self.policy.set_training_mode(was_training)

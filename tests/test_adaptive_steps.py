@@ -164,13 +164,13 @@ def test_training_with_the_stop_action_and_a_compute_cost(tmp_path):
                       seed=3, iterations=1)
     trainer = Trainer(cfg, tmp_path, log=lambda _: None)
     (rec,) = trainer.fit(progress=False)
-    assert 1 <= rec["nfe_mean"] <= 3 and rec["nfe_quick"] == 3.0 and len(rec["step_params"]) == 3
+    assert 1 <= rec["nfe_mean"] <= 3 and 1 <= rec["nfe_quick"] <= 3 and len(rec["step_params"]) == 3
     assert len(rec["step_stop_rate"]) == 3 and all(0 <= r <= 1 for r in rec["step_stop_rate"])
     m = [p[0] for p in rec["step_params"]]  # per-step mean mask ratio near the heuristic's 0.87, 0.50, 0.0005
     assert m[0] > 0.7 and 0.3 < m[1] < 0.7 and m[2] < 0.1
     assert trainer.adversarial is not None and "d_acc_heldout_fake" in rec  # the compute cost wraps it: still co-trained
     metrics = trainer.evaluate()
-    assert metrics["details"]["learned"]["nfe_mean"] == 3.0 and metrics["details"]["heuristic"]["nfe_mean"] == 3.0
+    assert 1 <= metrics["details"]["learned"]["nfe_mean"] <= 3 and metrics["details"]["heuristic"]["nfe_mean"] == 3.0
     with pytest.raises(ValueError, match="nfe-cost"):
         replace(cfg, nfe_cost=-0.1).validate()
     # a stop-action policy samples through the CLI and the library; it has no fixed schedule to export
@@ -181,6 +181,18 @@ def test_training_with_the_stop_action_and_a_compute_cost(tmp_path):
     assert policy.adaptive_steps and config.adaptive_steps
     out = generate(gen, torch.arange(4), policy, 3, seed=0)
     assert out.images.shape[0] == 4 and ((out.nfe >= 1) & (out.nfe <= 3)).all()
+    # the mean stop action (about 0, threshold 1) never stops early; sampled as in training (std 0.6) it stops a
+    # sample at a step with probability ~5%
+    from agents.generation_policy import SB3GenerationPolicy
+
+    labels = torch.arange(300) % 10
+    sampled = generate(gen, labels, policy, 3, seed=0, decode=False).nfe.float().mean()
+    mean = generate(gen, labels, SB3GenerationPolicy(policy.policy, policy.spec, stop="mean"), 3, seed=0,
+                    decode=False).nfe.float().mean()
+    assert mean == 3.0 and 2.7 < sampled < 3.0
+    fresh = [generate(gen, labels, SB3GenerationPolicy(policy.policy, policy.spec), 3, seed=0, decode=False).nfe
+             for _ in range(2)]
+    assert torch.equal(*fresh)  # seeded: a fresh policy object makes the same stops
     with pytest.raises(ValueError, match="stop-action policy"):
         export_schedule(gen, policy, 3, tmp_path / "schedule.json")
     assert cli_main(["--policy", str(tmp_path), "--out", str(tmp_path / "grid.png"), "--device", "cpu",
