@@ -869,6 +869,7 @@ class Trainer:
             "fid_reduction_vs_cosine": 1 - results["learned"]["fid"] / results["cosine"]["fid"],
             "fid_reduction_vs_heuristic": 1 - results["learned"]["fid"] / results["heuristic"]["fid"],
             "fid_quick_baselines": baselines, "selected_iteration": selected, "select": cfg.select,
+            "stop_decision": learned.stop if cfg.adaptive_steps else None,
             "config_changes": self.changes, "device": str(self.device), "torch": torch.__version__,
             "command": self.command,
         }
