@@ -326,7 +326,8 @@ def suite_compute(base: TrainConfig, out: Path, seeds: list[int], argv: list[str
     figures.quality_compute({k: v for k, v in pts.items() if v["nfe"]}, out / "compute.png",
                             title="FID against compute (mean ± std over seeds)")
     nfe_col = {"NFE per image": [_ms([d["nfe_mean"] for d in dets]) for dets in rows.values()]}
-    text = (_header("Quality against compute: the stop action vs fixed T", base, seeds, argv)
+    header = _header("Quality against compute: the stop action vs fixed T", base, seeds, argv)
+    text = (header.replace(f"T = {base.steps}", f"T per row (stop action: T_max = {max_steps})")
             + metrics_table(rows, nfe_col)
             + "\nNFE: guided NAT evaluations per image (one per step). Every run is evaluated at its last iterate. "
             "The fixed-T rows train and evaluate at that T; the stop-action rows choose each sample's step count "
