@@ -46,11 +46,14 @@ class StdScheduleCallback(_RolloutCounter):
     (SAC) are left alone.
 
     :param schedule: std as a function of the number of completed policy updates.
+    :param last_std: hold the last action component's std at this value instead (fixed-std policies; the stop
+        action of adaptive step counts, whose exploration must not decay with the others').
     """
 
-    def __init__(self, schedule: StdSchedule, verbose: int = 0) -> None:
+    def __init__(self, schedule: StdSchedule, verbose: int = 0, last_std: float | None = None) -> None:
         super().__init__(verbose)
         self.schedule = schedule
+        self.last_std = last_std
         self.current: float | None = None
 
     def _on_rollout_start(self) -> None:
@@ -59,7 +62,10 @@ class StdScheduleCallback(_RolloutCounter):
         policy = self.model.policy
         noise: ActionNoise | None = getattr(self.model, "action_noise", None)
         if hasattr(policy, "set_action_std"):
-            policy.set_action_std(std)
+            if self.last_std is None:
+                policy.set_action_std(std)
+            else:
+                policy.set_action_std([std] * (self.model.action_space.shape[0] - 1) + [self.last_std])
         elif isinstance(noise, (NormalActionNoise, VectorizedActionNoise)):
             # TD3 acts in [-1, 1] scaled to the Box: the std in action units is std / bound there
             sigma = np.full(self.model.action_space.shape, std) / np.abs(self.model.action_space.high)

@@ -83,6 +83,7 @@ class TrainConfig:
     steps: int = 4  #: T, decoding steps (T_max with --adaptive-steps)
     adaptive_steps: bool = False  #: the stop action: every sample chooses its own step count in [1, T_max = --steps] (ppo, a2c, trpo)
     nfe_cost: float = 0.0  #: compute-aware reward: lambda charged per NAT evaluation (= step) a sample used, subtracted from its terminal reward
+    stop_std: float = 0.0  #: --adaptive-steps: exploration std of the stop action, held fixed (0 = the other components' std and schedule)
     iterations: int = 24  #: policy updates
     batch_size: int = 256  #: generations run in parallel (the vector env's num_envs)
     episodes: int = 512  #: generations per iteration (a multiple of batch_size)
@@ -192,6 +193,10 @@ class TrainConfig:
             raise ValueError(f"--data-workers must be >= 0, got {self.data_workers}")
         if not (math.isfinite(self.nfe_cost) and self.nfe_cost >= 0):
             raise ValueError(f"--nfe-cost must be a finite number >= 0, got {self.nfe_cost}")
+        if not (math.isfinite(self.stop_std) and self.stop_std >= 0):
+            raise ValueError(f"--stop-std must be a finite number >= 0, got {self.stop_std}")
+        if self.stop_std and not self.adaptive_steps:
+            raise ValueError("--stop-std needs --adaptive-steps 1")
         if self.adaptive_steps and self.algo not in ("ppo", "a2c", "trpo"):
             raise ValueError(f"--adaptive-steps 1 needs ppo, a2c or trpo; got --algo {self.algo}")
 
@@ -508,7 +513,8 @@ class Trainer:
             epochs=config.epochs, clip_range=config.clip_range, seed=config.seed, device=str(self.device),
             std=config.std_init, policy=config.policy, kl_coef=config.kl_coef, noise_group=config.noise_group, **extra)
         self.std_callback = StdScheduleCallback(StdSchedule(config.std_init, tuple(config.std_decay_at),
-                                                            config.std_rate, config.std_min))
+                                                            config.std_rate, config.std_min),
+                                                last_std=config.stop_std or None)
         self.disc_callback = DiscriminatorCallback(self.adversarial) if self.adversarial is not None else None
 
         self.iteration = 0

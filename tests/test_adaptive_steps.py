@@ -236,3 +236,22 @@ def test_pooled_jackknife_rewards_only_the_new_samples():
     full, loo = jackknife_fid(x, ref)
     torch.testing.assert_close(r, (-(8 * full - 7 * loo[-2:])).float())  # the pseudo-values of the new samples
     torch.testing.assert_close(reward.pool, x[-6:])  # the pool keeps the last 6
+
+
+@pytest.mark.skipif(not (DEFAULT_DATA_DIR / "train-labels-idx1-ubyte.gz").exists(),
+                    reason="Fashion-MNIST package not installed")
+def test_the_stop_action_keeps_its_own_exploration_std(tmp_path):
+    from agents.policies import StdSchedule
+    from agents.trainer import TrainConfig, Trainer
+
+    cfg = TrainConfig(steps=2, adaptive_steps=True, stop_std=0.9, std_decay_at=(1,), reward="prm", batch_size=8,
+                      episodes=16, minibatch=16, epochs=1, d_real_count=500, val_count=200, curve_every=0,
+                      eval_samples=20, amp="none", device="cpu", seed=3, iterations=2)
+    trainer = Trainer(cfg, None, log=lambda _: None)
+    trainer.fit(progress=False)
+    std = trainer.model.policy.log_std.exp()
+    decayed = StdSchedule(cfg.std_init, cfg.std_decay_at, cfg.std_rate, cfg.std_min)(1)
+    assert decayed < cfg.std_init  # the others decayed after the first update, the stop action did not
+    torch.testing.assert_close(std, torch.tensor([decayed] * 4 + [0.9]))
+    with pytest.raises(ValueError, match="--stop-std needs"):
+        TrainConfig(stop_std=0.5).validate()
