@@ -67,8 +67,10 @@ def generate(
     :param generator: the frozen generator (e.g. :class:`~adanat_env.generator.NATGenerator`).
     :param labels: (B,) class ids.
     :param policy: a :class:`~adanat_env.schedules.Schedule` or any callable mapping
-        :class:`~adanat_env.policy.PolicyInput` to :class:`~adanat_env.decoding.StepParams`.
-    :param num_steps: T; defaults to the schedule's own length when ``policy`` has ``num_steps``.
+        :class:`~adanat_env.policy.PolicyInput` to :class:`~adanat_env.decoding.StepParams`; one with
+        ``adaptive_steps = True`` returns :class:`~adanat_env.policy.StepDecision` instead, and every sample stops
+        on its own (finished samples leave the batch; ``nfe`` holds each one's step count).
+    :param num_steps: T (T_max for an adaptive-step policy); defaults to the policy's ``num_steps``.
     :param seed: seed for a fresh random generator (same seed, same tokens on the same machine).
     :param rng: an existing ``torch.Generator`` on the generator's device (overrides ``seed``).
     :param decode: decode the final tokens to images.

@@ -1,5 +1,5 @@
 """The paper's analyses and the algorithm comparison: one command per suite, each writing a Markdown table (and a
-figure: rewards, adaptive, search, algos) into --out (default docs/results/<suite>/).
+figure: rewards, adaptive, search, algos, compute) into --out (default docs/results/<suite>/).
 
     python experiments/compare.py table5     # heuristic vs learnable non-adaptive vs adaptive (paper Table 5)
     python experiments/compare.py rewards    # adversarial vs batch-FID vs PRM stand-in (paper Fig. 4)

@@ -160,7 +160,7 @@ def decoding_spec_of(env: Any) -> DecodingSpec:
 
 
 _DOC_SPACES = """
-    **Action Space**: ``Box(-10, 10, (4,), float32)`` of raw pre-activation values (the official raw order,
+    **Action Space**: ``Box(-10, 10, (4,), float32)`` (``(5,)`` with ``adaptive_steps``, below) of raw pre-activation values (the official raw order,
     :data:`~adanat_env.actions.ACTION_NAMES`, the one place it differs from (m, tau_1, tau_2, w)), mapped to the
     step parameters by :class:`~adanat_env.actions.ActionMapping`. With ``residual="heuristic"`` (default) the map is applied
     on top of the official heuristic schedule, so a zero action reproduces it exactly; ``residual="none"`` is the
@@ -482,12 +482,12 @@ class AdaNATVectorEnv(_CoreAccess, VectorEnv):
         final_obs = np.empty(b, dtype=object)
         for j, i in enumerate(idx):
             final_obs[i] = {k: v[j] for k, v in final.items()}
-        tokens = np.zeros((b, core.generator.num_tokens), dtype=core.final_tokens.dtype)
-        tokens[idx] = core.final_tokens
-        label = np.zeros(b, dtype=np.int64)
-        label[idx] = core.final_labels
-        nfe = np.zeros(b, dtype=np.int64)
-        nfe[idx] = core.final_nfe
+        if len(idx) == b:  # a whole batch (always with a fixed T): the core's arrays are already in slot order
+            tokens, label, nfe = core.final_tokens, core.final_labels, core.final_nfe
+        else:  # adaptive step counts: the finished slots' values, zero elsewhere (masked out)
+            tokens = np.zeros((b, core.generator.num_tokens), dtype=core.final_tokens.dtype)
+            label, nfe = np.zeros(b, dtype=np.int64), np.zeros(b, dtype=np.int64)
+            tokens[idx], label[idx], nfe[idx] = core.final_tokens, core.final_labels, core.final_nfe
         mask = terminated.copy()
         infos = {
             "final_obs": final_obs, "_final_obs": mask,
