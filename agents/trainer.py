@@ -106,7 +106,7 @@ class TrainConfig:
     d_mbstd: int = 16  #: minibatch-std group size in the projected heads (0 = none: rewards strictly per sample)
     d_mbstd_by_label: int = 1  #: minibatch-std groups of same-class samples (1) or strided, class-mixed groups (0)
     d_loss: str = "bce"  #: "bce" (official) or "hinge"
-    d_reward: str = "sigmoid"  #: reward from the discriminator: "sigmoid" (official) or "witness" (MMD witness in its learned embedding: near same-class reals, far from same-class fakes)
+    d_reward: str = "sigmoid"  #: reward from the discriminator: "sigmoid" (official), "logit" (its mean logit: never saturates), "jackknife" (the same-class group's mean logit, jackknife-attributed: a sample pays for crowding its group) or "witness" (MMD witness in its learned embedding: near same-class reals, far from same-class fakes)
     d_witness_reals: int = 1024  #: real images the witness reward compares with
     d_epochs: int = 2  #: fresh batches generated after each policy update (official D_epochs 5)
     d_batch_size: int = 256  #: size of each fresh batch (official 128)
@@ -205,7 +205,7 @@ def _choices() -> dict[str, tuple[Any, ...]]:
     from rewards.discriminator import DISCRIMINATORS
 
     return {"env": tuple(ENV_IDS), "algo": tuple(ALGOS), "policy": tuple(POLICIES), "reward": REWARDS,
-            "residual": ("heuristic", "none"), "discriminator": tuple(DISCRIMINATORS), "d_loss": ("bce", "hinge"), "d_reward": ("sigmoid", "witness"),
+            "residual": ("heuristic", "none"), "discriminator": tuple(DISCRIMINATORS), "d_loss": ("bce", "hinge"), "d_reward": ("sigmoid", "logit", "jackknife", "witness"),
             "d_real": ("raw", "reconstructed"), "metric": METRICS, "select": ("best", "last"),
             "amp": ("bf16", "fp16", "none"), "d_sn": (0, 1), "d_mbstd_by_label": (0, 1),
             "weights": ("official", "random"), "obs_dtype": ("float32", "float16"),
@@ -756,9 +756,10 @@ class Trainer:
             out["step_stop_rate"] = [round(float(fired[step_of_row == t].mean()), 4) if (step_of_row == t).any()
                                      else math.nan for t in range(t_steps)]
         if self.adversarial is not None:
-            # the sigmoid reward is the discriminator's probability; the witness reward is not one
+            # the sigmoid reward is the discriminator's probability, the logit reward its logit; the others are neither
             quality = terminal + self.config.nfe_cost * nfe  # without the compute cost
-            out["d_acc_heldout_fake"] = float((quality < 0.5).mean()) if self.config.d_reward == "sigmoid" else math.nan
+            threshold = {"sigmoid": 0.5, "logit": 0.0}.get(self.config.d_reward)  # a pseudo-value is no logit
+            out["d_acc_heldout_fake"] = float((quality < threshold).mean()) if threshold is not None else math.nan
             out["d_acc_heldout_real"] = self._heldout_real_accuracy()
         return out
 

@@ -283,8 +283,10 @@ def suite_algos(base: TrainConfig, out: Path, seeds: list[int], argv: list[str] 
 
 def compute_arms(fixed_steps: list[int], nfe_costs: list[float], max_steps: int) -> dict[str, dict[str, Any]]:
     """Fixed-T learned policies and stop-action policies (T_max = ``max_steps``, one per lambda); every run is
-    evaluated at its last iterate (``select="last"``): a validation-FID selection would ignore the compute."""
-    arms: dict[str, dict[str, Any]] = {f"fixed_T{t}": {"steps": t, "select": "last"} for t in fixed_steps}
+    evaluated at its last iterate (``select="last"``): a validation-FID selection would ignore the compute.
+    A ``--stop-std`` given to the suite applies to the stop-action arms only (the fixed-T ones have no stop action)."""
+    arms: dict[str, dict[str, Any]] = {f"fixed_T{t}": {"steps": t, "select": "last", "stop_std": 0.0}
+                                       for t in fixed_steps}
     for lam in nfe_costs:
         arms[f"stop_lambda{lam:g}"] = {"steps": max_steps, "adaptive_steps": True, "nfe_cost": lam, "select": "last"}
     return arms

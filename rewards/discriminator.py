@@ -221,6 +221,24 @@ class _ProjectedHead(nn.Module):
         out = self.embed(h, labels)
         return ((out * self.cmap(labels.long())[:, :, None, None]).sum(1) / math.sqrt(self.cmap_dim)).flatten(1)
 
+    def forward_sets(self, h: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Logits of explicit sets: the minibatch-std channel of each member is its own set's.
+
+        :param h: (N, k, C, H, W) feature maps of N sets of k images. :param labels: (N, k).
+        :return: (N, k, H * W) logits.
+        """
+        n, k, c, hh, ww = h.shape
+        x = h.reshape(n * k, c, hh, ww)
+        if self.mbstd > 0:
+            hf = h.float()
+            sd = (hf - hf.mean(1, keepdim=True)).square().mean(1).add(1e-8).sqrt().mean(dim=(1, 2, 3))  # (N,)
+            x = torch.cat([x, sd.repeat_interleave(k).view(n * k, 1, 1, 1).expand(-1, 1, hh, ww).to(x.dtype)], 1)
+        x = self.conv(x)
+        x = (self.res(x) + x) / math.sqrt(2)
+        out = self.cls(x)
+        y = labels.reshape(-1).long()
+        return ((out * self.cmap(y)[:, :, None, None]).sum(1) / math.sqrt(self.cmap_dim)).view(n, k, -1)
+
 
 class ProjectedDiscriminator(nn.Module):
     """Trainable projected heads over a frozen :class:`FeaturePyramid` (see module docstring).
@@ -244,6 +262,17 @@ class ProjectedDiscriminator(nn.Module):
         with torch.no_grad():
             feats = self.features(images)
         return torch.cat([head(f, labels) for head, f in zip(self.heads, feats)], dim=1)
+
+    def set_logits(self, feats: list[torch.Tensor], index: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """(N, k) mean logits of the members of N explicit sets of k images, each judged with its own set's
+        minibatch-std channel (:meth:`forward` judges the batch's fixed same-class groups instead).
+
+        :param feats: :attr:`features` of a batch (each (B, C_i, H_i, W_i)), computed once.
+        :param index: (N, k) batch indices of each set's members.
+        :param labels: (B,) the batch's labels.
+        """
+        y = labels.to(index.device)[index]
+        return torch.cat([head.forward_sets(f[index], y) for head, f in zip(self.heads, feats)], dim=2).mean(2)
 
     def embedding(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """(B, heads x cmap_dim): every head's output before the class projection, averaged over locations and

@@ -143,7 +143,7 @@ def test_search_and_adaptive_suites(tmp_path):
 def test_compute_suite_writes_the_quality_compute_table_and_figure(tmp_path):
     out = tmp_path / "compute"
     text = compare.main(["compute", *TOY, "--seeds", "0", "--fixed-steps", "1", "2", "--nfe-costs", "0.1",
-                         "--max-steps", "2", "--out", str(out)])
+                         "--max-steps", "2", "--stop-std", "0.5", "--out", str(out)])
     for row in ("heuristic T=1", "heuristic T=2", "learned T=1", "learned T=2", "stop action, λ = 0.1 (T_max = 2)"):
         assert f"| {row} | 1 |" in text, row
     assert "**Target**" in text and (out / "compute.png").is_file()
@@ -151,3 +151,6 @@ def test_compute_suite_writes_the_quality_compute_table_and_figure(tmp_path):
     assert stop["select"] == "last" and 1 <= stop["details"]["learned"]["nfe_mean"] <= 2
     fixed = json.loads((out / "fixed_T1" / "seed0" / "metrics.json").read_text())
     assert fixed["details"]["heuristic"]["nfe_mean"] == 1.0
+    # --stop-std reaches the stop-action arms only (a fixed-T run has no stop action to explore)
+    assert json.loads((out / "stop_lambda0.1" / "seed0" / "config.json").read_text())["stop_std"] == 0.5
+    assert json.loads((out / "fixed_T1" / "seed0" / "config.json").read_text())["stop_std"] == 0.0
