@@ -164,10 +164,10 @@ class AdversarialReward:
             raise ValueError(f"kind must be one of {', '.join(REWARD_KINDS)}, got {kind!r}")
         if kind == "witness" and not hasattr(discriminator, "embedding"):
             raise ValueError("the witness reward needs a projected discriminator (an embedding to measure in)")
-        if kind == "jackknife" and not (getattr(discriminator, "heads", None) and discriminator.heads[0].mbstd > 0
-                                        and discriminator.heads[0].mbstd_by_label):
-            raise ValueError("the jackknife reward needs a projected discriminator with same-class minibatch-std "
-                             "groups (--d-mbstd > 0 --d-mbstd-by-label 1)")
+        if kind == "jackknife" and not (hasattr(discriminator, "set_logits") and discriminator.group_size > 0):
+            raise ValueError("the jackknife reward needs a discriminator that scores same-class groups: a projected "
+                             "one with same-class minibatch-std groups (--d-mbstd > 0 --d-mbstd-by-label 1) or "
+                             "--discriminator set-efficientnet")
         self.kind = kind
         self.witness_reals = int(witness_reals)
         self._real_embedding: tuple[int, torch.Tensor, torch.Tensor] | None = None
@@ -226,8 +226,7 @@ class AdversarialReward:
         self.discriminator.eval()
         d = self.discriminator
         x, labels = images.float(), labels.to(images.device)
-        g_size = d.heads[0].mbstd
-        ids = same_class_groups(labels, g_size)
+        ids = same_class_groups(labels, d.group_size)
         b = labels.shape[0]
         g = b // (int(ids.max()) + 1)
         groups = torch.sort(ids, stable=True).indices.view(-1, g)  # (G, g) batch indices

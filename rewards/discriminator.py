@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from adanat_env.models.classifier import SmallCNN
 
 __all__ = ["same_class_groups", "ConvDiscriminator", "ProjectedDiscriminator", "FeaturePyramid", "TokenizerEncoderPyramid",
-           "EfficientNetPyramid", "ClassifierPyramid", "build_discriminator", "DISCRIMINATORS"]
+           "EfficientNetPyramid", "ClassifierPyramid", "SetDiscriminator", "build_discriminator", "DISCRIMINATORS"]
 
 
 def _sn_conv(c_in: int, c_out: int, k: int, stride: int = 1, sn: bool = True) -> nn.Module:
@@ -256,6 +256,9 @@ class ProjectedDiscriminator(nn.Module):
         self.features = features
         self.heads = nn.ModuleList(_ProjectedHead(c, num_classes, sn=sn, mbstd=mbstd, mbstd_by_label=mbstd_by_label)
                                    for c in features.channels)
+        #: size of the same-class groups a sample's logit depends on (0: logits are per sample or the groups
+        #: are class-mixed); the jackknife reward needs it > 0
+        self.group_size = mbstd if mbstd_by_label else 0
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """:param images: (B, C, H, W) in [0, 1]. :param labels: (B,). :return: (B, P) logits."""
@@ -284,8 +287,80 @@ class ProjectedDiscriminator(nn.Module):
                           for head, f in zip(self.heads, feats)], dim=1)
 
 
+class SetDiscriminator(nn.Module):
+    r"""A discriminator of *sets*: it scores a same-class group of g images as a whole, real sets against fake ones.
+
+    Each image gets an embedding :math:`\phi(x)` from light trainable heads over a frozen
+    :class:`FeaturePyramid` (the projected heads' 64-channel outputs, averaged over locations, concatenated);
+    a set S of class y is summarised by the mean and the (unbiased) standard deviation of its members'
+    embeddings, and scored by an MLP with a projection onto a class embedding:
+
+    .. math:: f(S) = w^\top h + \langle h, e_y \rangle / \sqrt{d}, \quad
+              h = \mathrm{MLP}([\operatorname{mean}_{x \in S} \phi(x), \operatorname{std}_{x \in S} \phi(x)])
+
+    Unlike a minibatch-std channel next to per-sample features (one scalar of diversity), the spread of every
+    embedding dimension is an input, so the score can see which variation a set lacks (the set-level
+    signal that FID measures and a per-sample discriminator cannot). :meth:`forward` cuts a batch into the
+    same-class groups of :func:`same_class_groups` and gives every member its group's logit, so the usual
+    per-sample BCE trains it on real against fake sets; the ``jackknife`` reward attributes a group's score to
+    its members (:meth:`set_logits` scores explicit sets).
+
+    :param features: the frozen feature network.
+    :param num_classes: number of classes.
+    :param group: the set size g (batches use the largest divisor of their size that is <= g).
+    :param sn: spectral normalisation of the heads' convs.
+    :param width: the MLP's width.
+    """
+
+    def __init__(self, features: nn.Module, num_classes: int, group: int = 16, sn: bool = False,
+                 width: int = 256) -> None:
+        super().__init__()
+        if group < 2:
+            raise ValueError(f"a set discriminator needs sets of at least 2 images, got group={group}")
+        self.features = features
+        self.heads = nn.ModuleList(_ProjectedHead(c, num_classes, sn=sn) for c in features.channels)
+        d = self.heads[0].cmap_dim * len(self.heads)
+        self.mlp = nn.Sequential(nn.Linear(2 * d, width), nn.LeakyReLU(0.2), nn.Linear(width, width), nn.LeakyReLU(0.2))
+        self.out = nn.Linear(width, 1)
+        self.embed = nn.Embedding(num_classes, width)
+        nn.init.normal_(self.embed.weight, std=0.02)
+        self.width = width
+        self.group_size = int(group)
+
+    def _phi(self, feats: list[torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
+        """(B, d) per-image embeddings from the batch's frozen features."""
+        return torch.cat([head.embed(f, labels).float().mean(dim=(2, 3)) for head, f in zip(self.heads, feats)], 1)
+
+    def _score(self, phi: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """(N,) logits of N sets: ``phi`` (N, k, d) members' embeddings, ``labels`` (N, k)."""
+        stats = torch.cat([phi.mean(1), phi.var(1, correction=1).add(1e-8).sqrt()], dim=1)
+        h = self.mlp(stats)
+        y = labels[:, 0].long()  # a same-class set's class (a group straddling two classes takes its first)
+        return self.out(h)[:, 0] + (h * self.embed(y)).sum(1) / math.sqrt(self.width)
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """:param images: (B, C, H, W) in [0, 1]. :param labels: (B,). :return: (B, 1): each image's group's logit."""
+        labels = labels.to(images.device)
+        with torch.no_grad():
+            feats = self.features(images)
+        ids = same_class_groups(labels, self.group_size)
+        g = labels.shape[0] // (int(ids.max()) + 1)
+        groups = torch.sort(ids, stable=True).indices.view(-1, g)
+        phi = self._phi(feats, labels)
+        return self._score(phi[groups], labels[groups])[ids][:, None]
+
+    def set_logits(self, feats: list[torch.Tensor], index: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """(N, k): the logit of each of N explicit sets (``index`` (N, k) batch indices), repeated for its members.
+
+        :param feats: :attr:`features` of the batch, computed once. :param labels: (B,) the batch's labels.
+        """
+        labels = labels.to(index.device)
+        f = self._score(self._phi(feats, labels)[index], labels[index])
+        return f[:, None].expand(-1, index.shape[1])
+
+
 #: Names accepted by :func:`build_discriminator`.
-DISCRIMINATORS = ("conv", "projected-tokenizer", "projected-classifier", "projected-efficientnet")
+DISCRIMINATORS = ("conv", "projected-tokenizer", "projected-classifier", "projected-efficientnet", "set-efficientnet")
 
 
 def build_discriminator(kind: str, image_shape: tuple[int, int, int], num_classes: int,
@@ -294,8 +369,9 @@ def build_discriminator(kind: str, image_shape: tuple[int, int, int], num_classe
                         mbstd_by_label: bool = False) -> nn.Module:
     """A discriminator by name.
 
-    :param kind: ``"conv"``, ``"projected-tokenizer"`` (needs ``tokenizer``), ``"projected-classifier"`` or
-        ``"projected-efficientnet"``.
+    :param kind: ``"conv"``, ``"projected-tokenizer"`` (needs ``tokenizer``), ``"projected-classifier"``,
+        ``"projected-efficientnet"`` or ``"set-efficientnet"`` (:class:`SetDiscriminator`; sets of ``mbstd``
+        same-class images, 16 if ``mbstd`` is 0).
     :param image_shape: (C, H, W) of the generated images.
     :param num_classes: number of classes.
     :param tokenizer: the generator's frozen tokenizer, for ``"projected-tokenizer"``.
@@ -322,4 +398,7 @@ def build_discriminator(kind: str, image_shape: tuple[int, int, int], num_classe
         side = 224 if image_shape[-1] >= 128 else 64
         return ProjectedDiscriminator(EfficientNetPyramid(side), num_classes, sn=sn, mbstd=mbstd,
                                      mbstd_by_label=mbstd_by_label)
+    if kind == "set-efficientnet":
+        side = 224 if image_shape[-1] >= 128 else 64
+        return SetDiscriminator(EfficientNetPyramid(side), num_classes, group=mbstd or 16, sn=sn)
     raise ValueError(f"unknown discriminator {kind!r}; choose one of {', '.join(DISCRIMINATORS)}")

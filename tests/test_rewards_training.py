@@ -135,7 +135,8 @@ def test_batch_fid_reward_attributes_outliers_lower():
 
 
 def test_all_discriminator_names_known():
-    assert set(DISCRIMINATORS) == {"conv", "projected-tokenizer", "projected-classifier", "projected-efficientnet"}
+    assert set(DISCRIMINATORS) == {"conv", "projected-tokenizer", "projected-classifier", "projected-efficientnet",
+                                   "set-efficientnet"}
     with pytest.raises(ValueError, match="choose one of"):
         build_discriminator("dino", (3, 16, 16), 10)
 
@@ -212,10 +213,12 @@ def test_the_logit_reward_is_the_discriminators_log_odds_and_trains():
     assert "reward_mean" in h and 0.0 <= h["d_acc_heldout_fake"] <= 1.0
 
 
-def test_the_jackknife_reward_is_the_groups_leave_one_out_pseudo_value_and_trains():
+@pytest.mark.parametrize("discriminator", ["projected-efficientnet", "set-efficientnet"])
+def test_the_jackknife_reward_is_the_groups_leave_one_out_pseudo_value_and_trains(discriminator):
     """``d_reward="jackknife"``: r_i = g f(G) - (g - 1) f(G without i), checked against the plain discriminator run
-    on each group and each leave-one-out set alone (its minibatch-std channel then covers exactly that set), on a
-    batch of two classes in shuffled order; invalid settings are refused; a tiny run trains with it."""
+    on each group and each leave-one-out set alone (its minibatch-std channel, or the set discriminator's set,
+    then covers exactly that set), on a batch of two classes in shuffled order; invalid settings are refused; a
+    tiny run trains with it."""
     from dataclasses import replace as dc_replace
 
     from agents.trainer import Trainer
@@ -223,7 +226,8 @@ def test_the_jackknife_reward_is_the_groups_leave_one_out_pseudo_value_and_train
 
     from .test_training import tiny
 
-    t = Trainer(dc_replace(tiny(), d_reward="jackknife", d_mbstd=4, iterations=1), None, log=lambda _: None)
+    t = Trainer(dc_replace(tiny(), d_reward="jackknife", d_mbstd=4, iterations=1, discriminator=discriminator), None,
+                log=lambda _: None)
     reward = t.adversarial.reward
     x, _ = reward.real.sample(12)
     y = torch.tensor([1, 0, 0, 1, 1, 0, 1, 0, 0, 1, 1, 0])
@@ -237,7 +241,12 @@ def test_the_jackknife_reward_is_the_groups_leave_one_out_pseudo_value_and_train
             rest = members[members != i]
             expected[i] = 4 * f_group - 3 * reward.logits(x[rest], y[rest]).mean()
     torch.testing.assert_close(r, expected, rtol=1e-4, atol=1e-4)
-    with pytest.raises(ValueError, match="same-class minibatch-std"):
-        Trainer(dc_replace(tiny(), d_reward="jackknife", d_mbstd=0), None, log=lambda _: None)
+    if discriminator == "projected-efficientnet":
+        with pytest.raises(ValueError, match="same-class minibatch-std"):
+            Trainer(dc_replace(tiny(), d_reward="jackknife", d_mbstd=0), None, log=lambda _: None)
+    else:  # every member of a group carries the group's one logit
+        logits = reward.logits(x, y)
+        for gid in ids.unique():
+            assert torch.allclose(logits[ids == gid], logits[ids == gid][0])
     t.fit(progress=False)
     assert math.isfinite(t.history[-1]["reward_mean"])
