@@ -342,7 +342,7 @@ def suite_compute(base: TrainConfig, out: Path, seeds: list[int], argv: list[str
         line = pts["learned, stop action"]
         for lab, nfe, fid in zip(line["labels"], line["nfe"], line["fid"]):
             ok = fid <= f_best and nfe <= 0.7 * t_best
-            text += (f"- {lab}: FID {fid:.2f} at {nfe:.2f} NFE ({100 * (1 - nfe / t_best):+.0f}% fewer than T = "
+            text += (f"- {lab}: FID {fid:.2f} at {nfe:.2f} NFE ({100 * (1 - nfe / t_best):.0f}% fewer than T = "
                      f"{t_best}): {'met' if ok else 'not met'}\n")
     return text + "\n![FID against NAT evaluations](compute.png)\n"
 

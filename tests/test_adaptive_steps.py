@@ -3,7 +3,9 @@ counted), the compute-aware reward, the adaptive sampler, checkers, and training
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -197,6 +199,18 @@ def test_training_with_the_stop_action_and_a_compute_cost(tmp_path):
         export_schedule(gen, policy, 3, tmp_path / "schedule.json")
     assert cli_main(["--policy", str(tmp_path), "--out", str(tmp_path / "grid.png"), "--device", "cpu",
                      "--per-class", "1"]) == 0 and (tmp_path / "grid.png").is_file()
+    # where the policy spends its steps: per class and by difficulty (benchmarks/stop_adaptivity.py)
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "stop_adaptivity.py"
+    spec = importlib.util.spec_from_file_location("stop_adaptivity", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rep = mod.main([str(tmp_path), "--samples", "40", "--out", str(tmp_path / "stop.json")])
+    assert sum(rep["nfe_histogram"].values()) == 40 and len(rep["nfe_per_class"]) == 10
+    counts = {int(k): v for k, v in rep["nfe_histogram"].items()}
+    assert abs(sum(k * v for k, v in counts.items()) / 40 - rep["nfe_mean"]) < 1e-3
+    assert json.loads((tmp_path / "stop.json").read_text())["samples"] == 40
 
 
 @pytest.mark.skipif(not (DEFAULT_DATA_DIR / "train-labels-idx1-ubyte.gz").exists(),
