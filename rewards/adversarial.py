@@ -45,6 +45,7 @@ from adanat_env.generator import Generator
 from adanat_env.sampler import generate
 from adanat_env.policy import Policy
 from adanat_env.wrappers import VectorTerminalRewardWrapper
+from rewards.discriminator import same_class_groups
 
 __all__ = ["DiscriminatorDivergedError", "RealImages", "reconstruct", "AdversarialReward", "AdversarialRewardWrapper"]
 
@@ -194,8 +195,8 @@ class AdversarialReward:
         return torch.sigmoid(self.logits(images, labels))
 
     def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """(B,) rewards: :meth:`probability` (``kind="sigmoid"``, in (0, 1)), :meth:`logits` (``"logit"``) or
-        :meth:`witness` (``"witness"``)."""
+        """(B,) rewards: :meth:`probability` (``kind="sigmoid"``, in (0, 1)), :meth:`logits` (``"logit"``),
+        :meth:`jackknife` (``"jackknife"``) or :meth:`witness` (``"witness"``)."""
         if self.kind == "witness":
             return self.witness(images, labels)
         if self.kind == "logit":
@@ -208,9 +209,10 @@ class AdversarialReward:
     def jackknife(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         r"""(B,) jackknife pseudo-values of each same-class group's mean logit.
 
-        The batch is cut into the discriminator's minibatch-std groups G of g same-class samples
+        The batch is cut into the discriminator's groups G of g same-class samples
         (:func:`~rewards.discriminator.same_class_groups`); with :math:`f(S)` the mean logit of the members of S,
-        each judged with S's minibatch-std channel,
+        each judged with S's minibatch-std channel (a :class:`~rewards.discriminator.SetDiscriminator` scores S
+        as a set: every member carries that one logit),
 
         .. math:: r_i = g\,f(G) - (g - 1)\,f(G \setminus i)
                       = \bar D_i(G) + (g - 1)\,\big[f_{-i}(G) - f(G \setminus i)\big]
@@ -220,9 +222,8 @@ class AdversarialReward:
         sample that lowers its group's diversity pays for it all, not 1/g of it), the credit assignment the
         per-sample reward lacks. The rewards of a group average to its bias-corrected mean logit.
         The frozen features are computed once; the light heads run on the g leave-one-out sets of every group.
+        A group of one (a batch of prime size) gets its plain logit.
         """
-        from rewards.discriminator import same_class_groups
-
         self.discriminator.eval()
         d = self.discriminator
         x, labels = images.float(), labels.to(images.device)

@@ -333,7 +333,8 @@ class SetDiscriminator(nn.Module):
 
     def _score(self, phi: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """(N,) logits of N sets: ``phi`` (N, k, d) members' embeddings, ``labels`` (N, k)."""
-        stats = torch.cat([phi.mean(1), phi.var(1, correction=1).add(1e-8).sqrt()], dim=1)
+        spread = phi.var(1, correction=1 if phi.shape[1] > 1 else 0)  # a set of one has no spread
+        stats = torch.cat([phi.mean(1), spread.add(1e-8).sqrt()], dim=1)
         h = self.mlp(stats)
         y = labels[:, 0].long()  # a same-class set's class (a group straddling two classes takes its first)
         return self.out(h)[:, 0] + (h * self.embed(y)).sum(1) / math.sqrt(self.width)

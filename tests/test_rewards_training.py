@@ -241,6 +241,9 @@ def test_the_jackknife_reward_is_the_groups_leave_one_out_pseudo_value_and_train
             rest = members[members != i]
             expected[i] = 4 * f_group - 3 * reward.logits(x[rest], y[rest]).mean()
     torch.testing.assert_close(r, expected, rtol=1e-4, atol=1e-4)
+    one = reward(x[:1], y[:1])  # a group of one (a batch of prime size): its plain, finite logit
+    assert torch.isfinite(one).all()
+    torch.testing.assert_close(one, reward.logits(x[:1], y[:1]))
     if discriminator == "projected-efficientnet":
         with pytest.raises(ValueError, match="same-class minibatch-std"):
             Trainer(dc_replace(tiny(), d_reward="jackknife", d_mbstd=0), None, log=lambda _: None)
