@@ -103,7 +103,7 @@ class TrainConfig:
     d_lr: float = 1e-3  #: discriminator Adam learning rate (official 1e-4; betas (0.5, 0.999))
     d_width: int = 32  #: first-layer width of the "conv" discriminator
     d_sn: int = 0  #: spectral normalisation in the discriminator (1) or not (0)
-    d_mbstd: int = 16  #: minibatch-std group size in the projected heads (0 = none: rewards strictly per sample)
+    d_mbstd: int = 16  #: minibatch-std group size in the projected heads (0 = none: rewards strictly per sample); the set size of --discriminator set-efficientnet (0 = 16)
     d_mbstd_by_label: int = 1  #: minibatch-std groups of same-class samples (1) or strided, class-mixed groups (0)
     d_loss: str = "bce"  #: "bce" (official) or "hinge"
     d_reward: str = "sigmoid"  #: reward from the discriminator: "sigmoid" (official), "logit" (its mean logit: never saturates), "jackknife" (the same-class group's mean logit, jackknife-attributed: a sample pays for crowding its group) or "witness" (MMD witness in its learned embedding: near same-class reals, far from same-class fakes)
