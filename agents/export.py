@@ -49,13 +49,13 @@ def load_generation_policy(checkpoint: str | os.PathLike[str], device: str = "au
     from adanat_env.wrappers import PooledObservation
 
     from .registry import ALGOS, make_algo
-    from .trainer import TrainConfig, build_env, load_checkpoint
+    from .trainer import TrainConfig, build_env, load_checkpoint, saved_options
 
     if which not in ("selected", "last"):
         raise ValueError(f"which must be 'selected' or 'last', got {which!r}")
     state = load_checkpoint(checkpoint)
     known = {f.name for f in fields(TrainConfig)}
-    saved = {k: tuple(v) if isinstance(v, list) else v for k, v in state["config"].items() if k in known}
+    saved = {k: v for k, v in saved_options(state["config"]).items() if k in known}
     config = TrainConfig(**{**saved, "device": device, "batch_size": 1, "episodes": 1})
     dev = resolve_device(device)
     env = build_env(config, dev)

@@ -23,9 +23,14 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from .trainer import TrainConfig, Trainer
+from .trainer import TrainConfig, Trainer, saved_options
 
 __all__ = ["run_protocol", "run_summary", "summarize", "summary_markdown"]
+
+
+def _discriminator_option(name: str) -> bool:
+    """An option of the adversarial reward's discriminator (``--discriminator``, ``--d-*``)."""
+    return name == "discriminator" or name.startswith("d_")
 
 
 def run_summary(metrics: dict[str, Any], history: list[dict[str, Any]]) -> dict[str, Any]:
@@ -115,11 +120,14 @@ def run_protocol(base: TrainConfig, out: str | os.PathLike[str], seeds: Sequence
     for (arm, seed), cfg in configs.items():
         run_dir = Path(out) / arm / f"seed{seed}"
         if (run_dir / "metrics.json").is_file():
-            saved = json.loads((run_dir / "config.json").read_text())
+            saved = json.loads(json.dumps(saved_options(json.loads((run_dir / "config.json").read_text()))))
             expected = json.loads(json.dumps(asdict(cfg)))
             default = json.loads(json.dumps(asdict(TrainConfig())))
             # an option newer than the run is missing from its config.json: it ran with that option's default
-            if {k: saved.get(k, default[k]) for k in expected} != expected:
+            # (or, for an option whose default changed since, its default then: trainer.LEGACY_DEFAULTS)
+            # the discriminator's options do not touch a run with another reward
+            relevant = [k for k in expected if expected["reward"] == "adversarial" or not _discriminator_option(k)]
+            if {k: saved.get(k, default[k]) for k in relevant} != {k: expected[k] for k in relevant}:
                 raise ValueError(f"'{run_dir}' holds a finished run of another configuration; use another --out")
             log(f"{arm} seed {seed}: finished earlier, read from {run_dir}")
         else:

@@ -59,7 +59,7 @@ from .policies import StdSchedule
 from .registry import ALGOS, DEVICE_BUFFER_ALGOS, POLICIES, make_algo
 from .sb3_internals import generations_done, restart_rollouts
 
-__all__ = ["TrainConfig", "Trainer", "CHOICES", "PRESETS", "RESUMABLE", "CHECKPOINT_FORMAT", "RunDirectoryError",
+__all__ = ["TrainConfig", "Trainer", "CHOICES", "PRESETS", "RESUMABLE", "LEGACY_DEFAULTS", "saved_options", "CHECKPOINT_FORMAT", "RunDirectoryError",
            "build_env", "build_reward", "train_split", "open_split", "real_features", "metric_features", "run_classifier",
            "check_models", "run_data_dir", "load_checkpoint", "plot_training_curve", "evaluate_on_test",
            "reference_of_test_split"]
@@ -102,11 +102,12 @@ class TrainConfig:
     discriminator: str = "projected-efficientnet"  #: a name of rewards.discriminator.DISCRIMINATORS
     d_lr: float = 1e-3  #: discriminator Adam learning rate (official 1e-4; betas (0.5, 0.999))
     d_width: int = 32  #: first-layer width of the "conv" discriminator
+    d_backbone_dir: str = ""  #: --discriminator projected-classifier: the classifier (experiments/train_classifier.py) whose conv stages it is built on ("" = the metric's, --classifier-dir or the shipped one: a discriminator on the metric's own network optimises the metric; train an independent one, e.g. with --seed 1)
     d_sn: int = 0  #: spectral normalisation in the discriminator (1) or not (0)
     d_mbstd: int = 16  #: minibatch-std group size in the projected heads (0 = none: rewards strictly per sample); the set size of --discriminator set-efficientnet (0 = 16)
     d_mbstd_by_label: int = 1  #: minibatch-std groups of same-class samples (1) or strided, class-mixed groups (0)
     d_loss: str = "bce"  #: "bce" (official) or "hinge"
-    d_reward: str = "sigmoid"  #: reward from the discriminator: "sigmoid" (official), "logit" (its mean logit: never saturates), "jackknife" (the same-class group's mean logit, jackknife-attributed: a sample pays for crowding its group) or "witness" (MMD witness in its learned embedding: near same-class reals, far from same-class fakes)
+    d_reward: str = "jackknife"  #: reward from the discriminator: "jackknife" (the same-class minibatch-std group's mean logit, jackknife-attributed: a sample pays for crowding its group; needs --d-mbstd > 0 with --d-mbstd-by-label 1), "sigmoid" (official), "logit" (its mean logit: never saturates) or "witness" (MMD witness in its learned embedding: near same-class reals, far from same-class fakes)
     d_witness_reals: int = 1024  #: real images the witness reward compares with
     d_epochs: int = 2  #: fresh batches generated after each policy update (official D_epochs 5)
     d_batch_size: int = 256  #: size of each fresh batch (official 128)
@@ -136,6 +137,7 @@ class TrainConfig:
     amp: str = "bf16"  #: generator autocast: "bf16", "fp16" or "none"
     obs_dtype: str = "float32"  #: observation features "float32" or "float16" (halves the rollout buffer)
     rollout_buffer: str = "auto"  #: "device" (observations stay on the device: ppo, a2c, trpo), "host" (SB3's) or "auto" (device on CUDA)
+    init_from: str = ""  #: start the policy (actor and critic) from another run's reported policy (its run directory or checkpoint.pt, where {seed} stands for this run's seed; the selected iterate with its --select best): same architecture; a fixed-T run's weights start a stop-action policy, whose stop output starts at zero as in a fresh one ("" = the zero-initialised heuristic policy)
     seed: int = 0  #: seed of everything
 
     def validate(self) -> None:
@@ -195,6 +197,13 @@ class TrainConfig:
             raise ValueError(f"--nfe-cost must be a finite number >= 0, got {self.nfe_cost}")
         if not (math.isfinite(self.stop_std) and self.stop_std >= 0):
             raise ValueError(f"--stop-std must be a finite number >= 0, got {self.stop_std}")
+        if (self.reward == "adversarial" and self.d_reward == "jackknife" and self.discriminator != "set-efficientnet"
+                and (self.discriminator == "conv" or not self.d_mbstd or not self.d_mbstd_by_label)):
+            raise ValueError("--d-reward jackknife (the default) needs a discriminator that scores same-class groups: "
+                             "a projected one with same-class minibatch-std groups (--d-mbstd > 0 --d-mbstd-by-label 1) "
+                             "or --discriminator set-efficientnet; for the official per-sample reward pass --d-reward sigmoid")
+        if self.d_backbone_dir and self.discriminator != "projected-classifier":
+            raise ValueError(f"--d-backbone-dir needs --discriminator projected-classifier; got {self.discriminator}")
         if self.stop_std and not self.adaptive_steps:
             raise ValueError("--stop-std needs --adaptive-steps 1")
         if self.adaptive_steps and self.algo not in ("ppo", "a2c", "trpo"):
@@ -225,12 +234,23 @@ PRESETS: dict[str, dict[str, Any]] = {
         env="AdaNAT-ImageNet256-v0", steps=8, batch_size=128, episodes=4096, iterations=1000, residual="none",
         lr=1e-5, epochs=5, minibatch=32768, clip_range=0.2, kl_coef=0.0, std_init=0.6, std_decay_at=(500,),
         std_rate=0.3, std_min=0.1, d_lr=1e-4, d_epochs=5, d_batch_size=128, d_updates=5, d_minibatch=128,
-        d_warmup=0, d_sn=1, d_mbstd=0, d_real_count=4096, d_augment=0, metric="inception", eval_samples=50000,
+        d_warmup=0, d_sn=1, d_mbstd=0, d_reward="sigmoid", d_real_count=4096, d_augment=0, metric="inception", eval_samples=50000,
         curve_every=25, curve_samples=5000, val_count=10000, obs_dtype="float16", amp="bf16"),
 }
 
 #: Options with a closed set of values: name -> the valid values.
 CHOICES: dict[str, tuple[Any, ...]] = _choices()
+
+#: Options whose default changed: a saved configuration (``config.json``, a checkpoint) older than the option
+#: lacks it and ran with this value, not today's default.
+LEGACY_DEFAULTS: dict[str, Any] = {"d_reward": "sigmoid"}
+
+
+def saved_options(saved: dict[str, Any]) -> dict[str, Any]:
+    """A saved configuration's options with the values it ran with: lists as tuples, and the
+    :data:`LEGACY_DEFAULTS` of options it predates (other missing options ran with their current default)."""
+    return {**LEGACY_DEFAULTS, **{k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()}}
+
 
 #: Options that may change when resuming: the run's length and evaluation, and the recovery options that the
 #: divergence errors advise (learning rates). Changes are recorded in the checkpoint and ``history.json``.
@@ -393,7 +413,7 @@ def _build_quality_reward(config: TrainConfig, venv: gym.vector.VectorEnv, devic
 
         disc = build_discriminator(config.discriminator, gen.image_shape, gen.num_classes,
                                    tokenizer=getattr(gen, "tokenizer", None), width=config.d_width,
-                                   classifier_dir=config.classifier_dir or None,
+                                   classifier_dir=config.d_backbone_dir or config.classifier_dir or None,
                                    sn=bool(config.d_sn), mbstd=config.d_mbstd,
                                    mbstd_by_label=bool(config.d_mbstd_by_label))
         reward = AdversarialReward(disc, _real_images(config, gen, device), lr=config.d_lr, loss=config.d_loss,
@@ -516,6 +536,8 @@ class Trainer:
                                                             config.std_rate, config.std_min),
                                                 last_std=config.stop_std or None)
         self.disc_callback = DiscriminatorCallback(self.adversarial) if self.adversarial is not None else None
+        if config.init_from and not _resuming:  # a resumed run loads its own weights
+            self._init_policy_from(config.init_from.replace("{seed}", str(config.seed)))
 
         self.iteration = 0
         self.history: list[dict[str, Any]] = []
@@ -523,6 +545,39 @@ class Trainer:
         self.best: dict[str, Any] = {}
         self._validation: tuple[Callable[[torch.Tensor], torch.Tensor], ReferenceStats, dict[str, float]] | None = None
         self._heldout_reals: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def _init_policy_from(self, path: str) -> None:
+        """Copy another run's reported policy into this one (``--init-from``).
+
+        :raises FileNotFoundError: no checkpoint there.
+        :raises ValueError: another architecture (a weight missing, extra or of another shape), except that a
+            fixed-T run's action head may start a stop-action policy's, whose extra stop row keeps its zeros.
+        """
+        state = load_checkpoint(path)
+        src_cfg = saved_options(state["config"])
+        best = state.get("best") or {}
+        use_best = src_cfg.get("select", "best") == "best" and "policy" in best
+        src = best["policy"] if use_best else state["model"]["policy"]
+        dst = self.model.policy.state_dict()
+        if set(src) != set(dst):
+            raise ValueError(f"--init-from {path}: its policy has other weights ({sorted(set(src) ^ set(dst))[:4]}); "
+                             f"it needs the same --algo, --policy and generator (it has --algo {src_cfg.get('algo')}, "
+                             f"--policy {src_cfg.get('policy')}, --env {src_cfg.get('env')})")
+        new: dict[str, torch.Tensor] = {}
+        for k, v in src.items():
+            v = v.to(dst[k].device, dst[k].dtype)
+            if k == "log_std":  # the exploration std follows this run's schedule, not the source's
+                new[k] = dst[k]
+            elif v.shape == dst[k].shape:
+                new[k] = v
+            elif k.startswith("action_net.") and v.shape[1:] == dst[k].shape[1:] and v.shape[0] < dst[k].shape[0]:
+                new[k] = dst[k].clone()
+                new[k][: v.shape[0]] = v  # the step parameters; the stop row (a fixed-T source has none) stays
+            else:
+                raise ValueError(f"--init-from {path}: weight {k} has shape {tuple(v.shape)}, this policy's "
+                                 f"{tuple(dst[k].shape)}; it needs the same generator, --steps and --policy")
+        self.model.policy.load_state_dict(new)
+        self.log(f"policy initialised from {path} (its {'selected iterate ' + str(best['iteration']) if use_best else 'last iterate'})")
 
     # ------------------------------------------------------------------------------------------ run directory
     def _claim_run_directory(self, overwrite: bool) -> None:
@@ -548,7 +603,7 @@ class Trainer:
         :raises ValueError: a change of an option outside :data:`RESUMABLE`.
         """
         state = load_checkpoint(path)
-        saved = {k: tuple(v) if isinstance(v, list) else v for k, v in state["config"].items()}
+        saved = saved_options(state["config"])
         changed = {k: v for k, v in changes.items() if saved.get(k) != (tuple(v) if isinstance(v, list) else v)}
         unknown = sorted(set(changes) - {f.name for f in fields(TrainConfig)})
         if unknown:
@@ -756,10 +811,8 @@ class Trainer:
             out["step_stop_rate"] = [round(float(fired[step_of_row == t].mean()), 4) if (step_of_row == t).any()
                                      else math.nan for t in range(t_steps)]
         if self.adversarial is not None:
-            # the sigmoid reward is the discriminator's probability, the logit reward its logit; the others are neither
-            quality = terminal + self.config.nfe_cost * nfe  # without the compute cost
-            threshold = {"sigmoid": 0.5, "logit": 0.0}.get(self.config.d_reward)  # a pseudo-value is no logit
-            out["d_acc_heldout_fake"] = float((quality < threshold).mean()) if threshold is not None else math.nan
+            # the rollout's fakes, judged (logit < 0) when they were rewarded: the discriminator never trained on them
+            out["d_acc_heldout_fake"] = self.adversarial.reward.pop_fake_accuracy()
             out["d_acc_heldout_real"] = self._heldout_real_accuracy()
         return out
 

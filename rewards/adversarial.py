@@ -33,6 +33,7 @@ generator to the discriminator without a host round trip.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -183,6 +184,7 @@ class AdversarialReward:
         self.aug_rng = torch.Generator(device=self.device)
         self.aug_rng.manual_seed(seed + 1)
         self.num_updates = 0
+        self._fake_calls = [0, 0]  # fakes rewarded since the last pop_fake_accuracy(), and how many were judged fake
 
     @torch.inference_mode()
     def logits(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -197,13 +199,23 @@ class AdversarialReward:
     def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """(B,) rewards: :meth:`probability` (``kind="sigmoid"``, in (0, 1)), :meth:`logits` (``"logit"``),
         :meth:`jackknife` (``"jackknife"``) or :meth:`witness` (``"witness"``)."""
-        if self.kind == "witness":
-            return self.witness(images, labels)
-        if self.kind == "logit":
-            return self.logits(images, labels)
         if self.kind == "jackknife":
-            return self.jackknife(images, labels)
-        return self.probability(images, labels)
+            r, logit = self._jackknife(images, labels)
+        elif self.kind == "witness":
+            r, logit = self.witness(images, labels), self.logits(images, labels)
+        else:
+            logit = self.logits(images, labels)
+            r = logit if self.kind == "logit" else torch.sigmoid(logit)
+        self._fake_calls[0] += int(logit.numel())
+        self._fake_calls[1] += int((logit < 0).sum())
+        return r
+
+    def pop_fake_accuracy(self) -> float:
+        """The share of the fakes rewarded since the last call that the discriminator judged fake (its logit < 0,
+        whatever the reward kind; NaN if none): its accuracy on fresh generations it was never trained on."""
+        n, fake = self._fake_calls
+        self._fake_calls = [0, 0]
+        return fake / n if n else math.nan
 
     @torch.inference_mode()
     def jackknife(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -224,6 +236,11 @@ class AdversarialReward:
         The frozen features are computed once; the light heads run on the g leave-one-out sets of every group.
         A group of one (a batch of prime size) gets its plain logit.
         """
+        return self._jackknife(images, labels)[0]
+
+    @torch.inference_mode()
+    def _jackknife(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`jackknife`'s (B,) rewards and each sample's (B,) logit judged within its full group."""
         self.discriminator.eval()
         d = self.discriminator
         x, labels = images.float(), labels.to(images.device)
@@ -233,15 +250,17 @@ class AdversarialReward:
         groups = torch.sort(ids, stable=True).indices.view(-1, g)  # (G, g) batch indices
         feats = d.features(x)
         full = d.set_logits(feats, groups, labels)  # (G, g)
+        member = torch.empty(b, dtype=torch.float32, device=x.device)
+        member[groups.reshape(-1)] = full.reshape(-1).float()
         if g == 1:
-            return full.reshape(-1)[torch.argsort(groups.reshape(-1))].float()
+            return member, member
         keep = ~torch.eye(g, dtype=torch.bool, device=x.device)
         loo = groups[:, None, :].expand(-1, g, -1)[:, keep].view(-1, g - 1)  # (G * g, g - 1): group without i
         f_loo = d.set_logits(feats, loo, labels).mean(1).view(-1, g)  # (G, g): f(G \ i)
         r = g * full.mean(1, keepdim=True) - (g - 1) * f_loo
         out = torch.empty(b, dtype=torch.float32, device=x.device)
         out[groups.reshape(-1)] = r.reshape(-1).float()
-        return out
+        return out, member
 
     @torch.inference_mode()
     def _reals_embedded(self) -> tuple[torch.Tensor, torch.Tensor]:

@@ -269,3 +269,33 @@ def test_the_stop_action_keeps_its_own_exploration_std(tmp_path):
     torch.testing.assert_close(std, torch.tensor([decayed] * 4 + [0.9]))
     with pytest.raises(ValueError, match="--stop-std needs"):
         TrainConfig(stop_std=0.5).validate()
+
+
+def test_a_stop_action_policy_starts_from_a_fixed_t_run(tmp_path):
+    """``--init-from``: a fixed-T run's selected policy starts a stop-action policy: every weight copied, the
+    action head's four step-parameter rows too, the stop row at zero as in a fresh policy; a run of another
+    architecture is refused, naming what differs."""
+    from dataclasses import replace
+
+    from agents.trainer import TrainConfig, Trainer, load_checkpoint
+
+    fixed = TrainConfig(steps=3, reward="prm", kl_coef=0.0, lr=1e-2, batch_size=8, episodes=16, minibatch=16,
+                        epochs=1, val_count=200, curve_every=1, curve_samples=40, eval_samples=40, amp="none",
+                        device="cpu", seed=3, iterations=2)
+    Trainer(fixed, tmp_path / "fixed", log=lambda _: None).fit(progress=False)
+    state = load_checkpoint(tmp_path / "fixed")
+    src = state["best"]["policy"]  # the selected iterate (--select best)
+    assert not torch.equal(src["action_net.weight"], torch.zeros_like(src["action_net.weight"]))  # it learned
+    (tmp_path / "fixed").rename(tmp_path / "fixed3")  # {seed}: each seed of a protocol starts from its own run
+    stop = replace(fixed, adaptive_steps=True, nfe_cost=0.1, init_from=str(tmp_path / "fixed{seed}"), iterations=1)
+    t = Trainer(stop, tmp_path / "stop", log=lambda _: None)
+    dst = t.model.policy.state_dict()
+    assert dst["action_net.weight"].shape[0] == src["action_net.weight"].shape[0] + 1
+    torch.testing.assert_close(dst["action_net.weight"][:-1], src["action_net.weight"], rtol=0, atol=0)
+    assert not dst["action_net.weight"][-1].any() and not dst["action_net.bias"][-1].any()
+    assert all(torch.equal(dst[k], src[k]) for k in src if not k.startswith("action_net.") and k != "log_std")
+    t.fit(progress=False)  # it trains, and resumes from its own weights, not the source's
+    with pytest.raises(ValueError, match="--init-from .*other weights"):
+        Trainer(replace(fixed, policy="step-only", init_from=str(tmp_path / "fixed3")), None, log=lambda _: None)
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        Trainer(replace(fixed, init_from=str(tmp_path / "nowhere")), None, log=lambda _: None)

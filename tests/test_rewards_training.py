@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import math
 
 import numpy as np
@@ -253,3 +254,115 @@ def test_the_jackknife_reward_is_the_groups_leave_one_out_pseudo_value_and_train
             assert torch.allclose(logits[ids == gid], logits[ids == gid][0])
     t.fit(progress=False)
     assert math.isfinite(t.history[-1]["reward_mean"])
+
+
+@pytest.mark.parametrize("kind", ["sigmoid", "logit", "jackknife", "witness"])
+def test_held_out_fake_accuracy_is_the_share_of_rewarded_fakes_with_a_negative_logit(kind):
+    """Whatever the reward kind, the rewarded fakes are also judged by the discriminator's logit (a pseudo-value
+    or a witness is no probability), so the training curve's held-out fake accuracy exists for every kind."""
+    pytest.importorskip("efficientnet_lite_pytorch")
+    d = build_discriminator("projected-efficientnet", (3, 16, 16), 10, mbstd=4, mbstd_by_label=True) \
+        if kind != "witness" else build_discriminator("projected-efficientnet", (3, 16, 16), 10)
+    reward = AdversarialReward(d, _real(), kind=kind, witness_reals=16)
+    x, y = torch.rand(8, 3, 16, 16), torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
+    assert math.isnan(reward.pop_fake_accuracy())  # nothing rewarded yet
+    reward(x, y)
+    reward(x[:4], y[:4])
+    if kind == "jackknife":  # each member judged within its full group, as the group's reward saw it
+        expected = torch.cat([reward._jackknife(x, y)[1], reward._jackknife(x[:4], y[:4])[1]])
+    else:
+        expected = torch.cat([reward.logits(x, y), reward.logits(x[:4], y[:4])])
+    assert reward.pop_fake_accuracy() == pytest.approx(float((expected < 0).float().mean()))
+    assert math.isnan(reward.pop_fake_accuracy())  # popped: the next iteration starts afresh
+
+
+def test_the_default_jackknife_reward_refuses_a_discriminator_without_same_class_groups():
+    """The default reward needs same-class groups; other discriminators are refused before any work, naming the
+    fix; the official preset keeps the official sigmoid reward."""
+    from agents.trainer import PRESETS, TrainConfig
+
+    assert TrainConfig().d_reward == "jackknife" and PRESETS["official-imagenet"]["d_reward"] == "sigmoid"
+    for bad in (dict(discriminator="conv"), dict(d_mbstd=0), dict(d_mbstd_by_label=0)):
+        with pytest.raises(ValueError, match="--d-reward sigmoid"):
+            TrainConfig(**bad).validate()
+        TrainConfig(**bad, d_reward="sigmoid").validate()
+    TrainConfig(discriminator="set-efficientnet", d_mbstd_by_label=0).validate()
+    TrainConfig(discriminator="conv", reward="fid").validate()  # not an adversarial run
+
+
+def test_a_projected_classifier_discriminator_on_an_independent_backbone(tmp_path):
+    """``--d-backbone-dir``: the projected-classifier discriminator is built on that classifier (here one with
+    other weights), not the metric's; the option is refused with another discriminator."""
+    import json
+    from dataclasses import asdict
+    from dataclasses import replace as dc_replace
+
+    from safetensors.torch import save_file
+
+    from adanat_env.models.classifier import ClassifierConfig, SmallCNN, load_classifier
+    from agents.trainer import TrainConfig, Trainer
+
+    from .test_training import tiny
+
+    torch.manual_seed(5)
+    other = SmallCNN(ClassifierConfig())
+    save_file({k: v.contiguous() for k, v in other.state_dict().items()}, str(tmp_path / "classifier.safetensors"))
+    (tmp_path / "classifier.json").write_text(json.dumps({"config": asdict(other.config)}))
+    with pytest.raises(ValueError, match="--d-backbone-dir needs --discriminator projected-classifier"):
+        TrainConfig(d_backbone_dir=str(tmp_path)).validate()
+    t = Trainer(dc_replace(tiny(), discriminator="projected-classifier", d_backbone_dir=str(tmp_path), iterations=1),
+                None, log=lambda _: None)
+    net = t.adversarial.reward.discriminator.features.net
+    assert torch.equal(net.conv1.weight, other.conv1.weight)
+    assert not torch.equal(net.conv1.weight, load_classifier().conv1.weight)  # not the metric's classifier
+    t.fit(progress=False)
+    assert 0.0 <= t.history[-1]["d_acc_heldout_fake"] <= 1.0
+
+
+def _benchmark(name: str):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_reward_snr_slopes_find_a_known_slope_and_the_class_baseline_removes_class_offsets():
+    """``benchmarks/reward_snr.py``: a reward linear in one knob's static shift gets a large z there and none
+    elsewhere; a per-class offset in the reward is noise to the mean baseline and gone with the class one."""
+    mod = _benchmark("reward_snr")
+    g = np.random.default_rng(0)
+    n, t, std = 4000, 3, 0.6
+    eps = g.normal(0, std, (n, t, 4))
+    labels = g.integers(0, 5, n)
+    r = 0.5 * eps[:, :, 3].sum(1) + 10.0 * labels + g.normal(0, 0.5, n)
+    plain, cls = mod.slopes(r, eps, std), mod.slopes(r, eps, std, labels)
+    assert cls["static"][3] == pytest.approx(0.5 * t, abs=0.15) and cls["static_z"][3] > 20  # d r / d(shift at every step)
+    assert np.all(np.abs(cls["static_z"][:3]) < 4)
+    assert abs(plain["static_z"][3]) < cls["static_z"][3] / 3  # the class offsets drown the slope without it
+    assert cls["step_z"].shape == (t, 4)
+
+
+def test_reward_snr_runs_on_a_tiny_configuration(tmp_path):
+    """The script end to end (tiny budget), from a warm-up and from a run's co-trained discriminator."""
+    from dataclasses import replace as dc_replace
+
+    from agents.trainer import Trainer
+
+    from .test_training import tiny
+
+    mod = _benchmark("reward_snr")
+    flags = ["--steps", "2", "--batch-size", "8", "--samples", "16", "--d-warmup", "2", "--d-batch-size", "8",
+             "--d-minibatch", "8", "--d-real-count", "500", "--val-count", "200", "--amp", "none", "--device", "cpu"]
+    out = mod.main(flags + ["--out", str(tmp_path / "snr.json")])
+    assert set(out["static_z"]) == {"m", "tau_1", "tau_2", "w"} and len(out["step_z"]) == 2
+    assert all(math.isfinite(v) for v in out["static_z"].values())
+    assert json.loads((tmp_path / "snr.json").read_text())["samples"] == 16
+    Trainer(dc_replace(tiny(), iterations=1), tmp_path / "run", log=lambda _: None).fit(progress=False)
+    again = mod.main(flags + ["--discriminator-from", str(tmp_path / "run")])
+    assert again["d_warmup_stats"]["iteration"] == 1
+    with pytest.raises(ValueError, match="multiple of --batch-size"):
+        mod.main(["12" if f == "16" else f for f in flags])  # --samples 12 with batches of 8

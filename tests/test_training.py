@@ -132,6 +132,20 @@ def test_resume_refuses_a_change_outside_the_resumable_options(tmp_path):
         Trainer.resume(tmp_path, kl_coef=0.9)
 
 
+def test_a_run_saved_before_the_default_reward_changed_resumes_with_the_reward_it_ran_with(tmp_path):
+    """A checkpoint older than ``--d-reward`` lacks it and ran with the sigmoid reward (the default then), not
+    today's default: resume and the protocol's config check read it as such (trainer.LEGACY_DEFAULTS)."""
+    from agents.trainer import saved_options
+
+    Trainer(tiny(iterations=2, d_reward="sigmoid"), tmp_path, log=lambda _: None).fit(max_iterations=1, progress=False)
+    state = load_checkpoint(tmp_path)
+    del state["config"]["d_reward"]
+    torch.save(state, tmp_path / "checkpoint.pt")
+    resumed = Trainer.resume(tmp_path, log=lambda _: None)
+    assert resumed.config.d_reward == "sigmoid" and TrainConfig().d_reward == "jackknife"
+    assert saved_options({"d_reward": "jackknife", "std_decay_at": [12]}) == {"d_reward": "jackknife", "std_decay_at": (12,)}
+
+
 @pytest.mark.parametrize("option, value", [("policy", "bogus"), ("select", "bogus"), ("metric", "bogus"),
                                            ("algo", "dqn"), ("reward", "clasifier"), ("discriminator", "x"),
                                            ("amp", "fp8"), ("env", "AdaNAT-CIFAR-v0")])
@@ -202,6 +216,12 @@ def test_the_multi_seed_protocol_writes_mean_and_std_and_continues_where_it_stop
     assert json.loads(json.dumps(again["arms"])) == json.loads(json.dumps(summary["arms"]))  # read back, not re-run
     with pytest.raises(ValueError, match="another configuration"):
         run_protocol(replace(base, lr=1e-4), tmp_path, seeds=(0,), arms={"adv": {}}, log=lambda _: None)
+    with pytest.raises(ValueError, match="another configuration"):  # the discriminator's options matter to it
+        run_protocol(replace(base, d_lr=1e-4), tmp_path, seeds=(0,), arms={"adv": {}}, log=lambda _: None)
+    # ... but not to a run with another reward: the PRM runs are read back
+    other_d = run_protocol(replace(base, d_lr=1e-4, d_reward="sigmoid"), tmp_path, seeds=(0, 1),
+                           arms={"prm": {"reward": "prm"}}, log=lambda _: None)
+    assert other_d["arms"]["prm"]["fid_learned"] == summary["arms"]["prm"]["fid_learned"]
     (tmp_path / "adv" / "seed2").mkdir()  # a run stopped before its first checkpoint
     (tmp_path / "adv" / "seed2" / "config.json").write_text("{}")
     assert run_protocol(base, tmp_path, seeds=(2,), arms={"adv": {}}, log=lambda _: None, progress=False)["arms"]["adv"]["seeds"] == [2]
