@@ -23,7 +23,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from .trainer import TrainConfig, Trainer, saved_options
+from .trainer import TrainConfig, Trainer, load_checkpoint, saved_options
 
 __all__ = ["run_protocol", "run_summary", "summarize", "summary_markdown"]
 
@@ -31,6 +31,20 @@ __all__ = ["run_protocol", "run_summary", "summarize", "summary_markdown"]
 def _discriminator_option(name: str) -> bool:
     """An option of the adversarial reward's discriminator (``--discriminator``, ``--d-*``)."""
     return name == "discriminator" or name.startswith("d_")
+
+
+def _same_configuration(saved: dict[str, Any], cfg: TrainConfig) -> bool:
+    """Whether a saved run (its ``config.json`` or checkpoint configuration) was made with ``cfg``.
+
+    An option newer than the run is missing from its configuration: it ran with that option's default (or, for
+    an option whose default changed since, its default then: :data:`agents.trainer.LEGACY_DEFAULTS`). The
+    discriminator's options do not touch a run with another reward.
+    """
+    saved = json.loads(json.dumps(saved_options(saved)))
+    expected = json.loads(json.dumps(asdict(cfg)))
+    default = json.loads(json.dumps(asdict(TrainConfig())))
+    relevant = [k for k in expected if expected["reward"] == "adversarial" or not _discriminator_option(k)]
+    return {k: saved.get(k, default[k]) for k in relevant} == {k: expected[k] for k in relevant}
 
 
 def run_summary(metrics: dict[str, Any], history: list[dict[str, Any]]) -> dict[str, Any]:
@@ -120,19 +134,14 @@ def run_protocol(base: TrainConfig, out: str | os.PathLike[str], seeds: Sequence
     for (arm, seed), cfg in configs.items():
         run_dir = Path(out) / arm / f"seed{seed}"
         if (run_dir / "metrics.json").is_file():
-            saved = json.loads(json.dumps(saved_options(json.loads((run_dir / "config.json").read_text()))))
-            expected = json.loads(json.dumps(asdict(cfg)))
-            default = json.loads(json.dumps(asdict(TrainConfig())))
-            # an option newer than the run is missing from its config.json: it ran with that option's default
-            # (or, for an option whose default changed since, its default then: trainer.LEGACY_DEFAULTS)
-            # the discriminator's options do not touch a run with another reward
-            relevant = [k for k in expected if expected["reward"] == "adversarial" or not _discriminator_option(k)]
-            if {k: saved.get(k, default[k]) for k in relevant} != {k: expected[k] for k in relevant}:
+            if not _same_configuration(json.loads((run_dir / "config.json").read_text()), cfg):
                 raise ValueError(f"'{run_dir}' holds a finished run of another configuration; use another --out")
             log(f"{arm} seed {seed}: finished earlier, read from {run_dir}")
         else:
             log(f"{arm} seed {seed}: training in {run_dir}")
             if (run_dir / "checkpoint.pt").is_file():
+                if not _same_configuration(load_checkpoint(run_dir)["config"], cfg):
+                    raise ValueError(f"'{run_dir}' holds an interrupted run of another configuration; use another --out")
                 trainer = Trainer.resume(run_dir, log=log)
             else:  # nothing there, or a run stopped before its first checkpoint: nothing to keep
                 trainer = Trainer(cfg, run_dir, overwrite=True, command=command, log=log)

@@ -222,6 +222,11 @@ def test_the_multi_seed_protocol_writes_mean_and_std_and_continues_where_it_stop
     other_d = run_protocol(replace(base, d_lr=1e-4, d_reward="sigmoid"), tmp_path, seeds=(0, 1),
                            arms={"prm": {"reward": "prm"}}, log=lambda _: None)
     assert other_d["arms"]["prm"]["fid_learned"] == summary["arms"]["prm"]["fid_learned"]
+    interrupted = tmp_path / "other"  # an interrupted run of another configuration is refused, not resumed
+    Trainer(replace(base, d_reward="sigmoid", iterations=2), interrupted / "adv" / "seed0",
+            log=lambda _: None).fit(max_iterations=1, progress=False)
+    with pytest.raises(ValueError, match="interrupted run of another configuration"):
+        run_protocol(base, interrupted, seeds=(0,), arms={"adv": {}}, log=lambda _: None)
     (tmp_path / "adv" / "seed2").mkdir()  # a run stopped before its first checkpoint
     (tmp_path / "adv" / "seed2" / "config.json").write_text("{}")
     assert run_protocol(base, tmp_path, seeds=(2,), arms={"adv": {}}, log=lambda _: None, progress=False)["arms"]["adv"]["seeds"] == [2]
