@@ -799,7 +799,7 @@ class Trainer:
             out["nfe_mean"] = float(nfe.mean()) if last.any() else math.nan
             out["reward_mean"] = float(terminal.mean()) if terminal.size else math.nan  # per finished generation
         else:
-            terminal, nfe = rewards[t_steps - 1::t_steps].reshape(-1), t_steps
+            terminal = rewards[t_steps - 1::t_steps].reshape(-1)
             steps = np.broadcast_to((np.arange(buf.buffer_size) % t_steps)[:, None], acts.shape[:2])
         step_of_row, actions = steps.reshape(-1), acts.reshape(-1, dim)
         params = [spec.step_params(torch.from_numpy(actions[step_of_row == t]), t).as_tensor().mean(0)

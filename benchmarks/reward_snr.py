@@ -16,8 +16,8 @@ reward along a *static* shift of that knob at every step (the direction a schedu
 (the REINFORCE estimate of dE[r]/d(mean raw action), as a z-score; |z| >> 2: a batch of that size sees the
 slope), with the batch's mean reward as the baseline and with each class's (what a critic that knows the
 class removes). Per-step slopes are reported too. Known from the static search (``benchmarks/static_grid.py``): FID
-improves as the re-masking temperature tau_2 and guidance w rise (raw shifts of +2 to +3) and worsens as the
-sampling temperature tau_1 falls. A reward that moves a policy where FID gains has positive z for tau_2 and
+improves as the re-masking temperature tau_2 and guidance w rise (raw shifts of +2 to +3), and
+``benchmarks/reward_alignment.py`` shows it worsening fast once the sampling temperature tau_1 falls far (x0.6). A reward that moves a policy where FID gains has positive z for tau_2 and
 w; the batch-FID reward (``--reward fid``) shows what such a reward looks like.
 
 Prints a table and writes JSON to ``--out`` (if given).
@@ -38,7 +38,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from adanat_env.actions import ACTION_NAMES  # noqa: E402
-from adanat_env.config import parse_config  # noqa: E402
+from adanat_env.config import command_line, parse_config  # noqa: E402
 from adanat_env.utils import seed_everything  # noqa: E402
 from agents.trainer import TrainConfig, Trainer, load_checkpoint  # noqa: E402
 
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> dict:
         "step_z": [dict(zip(knobs, map(float, row))) for row in s["step_z"]],
         "static_z_class_baseline": dict(zip(knobs, map(float, sc["static_z"]))),
         "step_z_class_baseline": [dict(zip(knobs, map(float, row))) for row in sc["step_z"]],
-        "seconds": round(time.perf_counter() - t0, 1), "command": "python " + " ".join([sys.argv[0], *(argv or sys.argv[1:])]),
+        "seconds": round(time.perf_counter() - t0, 1), "command": command_line(argv),
     }
     print(f"reward {cfg.reward}{'/' + cfg.d_reward if cfg.reward == 'adversarial' else ''}: mean {out['reward_mean']:.4g}, "
           f"spread {out['reward_std']:.4g}, {own.samples} generations, std {std}, {out['seconds']} s")

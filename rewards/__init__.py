@@ -1,6 +1,7 @@
 """Reward models for AdaNAT (the evaluation they are judged by is :mod:`adanat_env.evaluation`).
 
-- :mod:`rewards.adversarial`: the paper's adversarial reward sigmoid(D(x, y)), co-trained between rollouts,
+- :mod:`rewards.adversarial`: the paper's adversarial reward sigmoid(D(x, y)) and its variants (the trainer's
+  default: the jackknife pseudo-value of a same-class group's mean logit), co-trained between rollouts,
   as a vector-env wrapper (:class:`~rewards.adversarial.AdversarialRewardWrapper`);
   :mod:`rewards.discriminator`: the discriminators (projected over a frozen network, or conv from scratch).
 - :mod:`rewards.fid_reward`: AdaNAT-FID, the batch-FID reward attributed to samples by jackknife pseudo-values.

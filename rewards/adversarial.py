@@ -141,8 +141,8 @@ REWARD_KINDS = ("sigmoid", "logit", "jackknife", "witness")
 
 
 class AdversarialReward:
-    """Discriminator-based reward ``sigmoid(mean D(x, y))`` (or its MMD witness, ``kind="witness"``) with its
-    training step.
+    """Discriminator-based reward (``kind``: the official ``sigmoid(mean D(x, y))``, the mean logit, the jackknife
+    pseudo-value of a same-class group's mean logit, or the MMD witness) with its training step.
 
     :param discriminator: a module ``(images, labels) -> (B, P)`` logits (:mod:`rewards.discriminator`).
     :param real: the real-image sampler.
