@@ -114,6 +114,7 @@ class TrainConfig:
     d_updates: int = 10  #: discriminator updates after each policy update, on those fresh images (official = d_epochs)
     d_minibatch: int = 128  #: fake (and real) images per discriminator update
     d_augment: int = 2  #: random translation (px) during discriminator training
+    d_replay: int = 0  #: experience replay: the discriminator draws half of each update's fakes from the fresh batches of the last d_replay policy updates (0 = only the latest policy's, the official loop); against a discriminator that chases the policy's latest move
     d_warmup: int = 60  #: discriminator updates on fresh images of the initial policy before the first rollout
     d_real: str = "raw"  #: real images "raw" or "reconstructed" by the frozen tokenizer
     d_real_count: int = 12000  #: real train images the discriminator sees (0 = all)
@@ -153,7 +154,7 @@ class TrainConfig:
             raise ValueError(f"--device must be auto, cpu, cuda or cuda:N; got {self.device!r}")
         positive = ("steps", "iterations", "batch_size", "episodes", "epochs", "minibatch", "d_batch_size",
                     "d_minibatch", "eval_samples", "curve_samples")
-        nonnegative = ("d_witness_reals", "noise_group", "d_width", "d_mbstd", "d_epochs", "d_updates", "d_augment", "d_warmup", "d_real_count",
+        nonnegative = ("d_witness_reals", "noise_group", "d_width", "d_mbstd", "d_epochs", "d_updates", "d_augment", "d_replay", "d_warmup", "d_real_count",
                        "curve_every", "val_count", "seed")
         for name in positive + nonnegative:
             v = getattr(self, name)
@@ -420,7 +421,8 @@ def _build_quality_reward(config: TrainConfig, venv: gym.vector.VectorEnv, devic
                                    kind=config.d_reward, witness_reals=config.d_witness_reals,
                                    augment=config.d_augment, seed=config.seed)
         return AdversarialRewardWrapper(venv, reward, epochs=config.d_epochs, batch_size=config.d_batch_size,
-                                        seed=config.seed, updates=config.d_updates, minibatch=config.d_minibatch)
+                                        seed=config.seed, updates=config.d_updates, minibatch=config.d_minibatch,
+                                        replay=config.d_replay)
     if config.reward == "fid":
         from rewards.fid_reward import BatchFIDReward
 

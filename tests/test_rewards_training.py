@@ -111,6 +111,35 @@ def test_wrapper_puts_reward_on_terminal_step_and_co_trains(tiny_generator):
     assert reward.num_updates == 1
 
 
+def test_discriminator_replay_mixes_past_fakes_in_and_keeps_the_last_pools(tiny_generator):
+    from adanat_env.envs import AdaNATVectorEnv
+
+    env = AdaNATVectorEnv(tiny_generator, num_envs=4, steps=2)
+    reward = AdversarialReward(build_discriminator("conv", tiny_generator.image_shape, 10, width=8), _real())
+    seen: list[torch.Tensor] = []
+    update = reward.update
+    reward.update = lambda x, y: (seen.append(x.clone()), update(x, y))[1]
+    w = AdversarialRewardWrapper(env, reward, epochs=1, batch_size=4, updates=3, minibatch=4, replay=2)
+    w.co_train(heuristic_schedule(2))  # nothing to replay yet: fresh fakes only
+    assert len(w.history) == 1 and w.history[0][0].dtype == torch.uint8 and w.history[0][0].shape[0] == 4
+    first = w.history[0][0].float() / 255
+    seen.clear()
+    w.co_train(heuristic_schedule(2))
+    # every update: half fresh, half replayed (the 8-bit copies of the first call's fakes)
+    for x in seen:
+        past = x[2:]
+        assert all(any(torch.equal(p, q) for q in first) for p in past)
+    for _ in range(2):
+        w.co_train(heuristic_schedule(2))
+    assert len(w.history) == 2  # only the last `replay` pools are kept
+    # the replay travels with the state: a fresh wrapper continues with the same history and draws
+    w2 = AdversarialRewardWrapper(env, copy.deepcopy(reward), epochs=1, batch_size=4, updates=3, minibatch=4, replay=2)
+    w2.load_state_dict(copy.deepcopy(w.state_dict()))
+    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(w.history, w2.history))
+    with pytest.raises(ValueError, match="replay"):
+        AdversarialRewardWrapper(env, reward, replay=-1)
+
+
 def test_jackknife_fid_matches_brute_force():
     g = np.random.default_rng(0)
     ref = feature_stats(g.normal(size=(500, 6)))

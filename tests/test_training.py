@@ -34,10 +34,11 @@ def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
     return set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_a_trainer_from_a_config_resumes_to_the_same_weights_as_an_uninterrupted_run(tmp_path):
-    Trainer(tiny(), tmp_path / "full", log=lambda _: None).fit(progress=False)
+@pytest.mark.parametrize("changes", [{}, {"d_replay": 2}], ids=["default", "discriminator-replay"])
+def test_a_trainer_from_a_config_resumes_to_the_same_weights_as_an_uninterrupted_run(changes, tmp_path):
+    Trainer(tiny(**changes), tmp_path / "full", log=lambda _: None).fit(progress=False)
 
-    cut = Trainer(tiny(), tmp_path / "cut", log=lambda _: None)
+    cut = Trainer(tiny(**changes), tmp_path / "cut", log=lambda _: None)
     cut.fit(max_iterations=2, progress=False)
     assert load_checkpoint(tmp_path / "cut")["iteration"] == 2
     resumed = Trainer.resume(tmp_path / "cut", log=lambda _: None)
