@@ -299,3 +299,88 @@ def test_a_stop_action_policy_starts_from_a_fixed_t_run(tmp_path):
         Trainer(replace(fixed, policy="step-only", init_from=str(tmp_path / "fixed3")), None, log=lambda _: None)
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         Trainer(replace(fixed, init_from=str(tmp_path / "nowhere")), None, log=lambda _: None)
+
+
+def test_budget_table_search_gives_the_cheap_budget_to_the_class_it_does_not_hurt():
+    """A class whose T=2 samples match the reference as well as its T=4 ones gets T=2 once NFE has a price; a
+    class that T=2 hurts keeps T=4 until the price is high."""
+    from adanat_env.evaluation.metrics import feature_stats
+    from agents.budget import mean_nfe, search_budget_table
+
+    g = np.random.default_rng(0)
+    ref = feature_stats(g.normal(size=(4000, 3)))
+    labels = np.arange(400) % 2
+    good = g.normal(size=(400, 3))
+    bad = good.copy()
+    bad[labels == 1] += 3.0  # T=2 ruins class 1 only
+    feats = {2: bad, 4: good}
+    assert search_budget_table(feats, labels, ref, lam=0.0) == {0: 4, 1: 4}  # no price: only changes that help
+    assert search_budget_table(feats, labels, ref, lam=0.5) == {0: 2, 1: 4}
+    assert search_budget_table(feats, labels, ref, lam=1e3) == {0: 2, 1: 2}
+    assert mean_nfe(labels, {0: 2, 1: 4}) == 3.0
+
+
+def test_a_budget_family_runs_each_sample_with_its_classs_member_and_skips_finished_samples(tiny_generator):
+    from agents.budget import BudgetFamilyPolicy
+
+    members = {t: heuristic_schedule(t) for t in (1, 2, 3)}
+    table = {c: 1 + c % 3 for c in range(10)}
+    family = BudgetFamilyPolicy(members, table)
+    assert family.adaptive_steps and family.num_steps == 3
+    labels = torch.arange(12) % 10
+    rows = _count_rows(tiny_generator)
+    out = generate(tiny_generator, labels, family, 3, seed=0, record_params=True)
+    budget = torch.tensor([table[int(c)] for c in labels])
+    assert torch.equal(out.nfe, budget)
+    # one NAT forward (conditional + unconditional) over the running samples only, after each non-final step
+    running = [int((budget > s).sum()) for s in range(1, 3)]
+    assert rows[1:] == [2 * r for r in running]
+    # each sample's parameters are its member's schedule for its own T
+    for t in (1, 2, 3):
+        sel = budget == t
+        for s in range(t):
+            want = members[t](PolicyInput(torch.zeros(1, 1, 1), s, t, labels[:1])).as_tensor()[0]
+            assert torch.allclose(out.params[s, sel], want.expand(int(sel.sum()), 4))
+        assert torch.isnan(out.params[t:, sel]).all()
+    with pytest.raises(ValueError, match="name no member"):
+        BudgetFamilyPolicy(members, {0: 4})
+    with pytest.raises(ValueError, match="no budget"):
+        family.budgets(torch.tensor([11]))
+
+
+def test_a_budget_family_with_one_budget_reproduces_its_member_exactly(tiny_generator):
+    from agents.budget import BudgetFamilyPolicy
+
+    member = heuristic_schedule(3)
+    family = BudgetFamilyPolicy({3: member}, {c: 3 for c in range(10)})
+    labels = torch.arange(8) % 10
+    a = generate(tiny_generator, labels, member, 3, seed=4)
+    b = generate(tiny_generator, labels, family, 3, seed=4)
+    assert torch.equal(a.tokens, b.tokens)
+
+
+@pytest.mark.skipif(not (DEFAULT_DATA_DIR / "train-labels-idx1-ubyte.gz").exists(), reason="Fashion-MNIST not installed")
+def test_family_allocation_benchmark_runs_on_tiny_fixed_t_runs(tmp_path):
+    from agents.trainer import Trainer
+
+    from .test_rewards_training import _benchmark
+    from .test_training import tiny
+
+    for t in (1, 2):
+        Trainer(tiny(steps=t, iterations=1), tmp_path / f"T{t}_s3", log=lambda _: None).fit(progress=False)
+    mod = _benchmark("family_allocation")
+    out = mod.main(["--runs", f"1={tmp_path}/T1_s{{seed}}", f"2={tmp_path}/T2_s{{seed}}", "--seeds", "3",
+                    "--samples", "40", "--lams", "0", "1000", "--out", str(tmp_path / "out")])
+    rows = {r["arm"]: r for r in out["seeds"][0]["rows"]}
+    assert list(rows) == ["heuristic T=1", "heuristic T=2", "learned fixed T=1", "learned fixed T=2",
+                          "family, lam=0", "family, lam=1000"]
+    assert rows["learned fixed T=2"]["nfe_mean"] == 2.0
+    # a huge price per NFE: every class gets the cheapest budget, and the family is its T=1 member exactly
+    assert rows["family, lam=1000"]["table"] == {c: 1 for c in range(10)}
+    assert rows["family, lam=1000"]["nfe_mean"] == 1.0
+    assert rows["family, lam=1000"]["fid"] == pytest.approx(rows["learned fixed T=1"]["fid"], abs=1e-6)
+    assert 1.0 <= rows["family, lam=0"]["nfe_mean"] <= 2.0
+    assert (tmp_path / "out" / "family.md").read_text().count("| family, lam=") == 2
+    assert (tmp_path / "out" / "family.png").stat().st_size > 0
+    with pytest.raises(SystemExit, match="not a fixed T=2"):
+        mod.main(["--runs", f"2={tmp_path}/T1_s{{seed}}", "--seeds", "3", "--samples", "20"])
