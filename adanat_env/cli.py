@@ -16,6 +16,8 @@ Examples::
     # a trained policy (a run directory or its checkpoint.pt; its own generator and T), or a schedule file
     python -m adanat_env.cli --policy runs/ppo_adversarial --out learned.png
     python -m adanat_env.cli --schedule-file schedule.json --out scheduled.png
+    # a budget family: each class runs the learned fixed-T policy of its own step budget (agents.budget)
+    python -m adanat_env.cli --family docs/results/compute_family/family_seed0_lam4.json --out family.png
 
 One row per class, ``--per-class`` samples per row. Installed, the command is also ``adanat-sample``.
 Errors are one line on stderr: exit status 2 for bad options, 1 when loading or sampling fails, 130 on Ctrl-C.
@@ -162,6 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument("--policy", default=None, metavar="CHECKPOINT",
                      help="a trained policy: a training run directory or its checkpoint.pt; samples with its own "
                           "generator, T and mean action (the selected iterate) (default: none)")
+    how.add_argument("--family", default=None, metavar="FILE",
+                     help="a budget-family file (agents.budget.save_family_file): each class is sampled with the "
+                          "fixed-T policy of its budget; brings its generator and steps (default: none)")
     p.add_argument("--guidance", type=_finite_float, default=None,
                    help="cosine schedule only: constant classifier-free guidance w (default: 0; the heuristic "
                         "schedule has its own)")
@@ -189,15 +194,17 @@ def _check_combination(parser: argparse.ArgumentParser, args: argparse.Namespace
         names = ", ".join("--" + dest.replace("_", "-") for dest in given)
         verb = "apply" if len(given) > 1 else "applies"
         parser.error(f"{names} only {verb} to --model {MODEL_OPTIONS[given[0]]}, not --model {args.model}")
-    if args.policy is not None:
+    if args.policy is not None or args.family is not None:
         given = [o for o, v in (("--model", args.model != "fashion-mnist"), ("--nat-dir", args.nat_dir),
                                 ("--tokenizer-dir", args.tokenizer_dir), ("--nat-checkpoint", args.nat_checkpoint),
                                 ("--tokenizer-checkpoint", args.tokenizer_checkpoint),
                                 ("--random-weights", args.random_weights), ("--steps", args.steps)) if v]
         if given:
-            parser.error(f"--policy samples with the run's own generator and T: drop {', '.join(given)}")
+            flag = "--policy" if args.policy is not None else "--family"
+            parser.error(f"{flag} samples with the run's own generator and T: drop {', '.join(given)}")
     if args.guidance is not None and args.schedule != "cosine":
-        what = args.schedule or ("schedule file" if args.schedule_file else "policy" if args.policy else "heuristic")
+        what = args.schedule or ("schedule file" if args.schedule_file else "policy" if args.policy
+                                 else "family" if args.family else "heuristic")
         parser.error(f"--guidance only applies to --schedule cosine; the {what} schedule sets its own guidance")
     if args.model != "imagenet256":
         return
@@ -221,17 +228,22 @@ def _sample(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict:
     t0 = time.perf_counter()
     policy: Policy
     if args.policy is not None:
-        from agents.export import load_generation_policy  # the one import of the agents layer: trained policies
+        from agents.export import load_generation_policy  # the agents layer, imported only for trained policies
 
         gen, policy, config = load_generation_policy(args.policy, str(args.device))
         args.steps, what = config.steps, f"policy {args.policy}"
+    elif args.family is not None:
+        from agents.budget import load_family_file  # trained policies live in the agents layer
+
+        gen, policy, args.steps = load_family_file(args.family, str(args.device))
+        what = f"family {args.family}"
     elif args.model == "fashion-mnist":
         gen = load_embedded_generator(args.device, amp, nat_dir=args.nat_dir, tokenizer_dir=args.tokenizer_dir)
     else:
         gen = NATGenerator(load_nat(args.nat or DEFAULT_NAT, args.nat_checkpoint, args.device),
                            load_tokenizer(args.tokenizer or DEFAULT_TOKENIZER, args.tokenizer_checkpoint, args.device),
                            amp=amp)
-    if args.policy is None:
+    if args.policy is None and args.family is None:
         if args.schedule_file is not None:
             policy = load_schedule_file(args.schedule_file)
             if args.steps is not None and args.steps != policy.num_steps:

@@ -11,11 +11,16 @@ per-sample reward only estimates, and ten classes times a few budgets is a small
   :class:`~adanat_env.policy.Policy` (the sampler and the evaluation take it as they take a stop-action policy;
   samples whose budget is spent leave the batch, so each step's NAT forward covers the running samples only).
 - :func:`search_budget_table`: the table for one price ``lam`` of a NAT evaluation, from per-budget features.
+- :func:`save_family_file` / :func:`load_family_file`: a family as a JSON file (member runs + table), which the
+  sampling CLI takes (``python -m adanat_env.cli --family FILE``).
 """
 
 from __future__ import annotations
 
-from typing import Mapping
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping
 
 import numpy as np
 import torch
@@ -24,7 +29,8 @@ from adanat_env.decoding import StepParams
 from adanat_env.evaluation.metrics import FeatureStats, feature_stats, frechet_distance
 from adanat_env.policy import Policy, PolicyInput, StepDecision
 
-__all__ = ["BudgetFamilyPolicy", "mixture_fid", "mean_nfe", "search_budget_table"]
+__all__ = ["BudgetFamilyPolicy", "mixture_fid", "mean_nfe", "search_budget_table", "save_family_file",
+           "load_family_file"]
 
 
 class BudgetFamilyPolicy:
@@ -137,3 +143,54 @@ def search_budget_table(features: Mapping[int, np.ndarray], labels: np.ndarray, 
         if not changed:
             break
     return table
+
+
+#: ``format`` of a budget-family file (:func:`save_family_file`).
+FAMILY_FORMAT = "adanat-budget-family/1"
+
+
+def save_family_file(path: str | os.PathLike[str], members: Mapping[int, str | os.PathLike[str]],
+                     table: Mapping[int, int], **info: Any) -> Path:
+    """Write a budget family as JSON: the member runs (paths relative to the file) and the per-class table.
+
+    :param path: the JSON file to write.
+    :param members: T -> a fixed-T training run directory (or its ``checkpoint.pt``).
+    :param table: class -> T.
+    :param info: extra JSON-able provenance (e.g. ``lam``, ``validation_fid``).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rel = {str(t): os.path.relpath(Path(p).resolve(), path.parent.resolve()) for t, p in sorted(members.items())}
+    body = {"format": FAMILY_FORMAT, "members": rel, "table": {str(c): int(t) for c, t in sorted(table.items())},
+            **info}
+    path.write_text(json.dumps(body, indent=2) + "\n")
+    return path
+
+
+def load_family_file(path: str | os.PathLike[str], device: str = "auto") -> tuple[Any, BudgetFamilyPolicy, int]:
+    """A budget family from its file: (generator, :class:`BudgetFamilyPolicy`, T_max). Each member is the
+    selected iterate of its run (:func:`agents.export.load_generation_policy`); all must share one generator.
+
+    :raises FileNotFoundError: no such file, or a member run missing (named).
+    :raises ValueError: not a family file, or members of different generators.
+    """
+    from .export import load_generation_policy
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no budget-family file at '{path}' (write one with "
+                                "benchmarks/family_allocation.py --out DIR or agents.budget.save_family_file)")
+    body = json.loads(path.read_text())
+    if not isinstance(body, dict) or body.get("format") != FAMILY_FORMAT:
+        raise ValueError(f"'{path}' is not a budget-family file (format {FAMILY_FORMAT!r})")
+    members, generator, ref = {}, None, None
+    for t, rel in sorted(body["members"].items(), key=lambda kv: int(kv[0])):
+        run = path.parent / rel
+        gen, policy, config = load_generation_policy(run, device)
+        key = (config.env, config.nat_dir, config.tokenizer_dir, config.nat_checkpoint, config.weights)
+        if ref is not None and key != ref:
+            raise ValueError(f"member '{run}' uses another generator ({key}) than the first member ({ref})")
+        generator, ref = generator or gen, key
+        members[int(t)] = policy
+    family = BudgetFamilyPolicy(members, {int(c): int(t) for c, t in body["table"].items()})
+    return generator, family, family.num_steps

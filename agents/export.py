@@ -56,7 +56,10 @@ def load_generation_policy(checkpoint: str | os.PathLike[str], device: str = "au
     state = load_checkpoint(checkpoint)
     known = {f.name for f in fields(TrainConfig)}
     saved = {k: v for k, v in saved_options(state["config"]).items() if k in known}
-    config = TrainConfig(**{**saved, "device": device, "batch_size": 1, "episodes": 1})
+    # two envs: SB3 refuses a one-transition rollout buffer (n_steps * n_envs > 1), which a T = 1 run would have;
+    # the minibatch is that (unused) buffer, so SB3 does not warn about a truncated one
+    steps = int(saved.get("steps", TrainConfig.steps))
+    config = TrainConfig(**{**saved, "device": device, "batch_size": 2, "episodes": 2, "minibatch": 2 * steps})
     dev = resolve_device(device)
     env = build_env(config, dev)
     spec = ALGOS[config.algo]

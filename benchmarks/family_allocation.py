@@ -18,8 +18,9 @@ the same T (both reproduce the runs' own ``metrics.json`` at the same sample cou
 The family costs the training of all its members (three fixed-T runs for T = 2, 3, 4), and the choice is a
 search over a per-class table, not a policy gradient: see ``docs/results.md``.
 
-Writes ``family.json``, ``family.md`` (mean +- std over seeds) and ``family.png`` (FID against NFE) into
-``--out``.
+Writes ``family.json``, ``family.md`` (mean +- std over seeds), ``family.png`` (FID against NFE) and one
+family file per seed and price, ``family_seed{seed}_lam{lam}.json`` (sample with it:
+``python -m adanat_env.cli --family FILE``), into ``--out``.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ from adanat_env.evaluation.metrics import extract_features, feature_stats  # noq
 from adanat_env.evaluation.sampling import evaluate_policy, sample_images  # noqa: E402
 from adanat_env.plotting import Panel, Series, line_panels  # noqa: E402
 from adanat_env.schedules import heuristic_schedule  # noqa: E402
-from agents.budget import BudgetFamilyPolicy, mean_nfe, mixture_fid, search_budget_table  # noqa: E402
+from agents.budget import (BudgetFamilyPolicy, mean_nfe, mixture_fid, save_family_file,  # noqa: E402
+                           search_budget_table)
 from agents.trainer import (Trainer, metric_features, real_features, reference_of_test_split,  # noqa: E402
                             run_classifier, train_split)
 
@@ -167,6 +169,13 @@ def main(argv: list[str] | None = None) -> dict:
            "seconds": round(time.perf_counter() - t0, 1)}
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
+        for result in per_seed:
+            for row in result["rows"]:
+                if row["arm"].startswith("family"):
+                    save_family_file(out_dir / f"family_seed{result['seed']}_lam{row['lam']:g}.json",
+                                     {t: p.format(seed=result["seed"]) for t, p in family.items()}, row["table"],
+                                     lam=row["lam"], validation_fid=row["val_fid"], test_fid=row["fid"],
+                                     nfe_mean=row["nfe_mean"], samples=args.samples)
         (out_dir / "family.json").write_text(json.dumps(out, indent=2) + "\n")
         (out_dir / "family.md").write_text(summary_table(out))
         plot(out, out_dir / "family.png")

@@ -360,7 +360,7 @@ def test_a_budget_family_with_one_budget_reproduces_its_member_exactly(tiny_gene
 
 
 @pytest.mark.skipif(not (DEFAULT_DATA_DIR / "train-labels-idx1-ubyte.gz").exists(), reason="Fashion-MNIST not installed")
-def test_family_allocation_benchmark_runs_on_tiny_fixed_t_runs(tmp_path):
+def test_family_allocation_benchmark_runs_on_tiny_fixed_t_runs(tmp_path, capsys):
     from agents.trainer import Trainer
 
     from .test_rewards_training import _benchmark
@@ -384,3 +384,14 @@ def test_family_allocation_benchmark_runs_on_tiny_fixed_t_runs(tmp_path):
     assert (tmp_path / "out" / "family.png").stat().st_size > 0
     with pytest.raises(SystemExit, match="not a fixed T=2"):
         mod.main(["--runs", f"2={tmp_path}/T1_s{{seed}}", "--seeds", "3", "--samples", "20"])
+    # the family file it wrote samples through the CLI with the members' generator, each class at its budget
+    from adanat_env.cli import main as cli
+
+    family = tmp_path / "out" / "family_seed3_lam1000.json"
+    assert cli(["--family", str(family), "--classes", "0", "1", "--per-class", "2", "--device", "cpu",
+                "--out", str(tmp_path / "fam.png")]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["nfe_mean"] == 1.0 and summary["steps"] == 2
+    with pytest.raises(SystemExit):  # the family brings its own T
+        cli(["--family", str(family), "--steps", "3", "--out", str(tmp_path / "x.png")])
+    assert cli(["--family", str(tmp_path / "nowhere.json"), "--out", str(tmp_path / "y.png")]) == 1
