@@ -11,16 +11,19 @@ per-sample reward only estimates, and ten classes times a few budgets is a small
   :class:`~adanat_env.policy.Policy` (the sampler and the evaluation take it as they take a stop-action policy;
   samples whose budget is spent leave the batch, so each step's NAT forward covers the running samples only).
 - :func:`search_budget_table`: the table for one price ``lam`` of a NAT evaluation, from per-budget features.
+- :func:`evaluate_family`: one seed's family from its fixed-T runs: tables chosen on validation, every arm
+  evaluated on the test split as trained runs are (``benchmarks/family_allocation.py``, ``compare.py compute``).
 - :func:`save_family_file` / :func:`load_family_file`: a family as a JSON file (member runs + table), which the
   sampling CLI takes (``python -m adanat_env.cli --family FILE``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -29,8 +32,11 @@ from adanat_env.decoding import StepParams
 from adanat_env.evaluation.metrics import FeatureStats, feature_stats, frechet_distance
 from adanat_env.policy import Policy, PolicyInput, StepDecision
 
-__all__ = ["BudgetFamilyPolicy", "mixture_fid", "mean_nfe", "search_budget_table", "save_family_file",
-           "load_family_file"]
+__all__ = ["BudgetFamilyPolicy", "mixture_fid", "mean_nfe", "search_budget_table", "evaluate_family",
+           "save_family_file", "load_family_file"]
+
+#: metrics kept per evaluated arm
+_KEYS = ("fid", "kid_x1e3", "precision", "recall", "coverage", "class_accuracy", "nfe_mean")
 
 
 class BudgetFamilyPolicy:
@@ -143,6 +149,77 @@ def search_budget_table(features: Mapping[int, np.ndarray], labels: np.ndarray, 
         if not changed:
             break
     return table
+
+
+def evaluate_family(runs: Mapping[int, str | os.PathLike[str]], seed: int, lams: Sequence[float], *,
+                    samples: int = 2000, members_too: bool = True, progress: bool = False,
+                    cache: str | os.PathLike[str] = ".") -> list[dict[str, Any]]:
+    """One seed's budget family from its fixed-T training runs, evaluated on the test split.
+
+    Every member generates the same class-balanced validation samples (the trainer's held-out train images and
+    validation sampler seed, ``seed + 999``); for each price in ``lams`` :func:`search_budget_table` picks the
+    per-class table on validation only; the family with that table is then evaluated once on the test split as
+    a trained run's final evaluation is (``evaluate_policy``: the same labels and sampler seed ``seed + 12345``).
+
+    :param runs: T -> the run directory of a fixed-T policy trained with ``seed`` (its selected iterate is used).
+    :param seed: the runs' seed.
+    :param lams: prices of one NAT evaluation per image, in validation-FID points (one table each).
+    :param samples: class-balanced samples per arm and split.
+    :param members_too: also evaluate the heuristic and the member at each T (same samples as the family).
+    :param cache: directory for the test reference where it is computed (own data sets).
+    :return: one row per arm: ``arm``, ``lam``, ``table``, the test metrics (FID, KID x1e3, precision, recall,
+        coverage, class accuracy, NFE per image) and, for the family, ``val_fid`` / ``val_nfe`` of its table.
+    :raises ValueError: a run that is not a fixed-T run of ``seed`` with the T it is listed under.
+    """
+    from adanat_env.evaluation.metrics import extract_features
+    from adanat_env.evaluation.sampling import evaluate_policy, sample_images
+    from adanat_env.schedules import heuristic_schedule
+
+    from .trainer import (Trainer, metric_features, real_features, reference_of_test_split, run_classifier,
+                          train_split)
+
+    with contextlib.ExitStack() as stack:
+        members: dict[int, Policy] = {}
+        trainer = None
+        for t, run in sorted(runs.items()):
+            trainer = Trainer.resume(run, log=lambda _: None)
+            cfg = trainer.config
+            if cfg.steps != t or cfg.adaptive_steps:
+                raise ValueError(f"'{run}' is not a fixed T={t} run (steps {cfg.steps}, adaptive {cfg.adaptive_steps})")
+            if cfg.seed != seed:
+                raise ValueError(f"'{run}' has seed {cfg.seed}, not {seed}")
+            members[int(t)], _ = stack.enter_context(trainer.selected())
+        cfg, gen, dev = trainer.config, trainer.generator, trainer.device
+        fn = metric_features(cfg, dev)
+        ds, _, val_idx = train_split(cfg, gen)
+        val_ref = feature_stats(real_features(fn, ds, val_idx, gen, dev))
+        test_ref = reference_of_test_split(cfg, fn, gen, Path(cache), dev)
+        clf = run_classifier(cfg, dev)
+        val_feats: dict[int, np.ndarray] = {}
+        labels = np.zeros(0)
+        for t, policy in members.items():
+            images, lab = sample_images(gen, policy, t, samples, seed=seed + 999)
+            val_feats[t], labels = extract_features(fn, images), lab.numpy()
+        rows: list[dict[str, Any]] = []
+
+        def evaluate(arm: str, policy: Any, steps: int, lam: float | None, table: dict[int, int] | None) -> None:
+            m, _ = evaluate_policy(gen, policy, steps, fn, test_ref, num_samples=samples, seed=seed + 12345,
+                                   classifier=clf, progress=progress)
+            row = {"arm": arm, "lam": lam, "table": table, **{k: float(m[k]) for k in _KEYS if k in m}}
+            if lam is not None and table is not None:
+                row["val_fid"] = mixture_fid(val_feats, labels, table, val_ref)
+                row["val_nfe"] = mean_nfe(labels, table)
+            rows.append(row)
+
+        if members_too:
+            for t in members:
+                evaluate(f"heuristic T={t}", heuristic_schedule(t), t, None, None)
+            for t, policy in members.items():
+                evaluate(f"learned fixed T={t}", policy, t, None, {c: t for c in range(gen.num_classes)})
+        for lam in lams:
+            table = search_budget_table(val_feats, labels, val_ref, float(lam))
+            evaluate(f"family, lam={lam:g}", BudgetFamilyPolicy(members, table), max(members), float(lam), table)
+    return rows
 
 
 #: ``format`` of a budget-family file (:func:`save_family_file`).

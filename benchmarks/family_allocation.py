@@ -7,13 +7,11 @@
 The stop-action policies of ``compare.py compute`` lie on or above the line of the learned fixed-T policies:
 their step parameters cannot know whether the step is the sample's last (the stop is drawn beside them). A
 *family* of learned fixed-T policies has a schedule made for each budget; :class:`agents.budget.BudgetFamilyPolicy`
-runs each sample with the member of its class's budget. Per seed, every member generates the same
-class-balanced validation samples (the trainer's held-out train images and sampler seed, ``seed + 999``); for
-each price ``lam`` (FID points per NAT evaluation) :func:`agents.budget.search_budget_table` picks the per-class
-table on **validation** only; the family policy with that table is then evaluated once on the **test** split
-exactly as every trained run is (``evaluate_policy``, the final evaluation's labels and sampler seed
-``seed + 12345``, FID / KID / precision / recall / class accuracy / NFE), next to each member and the heuristic at
-the same T (both reproduce the runs' own ``metrics.json`` at the same sample count).
+runs each sample with the member of its class's budget. Per seed (:func:`agents.budget.evaluate_family`), the
+per-class table for each price ``lam`` (FID points per NAT evaluation) is chosen on **validation** samples only,
+and the family with that table is evaluated once on the **test** split exactly as every trained run is, next to
+each member and the heuristic at the same T (both reproduce the runs' own ``metrics.json`` at the same sample
+count).
 
 The family costs the training of all its members (three fixed-T runs for T = 2, 3, 4), and the choice is a
 search over a per-class table, not a policy gradient: see ``docs/results.md``.
@@ -26,7 +24,6 @@ family file per seed and price, ``family_seed{seed}_lam{lam}.json`` (sample with
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
 import time
@@ -37,68 +34,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from adanat_env.config import command_line  # noqa: E402
-from adanat_env.evaluation.metrics import extract_features, feature_stats  # noqa: E402
-from adanat_env.evaluation.sampling import evaluate_policy, sample_images  # noqa: E402
 from adanat_env.plotting import Panel, Series, line_panels  # noqa: E402
-from adanat_env.schedules import heuristic_schedule  # noqa: E402
-from agents.budget import (BudgetFamilyPolicy, mean_nfe, mixture_fid, save_family_file,  # noqa: E402
-                           search_budget_table)
-from agents.trainer import (Trainer, metric_features, real_features, reference_of_test_split,  # noqa: E402
-                            run_classifier, train_split)
-
-KEYS = ("fid", "kid_x1e3", "precision", "recall", "class_accuracy", "nfe_mean")
-
-
-def _metrics(m: dict) -> dict:
-    return {k: float(m[k]) for k in KEYS if k in m}
-
-
-def run_seed(family: dict[int, str], seed: int, samples: int, lams: list[float], cache: Path,
-             progress: bool = False) -> dict:
-    """Every arm of one seed: the heuristic and the member at each T, and the family at each ``lam``."""
-    with contextlib.ExitStack() as stack:
-        members, trainers = {}, {}
-        for t, path in sorted(family.items()):
-            run = path.format(seed=seed)
-            trainer = Trainer.resume(run, log=lambda _: None)
-            cfg = trainer.config
-            if cfg.steps != t or cfg.adaptive_steps:
-                raise SystemExit(f"'{run}' is not a fixed T={t} run (steps {cfg.steps}, adaptive {cfg.adaptive_steps})")
-            if cfg.seed != seed:
-                raise SystemExit(f"'{run}' has seed {cfg.seed}, not {seed}")
-            members[t], _ = stack.enter_context(trainer.selected())
-            trainers[t] = trainer
-        trainer = trainers[max(trainers)]
-        cfg, gen, dev = trainer.config, trainer.generator, trainer.device
-        fn = metric_features(cfg, dev)
-        ds, _, val_idx = train_split(cfg, gen)
-        val_ref = feature_stats(real_features(fn, ds, val_idx, gen, dev))
-        test_ref = reference_of_test_split(cfg, fn, gen, cache, dev)
-        clf = run_classifier(cfg, dev)
-        val_feats, labels = {}, None
-        for t, policy in members.items():
-            images, lab = sample_images(gen, policy, t, samples, seed=seed + 999)
-            val_feats[t], labels = extract_features(fn, images), lab.numpy()
-        rows = []
-
-        def evaluate(arm: str, policy, steps: int, lam: float | None, table: dict[int, int] | None) -> None:
-            m, _ = evaluate_policy(gen, policy, steps, fn, test_ref, num_samples=samples, seed=seed + 12345,
-                                   classifier=clf, progress=progress)
-            row = {"arm": arm, "lam": lam, "table": table, **_metrics(m)}
-            if table is not None:
-                row["val_fid"] = mixture_fid(val_feats, labels, table, val_ref)
-                row["val_nfe"] = mean_nfe(labels, table)
-            rows.append(row)
-
-        for t in members:
-            evaluate(f"heuristic T={t}", heuristic_schedule(t), t, None, None)
-        for t, policy in members.items():
-            evaluate(f"learned fixed T={t}", policy, t, None, {c: t for c in range(gen.num_classes)})
-        for lam in lams:
-            table = search_budget_table(val_feats, labels, val_ref, lam)
-            evaluate(f"family, lam={lam:g}", BudgetFamilyPolicy(members, table), max(members), lam, table)
-    return {"seed": seed, "rows": rows}
-
+from agents.budget import evaluate_family, save_family_file  # noqa: E402
 
 def summary_table(out: dict) -> str:
     """Markdown: every arm's test metrics, mean +- std over seeds, and each seed's FID @ NFE."""
@@ -161,8 +98,13 @@ def main(argv: list[str] | None = None) -> dict:
     t0 = time.perf_counter()
     per_seed = []
     for seed in args.seeds:
-        cache = (out_dir or Path(".")) / f".ref_seed{seed}"
-        per_seed.append(run_seed(family, seed, args.samples, args.lams, cache, progress=bool(out_dir)))
+        runs = {t: p.format(seed=seed) for t, p in family.items()}
+        try:
+            rows = evaluate_family(runs, seed, args.lams, samples=args.samples, progress=bool(out_dir),
+                                   cache=(out_dir or Path(".")) / f".ref_seed{seed}")
+        except ValueError as e:
+            raise SystemExit(str(e)) from None
+        per_seed.append({"seed": seed, "rows": rows})
         print(json.dumps({"seed": seed, "rows": [{k: r.get(k) for k in ("arm", "fid", "nfe_mean")}
                                                    for r in per_seed[-1]["rows"]]}), flush=True)
     out = {"command": command_line(argv), "samples": args.samples, "family": family, "seeds": per_seed,

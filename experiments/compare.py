@@ -64,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nfe-costs", type=float, nargs="*", default=[0.01, 0.03, 0.1],
                    help="compute: lambda of each stop-action policy (reward charged per NAT evaluation)")
     p.add_argument("--max-steps", type=int, default=4, help="compute: T_max of the stop-action policies")
+    p.add_argument("--family-lams", type=float, nargs="*", default=[2.0, 4.0, 8.0],
+                   help="compute: prices (validation-FID points per NAT evaluation) of the budget-family arms: each "
+                        "class runs the fixed-T learned policy (T <= --max-steps) of a per-class budget chosen on "
+                        "validation (agents.budget); none: no family arms")
     add_config_arguments(p.add_argument_group("training options, common to every run of the suite"), TrainConfig)
     return p
 
@@ -292,8 +296,36 @@ def compute_arms(fixed_steps: list[int], nfe_costs: list[float], max_steps: int)
     return arms
 
 
+def family_arms(out: Path, seeds: list[int], steps: list[int], lams: list[float], samples: int
+                ) -> dict[float, list[dict[str, Any]]]:
+    """The budget-family arms of the compute suite from its fixed-T runs (:func:`agents.budget.evaluate_family`):
+    lam -> one test-metrics row per seed. Each seed's rows are kept in ``out/family/seed<s>.json`` and reused
+    while the family, prices and sample count are unchanged; a family file per seed and price is written beside
+    them (``python -m adanat_env.cli --family FILE``)."""
+    from agents.budget import evaluate_family, save_family_file
+
+    res: dict[float, list[dict[str, Any]]] = {float(lam): [] for lam in lams}
+    for seed in seeds:
+        runs = {t: out / f"fixed_T{t}" / f"seed{seed}" for t in steps}
+        key = {"steps": steps, "lams": [float(x) for x in lams], "samples": samples}
+        cache = out / "family" / f"seed{seed}.json"
+        if cache.is_file() and json.loads(cache.read_text()).get("key") == key:
+            rows = json.loads(cache.read_text())["rows"]
+        else:
+            rows = evaluate_family(runs, seed, lams, samples=samples, members_too=False, progress=True, cache=out)
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            cache.write_text(json.dumps({"key": key, "rows": rows}, indent=2) + "\n")
+            for row in rows:
+                save_family_file(out / "family" / f"family_seed{seed}_lam{row['lam']:g}.json", runs, row["table"],
+                                 lam=row["lam"], validation_fid=row["val_fid"], test_fid=row["fid"],
+                                 nfe_mean=row["nfe_mean"], samples=samples)
+        for row in rows:
+            res[float(row["lam"])].append(row)
+    return res
+
+
 def suite_compute(base: TrainConfig, out: Path, seeds: list[int], argv: list[str] | None, fixed_steps: list[int],
-                  nfe_costs: list[float], max_steps: int) -> str:
+                  nfe_costs: list[float], max_steps: int, family_lams: list[float] = ()) -> str:
     arms = compute_arms(fixed_steps, nfe_costs, max_steps)
     run_protocol(base, out, seeds, arms, command=_command(argv))
     ms = {arm: _run_metrics(out, arm, seeds) for arm in arms}
@@ -325,6 +357,14 @@ def suite_compute(base: TrainConfig, out: Path, seeds: list[int], argv: list[str
             for k, v in p.items():
                 pts[line][k].append(v)
             pts[line]["labels"].append(label)
+    fam_steps = [t for t in fixed_steps if t <= max_steps]
+    if family_lams and len(fam_steps) >= 2:
+        line = pts.setdefault("learned, budget family", {k: [] for k in ("nfe", "nfe_std", "fid", "fid_std", "labels")})
+        for lam, dets in family_arms(out, seeds, fam_steps, family_lams, base.eval_samples).items():
+            rows[f"budget family (T = {', '.join(map(str, fam_steps))}), λ = {lam:g}"] = dets
+            for k, v in point(dets).items():
+                line[k].append(v)
+            line["labels"].append(f"λ={lam:g}")
     figures.quality_compute({k: v for k, v in pts.items() if v["nfe"]}, out / "compute.png",
                             title="FID against compute (mean ± std over seeds)")
     nfe_col = {"NFE per image": [_ms([d["nfe_mean"] for d in dets]) for dets in rows.values()]}
@@ -333,7 +373,9 @@ def suite_compute(base: TrainConfig, out: Path, seeds: list[int], argv: list[str
             + metrics_table(rows, nfe_col)
             + "\nNFE: guided NAT evaluations per image (one per step). Every run is evaluated at its last iterate. "
             "The fixed-T rows train and evaluate at that T; the stop-action rows choose each sample's step count "
-            f"in [1, {max_steps}], trained on the {base.reward} reward minus λ per NAT evaluation.\n")
+            f"in [1, {max_steps}], trained on the {base.reward} reward minus λ per NAT evaluation. The budget-family "
+            "rows (if any) run each class with the fixed-T learned policy of a per-class budget, the table chosen on "
+            "validation FID + λ x NFE (λ in validation-FID points; `agents.budget`, the same fixed-T runs).\n")
     if heur and pts["learned, stop action"]["nfe"]:
         t_best = min(heur, key=lambda t: heur[t]["fid"])
         f_best = heur[t_best]["fid"]
@@ -341,11 +383,12 @@ def suite_compute(base: TrainConfig, out: Path, seeds: list[int], argv: list[str
         text += (f"\n**Target** (the best FID of the fixed-T heuristics this suite ran, T = {ran}: {f_best:.2f} at "
                  f"T = {t_best}, with ≥ 30% fewer NAT evaluations, i.e. ≤ {0.7 * t_best:.2f}; a T the suite did not "
                  f"run is not compared):\n\n")
-        line = pts["learned, stop action"]
-        for lab, nfe, fid in zip(line["labels"], line["nfe"], line["fid"]):
-            ok = fid <= f_best and nfe <= 0.7 * t_best
-            text += (f"- {lab}: FID {fid:.2f} at {nfe:.2f} NFE ({100 * (1 - nfe / t_best):.0f}% fewer than T = "
-                     f"{t_best}): {'met' if ok else 'not met'}\n")
+        for kind in ("learned, stop action", "learned, budget family"):
+            line = pts.get(kind, {"labels": [], "nfe": [], "fid": []})
+            for lab, nfe, fid in zip(line["labels"], line["nfe"], line["fid"]):
+                ok = fid <= f_best and nfe <= 0.7 * t_best
+                text += (f"- {kind.split(', ')[1]}, {lab}: FID {fid:.2f} at {nfe:.2f} NFE "
+                         f"({100 * (1 - nfe / t_best):.0f}% fewer than T = {t_best}): {'met' if ok else 'not met'}\n")
     return text + "\n![FID against NAT evaluations](compute.png)\n"
 
 
@@ -362,7 +405,8 @@ def main(argv: list[str] | None = None) -> str:
     elif args.suite == "algos":
         text = suite_algos(base, out, seeds, argv, args.algos)
     elif args.suite == "compute":
-        text = suite_compute(base, out, seeds, argv, args.fixed_steps, args.nfe_costs, args.max_steps)
+        text = suite_compute(base, out, seeds, argv, args.fixed_steps, args.nfe_costs, args.max_steps,
+                             args.family_lams)
     else:
         text = {"table5": suite_table5, "rewards": suite_rewards}[args.suite](base, out, seeds, argv)
     (out / f"{args.suite}.md").write_text(text)

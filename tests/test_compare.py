@@ -148,6 +148,16 @@ def test_compute_suite_writes_the_quality_compute_table_and_figure(tmp_path):
         assert f"| {row} | 1 |" in text, row
     assert "**Target** (the best FID of the fixed-T heuristics this suite ran, T = 1, 2:" in text
     assert (out / "compute.png").is_file()
+    # the budget-family arms, built from the fixed-T runs (every T <= T_max), one per price, with a family file
+    for lam in ("2", "4", "8"):
+        assert f"| budget family (T = 1, 2), λ = {lam} | 1 |" in text
+        assert f"- budget family, λ={lam}: FID" in text
+    family = json.loads((out / "family" / "family_seed0_lam8.json").read_text())
+    assert set(family["members"]) == {"1", "2"} and set(family["table"].values()) <= {1, 2}
+    cached = (out / "family" / "seed0.json").stat().st_mtime_ns
+    assert compare.main(["compute", *TOY, "--seeds", "0", "--fixed-steps", "1", "2", "--nfe-costs", "0.1",
+                         "--max-steps", "2", "--stop-std", "0.5", "--out", str(out)]) == text  # finished: re-read
+    assert (out / "family" / "seed0.json").stat().st_mtime_ns == cached
     stop = json.loads((out / "stop_lambda0.1" / "seed0" / "metrics.json").read_text())
     assert stop["select"] == "last" and 1 <= stop["details"]["learned"]["nfe_mean"] <= 2
     fixed = json.loads((out / "fixed_T1" / "seed0" / "metrics.json").read_text())
