@@ -72,7 +72,8 @@ class SearchResult:
 def cem_search(score: Callable[[Schedule, int], float], num_steps: int, budget: int, *, population: int = 8,
                elites: int = 3, samples: int = 256, init_std: float = 1.0, min_std: float = 0.05,
                smoothing: float = 0.3, residual: bool = True, seed: int = 0, progress: bool = False,
-               log: Callable[[str], None] | None = None) -> SearchResult:
+               log: Callable[[str], None] | None = None,
+               after_round: Callable[[Schedule], None] | None = None, extra_per_round: int = 0) -> SearchResult:
     """CEM over (T, 4) raw schedule tables (see module docstring).
 
     :param score: ``(schedule, round_seed) -> validation FID`` on ``samples`` generations (lower is better); the
@@ -87,13 +88,18 @@ def cem_search(score: Callable[[Schedule, int], float], num_steps: int, budget: 
     :param smoothing: weight of the old mean / std in each refit.
     :param residual: tables on top of the heuristic schedule (the env's default) or absolute.
     :param seed: seed of the candidates and of the round seeds.
+    :param after_round: called with the refitted mean schedule after every round (e.g. to co-train a
+        discriminator that scores the next round's candidates).
+    :param extra_per_round: generations ``after_round`` spends per round, counted in the budget.
     :raises ValueError: inconsistent sizes.
     """
     if not 1 <= elites <= population:
         raise ValueError(f"need 1 <= elites <= population, got {elites} and {population}")
-    if budget < population * samples:
-        raise ValueError(f"a budget of {budget} generations does not buy one round of {population} x {samples}")
-    rounds = budget // (population * samples)
+    per_round = population * samples + int(extra_per_round)
+    if budget < per_round:
+        raise ValueError(f"a budget of {budget} generations does not buy one round of {population} x {samples}"
+                         + (f" + {extra_per_round}" if extra_per_round else ""))
+    rounds = budget // per_round
     g = torch.Generator().manual_seed(seed)
     mean = torch.zeros(num_steps, 4, dtype=torch.float64)
     std = torch.full((num_steps, 4), float(init_std), dtype=torch.float64)
@@ -103,10 +109,12 @@ def cem_search(score: Callable[[Schedule, int], float], num_steps: int, budget: 
         cand = mean + std * torch.randn((population, num_steps, 4), generator=g, dtype=torch.float64)
         round_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=g))
         scores = torch.tensor([score(schedule_from_raw(c, residual), round_seed) for c in cand], dtype=torch.float64)
-        used += population * samples
+        used += per_round
         top = cand[scores.argsort()[:elites]]
         mean = smoothing * mean + (1 - smoothing) * top.mean(0)
         std = (smoothing * std + (1 - smoothing) * top.std(0, unbiased=False)).clamp_min(min_std)
+        if after_round is not None:
+            after_round(schedule_from_raw(mean, residual))
         rec = {"round": r + 1, "generations": used, "best": float(scores.min()), "median": float(scores.median()),
                "mean_std": float(std.mean())}
         history.append(rec)

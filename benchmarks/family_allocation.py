@@ -43,14 +43,14 @@ def summary_table(out: dict) -> str:
     lines = [f"Command: `{out['command']}`", "",
              f"{out['samples']} class-balanced test samples per arm and seed (budget tables chosen on validation); "
              "mean +- std over seeds " + ", ".join(str(s["seed"]) for s in seeds) + ".", "",
-             "| arm | FID | KID x1e3 | recall | NFE per image | per seed: FID @ NFE | budget table (seed "
+             "| arm | FID | KID | recall | NFE per image | per seed: FID @ NFE | budget table (seed "
              f"{seeds[0]['seed']}, class: T) |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for i, row in enumerate(seeds[0]["rows"]):
         col = {k: [s["rows"][i][k] for s in seeds] for k in ("fid", "kid_x1e3", "recall", "nfe_mean")}
         table = row["table"] if row["table"] is not None and row["lam"] is not None else None
         lines.append(
             f"| {row['arm']} | {np.mean(col['fid']):.2f} +- {_std(col['fid']):.2f} | "
-            f"{np.mean(col['kid_x1e3']):.2f} +- {_std(col['kid_x1e3']):.2f} | {np.mean(col['recall']):.3f} | "
+            f"{np.mean(col['kid_x1e3']) / 1e3:.2f} +- {_std(col['kid_x1e3']) / 1e3:.2f} | {np.mean(col['recall']):.3f} | "
             f"{np.mean(col['nfe_mean']):.2f} +- {_std(col['nfe_mean']):.2f} | "
             + ", ".join(f"{a:.2f} @ {b:.2f}" for a, b in zip(col["fid"], col["nfe_mean"])) + " | "
             + ("" if table is None else " ".join(f"{c}:{t}" for c, t in sorted(table.items(), key=lambda x: int(x[0]))))

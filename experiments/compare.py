@@ -58,6 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--population", type=int, default=8, help="search: CEM candidates per round")
     p.add_argument("--elites", type=int, default=3, help="search: CEM elites per round")
     p.add_argument("--search-samples", type=int, default=256, help="search: generations per candidate (validation FID)")
+    p.add_argument("--search-score", choices=["fid", "adversarial"], default="fid",
+                   help="search: what scores a candidate: its validation FID, or the mean reward of the run's "
+                        "discriminator (--d-reward, warmed up on the heuristic's generations for --d-warmup "
+                        "updates, then co-trained after every round on the round's mean schedule: "
+                        "--d-epochs x --d-batch-size fresh images, --d-updates updates, counted in the budget)")
     p.add_argument("--algos", nargs="+", choices=list(ALGOS), default=list(ALGOS), help="algos: which algorithms (default: all)")
     p.add_argument("--fixed-steps", type=int, nargs="*", default=[2, 3, 4, 6, 8],
                    help="compute: T of the fixed-T learned policies (and of the heuristic they are evaluated with)")
@@ -189,21 +194,28 @@ def suite_adaptive(base: TrainConfig, out: Path, seeds: list[int], argv: list[st
 
 
 def suite_search(base: TrainConfig, out: Path, seeds: list[int], argv: list[str] | None,
-                 population: int, elites: int, samples: int) -> str:
+                 population: int, elites: int, samples: int, search_score: str = "fid") -> str:
     from adanat_env.evaluation.metrics import extract_features, feature_stats, frechet_distance
     from adanat_env.evaluation.sampling import sample_images
     from adanat_env.schedules import heuristic_schedule, maskgit_cosine_schedule
     from adanat_env.utils import resolve_device, seed_everything
     from agents.search import cem_search, rl_generation_budget
-    from agents.trainer import build_env, evaluate_on_test, metric_features, real_features, train_split
+    from agents.trainer import build_env, build_reward, evaluate_on_test, metric_features, real_features, train_split
 
     budget = rl_generation_budget(base)
+    if search_score == "adversarial" and base.reward != "adversarial":
+        raise SystemExit("--search-score adversarial scores with the run's discriminator: drop --reward "
+                         f"{base.reward}")
     device = resolve_device(base.device)
     results = []
     for seed in seeds:
         run = out / "search" / f"seed{seed}"
         if (run / "metrics.json").is_file():
-            results.append(json.loads((run / "metrics.json").read_text()))
+            done = json.loads((run / "metrics.json").read_text())
+            if done.get("search_score", "fid") != search_score:
+                raise SystemExit(f"'{run}' holds a search scored by {done.get('search_score', 'fid')}, not "
+                                 f"{search_score}: use another --out")
+            results.append(done)
             continue
         run.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
@@ -214,18 +226,38 @@ def suite_search(base: TrainConfig, out: Path, seeds: list[int], argv: list[str]
         ds, _, val_idx = train_split(cfg, gen)
         ref = feature_stats(real_features(fn, ds, val_idx, gen, device))
 
-        def score(schedule, round_seed, n=samples):  # type: ignore[no-untyped-def]
-            images, _ = sample_images(gen, schedule, cfg.steps, n, seed=round_seed)
-            return frechet_distance(feature_stats(extract_features(fn, images)), ref)
+        hook, extra = None, 0
+        if search_score == "adversarial":
+            # the run's discriminator, warmed up on the heuristic's generations (counted in the budget as the
+            # trainer's warm-up is), then co-trained after each round on the round's mean schedule
+            disc = build_reward(cfg, build_env(cfg, device), device)
+            warm = cfg.d_epochs * cfg.d_batch_size if cfg.d_warmup > 0 else 0
+            budget_s = budget - warm
+            if cfg.d_warmup > 0:
+                disc.co_train(heuristic_schedule(cfg.steps), updates=cfg.d_warmup)
+            hook, extra = disc.co_train, cfg.d_epochs * cfg.d_batch_size
 
-        found = cem_search(score, cfg.steps, budget, population=population, elites=elites, samples=samples,
-                           residual=cfg.residual == "heuristic", seed=seed, progress=True)
+            def score(schedule, round_seed, n=samples):  # type: ignore[no-untyped-def]
+                images, labels = sample_images(gen, schedule, cfg.steps, n, seed=round_seed)
+                return -float(disc.reward(images.to(device), labels.to(device)).float().mean())
+        else:
+            budget_s = budget
+
+            def score(schedule, round_seed, n=samples):  # type: ignore[no-untyped-def]
+                images, _ = sample_images(gen, schedule, cfg.steps, n, seed=round_seed)
+                return frechet_distance(feature_stats(extract_features(fn, images)), ref)
+
+        found = cem_search(score, cfg.steps, budget_s, population=population, elites=elites, samples=samples,
+                           residual=cfg.residual == "heuristic", seed=seed, progress=True, after_round=hook,
+                           extra_per_round=extra)
         res = evaluate_on_test(cfg, gen, {"cosine": maskgit_cosine_schedule(cfg.steps),
                                           "heuristic": heuristic_schedule(cfg.steps), "searched": found.schedule},
                                run, device)
         m = {"details": res, "fid_reduction_vs_heuristic": 1 - res["searched"]["fid"] / res["heuristic"]["fid"],
+             "search_score": search_score,
              "schedule": {k: list(getattr(found.schedule, k)) for k in ("mask_ratio", "sample_temp", "remask_temp", "guidance")},
-             "raw": found.raw.tolist(), "history": found.history, "generations": found.generations, "seed": seed,
+             "raw": found.raw.tolist(), "history": found.history, "generations": found.generations + (budget - budget_s),
+             "seed": seed,
              "wall_time_s": round(time.perf_counter() - t0, 1)}
         (run / "metrics.json").write_text(json.dumps(m, indent=2))
         results.append(m)
@@ -234,12 +266,14 @@ def suite_search(base: TrainConfig, out: Path, seeds: list[int], argv: list[str]
     red = {"FID vs heuristic": ["—", _reduction(results)]}
     sched = "\n".join(f"- seed {m['seed']}: " + ", ".join(f"{k} {tuple(round(v, 3) for v in vals)}"
                                                          for k, vals in m["schedule"].items()) for m in results)
+    what = ("validation FID" if search_score == "fid" else
+            f"minus the mean {base.d_reward} reward of the co-trained discriminator")
     figures.curves({"CEM: best candidate per round": [([h["generations"] for h in m["history"]],
                                                       [h["best"] for h in m["history"]]) for m in results]},
-                   out / "search.png", xlabel="generations", ylabel=f"validation FID ({samples} samples)")
+                   out / "search.png", xlabel="generations", ylabel=f"{what} ({samples} samples)")
     return (_header("Search: the strongest static schedule (CEM)", base, seeds, argv)
             + f"CEM over the (T, 4) raw schedule table: {population} candidates per round, {elites} elites, each scored "
-            f"by validation FID on {samples} generations; {budget} generations per seed, as many as one training run's "
+            f"by {what} on {samples} generations; {budget} generations per seed, as many as one training run's "
             "rollouts and discriminator batches.\n\n" + metrics_table(rows, red)
             + f"\nFound schedules (m, τ1, τ2, w per step):\n\n{sched}\n\n![search](search.png)\n")
 
@@ -401,7 +435,8 @@ def main(argv: list[str] | None = None) -> str:
     if args.suite == "adaptive":
         text = suite_adaptive(base, out, seeds, argv, args.analysis_samples)
     elif args.suite == "search":
-        text = suite_search(base, out, seeds, argv, args.population, args.elites, args.search_samples)
+        text = suite_search(base, out, seeds, argv, args.population, args.elites, args.search_samples,
+                            args.search_score)
     elif args.suite == "algos":
         text = suite_algos(base, out, seeds, argv, args.algos)
     elif args.suite == "compute":

@@ -131,6 +131,17 @@ def test_search_and_adaptive_suites(tmp_path):
     assert "| CEM-searched static schedule | 1 |" in text and (out / "search.png").is_file()
     assert compare.main(["search", *TOY, "--seeds", "0", "--population", "3", "--elites", "2",
                          "--search-samples", "8", "--out", str(out)]) == text  # read back, not searched again
+    with pytest.raises(SystemExit, match="scored by fid"):  # a finished search of another score is not re-read
+        compare.main(["search", *TOY, "--seeds", "0", "--population", "3", "--elites", "2", "--search-samples", "8",
+                      "--search-score", "adversarial", "--out", str(tmp_path / "search")])
+    # scored by the co-trained discriminator: its warm-up and per-round fresh batches are counted in the budget
+    adv = compare.main(["search", *TOY, "--iterations", "2", "--seeds", "0", "--population", "3", "--elites", "2",
+                        "--search-samples", "8", "--search-score", "adversarial", "--out", str(tmp_path / "search_adv")])
+    m = json.loads((tmp_path / "search_adv" / "search" / "seed0" / "metrics.json").read_text())
+    assert m["search_score"] == "adversarial" and "co-trained discriminator" in adv
+    # the budget of 2 iterations (2 x 16 rollouts + 2 x 8 fresh + 8 warm-up) buys one round of 3 candidates x 8
+    # and its fresh batch of 8, after the warm-up's 8
+    assert m["generations"] == 8 + 3 * 8 + 8 and len(m["history"]) == 1
     out = tmp_path / "adaptive"
     text = compare.main(["adaptive", *TOY, "--analysis-samples", "30", "--out", str(out)])
     assert "| 0 | tau1 |" in text and ("Effectively static" in text or "Adaptive" in text)
