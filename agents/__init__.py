@@ -10,5 +10,6 @@
 - :mod:`agents.protocol`: the multi-seed protocol (arms x seeds, mean ± std).
 - :mod:`agents.sb3_internals`: the only reads and writes of SB3 model state that SB3 keeps private.
 - :mod:`agents.generation_policy`: a trained SB3 policy as a generation policy for the sampler and the evaluation.
+- :mod:`agents.budget`: adaptive compute from a family of learned fixed-T policies (a per-class step budget).
 - :mod:`agents.official`: load the official AdaNAT policy checkpoints (safely) into the SB3 policy.
 """
