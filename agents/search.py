@@ -73,7 +73,8 @@ def cem_search(score: Callable[[Schedule, int], float], num_steps: int, budget: 
                elites: int = 3, samples: int = 256, init_std: float = 1.0, min_std: float = 0.05,
                smoothing: float = 0.3, residual: bool = True, seed: int = 0, progress: bool = False,
                log: Callable[[str], None] | None = None,
-               after_round: Callable[[Schedule], None] | None = None, extra_per_round: int = 0) -> SearchResult:
+               after_round: Callable[[Schedule], None] | None = None, extra_per_round: int = 0,
+               frozen: tuple[int, ...] = ()) -> SearchResult:
     """CEM over (T, 4) raw schedule tables (see module docstring).
 
     :param score: ``(schedule, round_seed) -> validation FID`` on ``samples`` generations (lower is better); the
@@ -91,6 +92,7 @@ def cem_search(score: Callable[[Schedule, int], float], num_steps: int, budget: 
     :param after_round: called with the refitted mean schedule after every round (e.g. to co-train a
         discriminator that scores the next round's candidates).
     :param extra_per_round: generations ``after_round`` spends per round, counted in the budget.
+    :param frozen: raw columns (official action order) held at zero, i.e. at the residual's value (``--freeze``).
     :raises ValueError: inconsistent sizes.
     """
     if not 1 <= elites <= population:
@@ -103,10 +105,12 @@ def cem_search(score: Callable[[Schedule, int], float], num_steps: int, budget: 
     g = torch.Generator().manual_seed(seed)
     mean = torch.zeros(num_steps, 4, dtype=torch.float64)
     std = torch.full((num_steps, 4), float(init_std), dtype=torch.float64)
+    keep = torch.ones(4, dtype=torch.float64)
+    keep[list(frozen)] = 0.0
     history: list[dict[str, Any]] = []
     used = 0
     for r in tqdm(range(rounds), desc="CEM search", disable=not progress):
-        cand = mean + std * torch.randn((population, num_steps, 4), generator=g, dtype=torch.float64)
+        cand = (mean + std * torch.randn((population, num_steps, 4), generator=g, dtype=torch.float64)) * keep
         round_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=g))
         scores = torch.tensor([score(schedule_from_raw(c, residual), round_seed) for c in cand], dtype=torch.float64)
         used += per_round

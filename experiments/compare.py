@@ -200,7 +200,9 @@ def suite_search(base: TrainConfig, out: Path, seeds: list[int], argv: list[str]
     from adanat_env.schedules import heuristic_schedule, maskgit_cosine_schedule
     from adanat_env.utils import resolve_device, seed_everything
     from agents.search import cem_search, rl_generation_budget
-    from agents.trainer import build_env, build_reward, evaluate_on_test, metric_features, real_features, train_split
+    from adanat_env.actions import ACTION_NAMES
+    from agents.trainer import (build_env, build_reward, evaluate_on_test, frozen_actions, metric_features,
+                                real_features, train_split)
 
     budget = rl_generation_budget(base)
     if search_score == "adversarial" and base.reward != "adversarial":
@@ -247,9 +249,10 @@ def suite_search(base: TrainConfig, out: Path, seeds: list[int], argv: list[str]
                 images, _ = sample_images(gen, schedule, cfg.steps, n, seed=round_seed)
                 return frechet_distance(feature_stats(extract_features(fn, images)), ref)
 
+        frozen = tuple(ACTION_NAMES.index(n) for n in frozen_actions(cfg))
         found = cem_search(score, cfg.steps, budget_s, population=population, elites=elites, samples=samples,
                            residual=cfg.residual == "heuristic", seed=seed, progress=True, after_round=hook,
-                           extra_per_round=extra)
+                           extra_per_round=extra, frozen=frozen)
         res = evaluate_on_test(cfg, gen, {"cosine": maskgit_cosine_schedule(cfg.steps),
                                           "heuristic": heuristic_schedule(cfg.steps), "searched": found.schedule},
                                run, device)

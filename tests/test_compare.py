@@ -142,6 +142,11 @@ def test_search_and_adaptive_suites(tmp_path):
     # the budget of 2 iterations (2 x 16 rollouts + 2 x 8 fresh + 8 warm-up) buys one round of 3 candidates x 8
     # and its fresh batch of 8, after the warm-up's 8
     assert m["generations"] == 8 + 3 * 8 + 8 and len(m["history"]) == 1
+    # --freeze holds a component at the heuristic in the search too
+    compare.main(["search", *TOY, "--seeds", "0", "--population", "3", "--elites", "2", "--search-samples", "8",
+                  "--freeze", "sample_temp", "--out", str(tmp_path / "search_frozen")])
+    m = json.loads((tmp_path / "search_frozen" / "search" / "seed0" / "metrics.json").read_text())
+    assert m["schedule"]["sample_temp"] == list(heuristic_schedule(2).sample_temp)
     out = tmp_path / "adaptive"
     text = compare.main(["adaptive", *TOY, "--analysis-samples", "30", "--out", str(out)])
     assert "| 0 | tau1 |" in text and ("Effectively static" in text or "Adaptive" in text)
