@@ -6,7 +6,7 @@ figure: rewards, adaptive, search, algos, compute) into --out (default docs/resu
     python experiments/compare.py adaptive   # how the learned policy adapts per sample (paper Fig. 3)
     python experiments/compare.py search     # CEM over static schedules, as many generations as one RL run
     python experiments/compare.py algos      # PPO, A2C, TRPO, RecurrentPPO, TD3, SAC, ARS (seeds 0 1)
-    python experiments/compare.py compute    # quality vs compute: the stop action at several lambda vs fixed T
+    python experiments/compare.py compute    # quality vs compute: the stop action and the budget family vs fixed T
 
 Training options apply to every run of a suite (e.g. ``--iterations 12`` shrinks every run's budget uniformly).
 Runs go through the multi-seed protocol (:func:`agents.protocol.run_protocol`): every arm has the same budget
@@ -223,16 +223,14 @@ def suite_search(base: TrainConfig, out: Path, seeds: list[int], argv: list[str]
         t0 = time.perf_counter()
         cfg = replace(base, seed=seed)
         seed_everything(seed)
-        gen = build_env(cfg, device).unwrapped.generator
-        fn = metric_features(cfg, device)
-        ds, _, val_idx = train_split(cfg, gen)
-        ref = feature_stats(real_features(fn, ds, val_idx, gen, device))
+        env = build_env(cfg, device)
+        gen = env.unwrapped.generator
 
         hook, extra = None, 0
         if search_score == "adversarial":
             # the run's discriminator, warmed up on the heuristic's generations (counted in the budget as the
             # trainer's warm-up is), then co-trained after each round on the round's mean schedule
-            disc = build_reward(cfg, build_env(cfg, device), device)
+            disc = build_reward(cfg, env, device)
             warm = cfg.d_epochs * cfg.d_batch_size if cfg.d_warmup > 0 else 0
             budget_s = budget - warm
             if cfg.d_warmup > 0:
@@ -244,6 +242,9 @@ def suite_search(base: TrainConfig, out: Path, seeds: list[int], argv: list[str]
                 return -float(disc.reward(images.to(device), labels.to(device)).float().mean())
         else:
             budget_s = budget
+            fn = metric_features(cfg, device)
+            ds, _, val_idx = train_split(cfg, gen)
+            ref = feature_stats(real_features(fn, ds, val_idx, gen, device))
 
             def score(schedule, round_seed, n=samples):  # type: ignore[no-untyped-def]
                 images, _ = sample_images(gen, schedule, cfg.steps, n, seed=round_seed)
