@@ -115,6 +115,7 @@ class TrainConfig:
     d_minibatch: int = 128  #: fake (and real) images per discriminator update
     d_augment: int = 2  #: random translation (px) during discriminator training
     d_replay: int = 0  #: experience replay: the discriminator draws half of each update's fakes from the fresh batches of the last d_replay policy updates (0 = only the latest policy's, the official loop); against a discriminator that chases the policy's latest move
+    d_r1: float = 0.0  #: R1 penalty weight gamma on real images (Mescheder et al. 2018; the gradient w.r.t. a projected discriminator's frozen features, or the pixels): damps the discriminator chasing the policy (0 = none, as official)
     d_warmup: int = 60  #: discriminator updates on fresh images of the initial policy before the first rollout
     d_real: str = "raw"  #: real images "raw" or "reconstructed" by the frozen tokenizer
     d_real_count: int = 12000  #: real train images the discriminator sees (0 = all)
@@ -165,6 +166,8 @@ class TrainConfig:
                 raise ValueError(f"--{name.replace('_', '-')} must be a finite number > 0, got {getattr(self, name)}")
         if not (self.kl_coef >= 0 and self.std_rate >= 0):
             raise ValueError("--kl-coef and --std-rate must be >= 0")
+        if not (self.d_r1 >= 0 and math.isfinite(self.d_r1)):
+            raise ValueError(f"--d-r1 must be a finite number >= 0, got {self.d_r1}")
         if self.noise_group > 1 and self.algo not in ("ppo", "a2c", "trpo"):
             raise ValueError(f"--noise-group needs ppo, a2c or trpo (fixed-std policies); got --algo {self.algo}")
         if self.policy != "adaptive" and self.algo not in ("ppo", "a2c", "trpo"):
@@ -419,7 +422,7 @@ def _build_quality_reward(config: TrainConfig, venv: gym.vector.VectorEnv, devic
                                    mbstd_by_label=bool(config.d_mbstd_by_label))
         reward = AdversarialReward(disc, _real_images(config, gen, device), lr=config.d_lr, loss=config.d_loss,
                                    kind=config.d_reward, witness_reals=config.d_witness_reals,
-                                   augment=config.d_augment, seed=config.seed)
+                                   augment=config.d_augment, seed=config.seed, r1=config.d_r1)
         return AdversarialRewardWrapper(venv, reward, epochs=config.d_epochs, batch_size=config.d_batch_size,
                                         seed=config.seed, updates=config.d_updates, minibatch=config.d_minibatch,
                                         replay=config.d_replay)

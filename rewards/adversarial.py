@@ -157,11 +157,15 @@ class AdversarialReward:
     :param kind: ``"sigmoid"`` (official), ``"logit"`` (the mean logit), ``"jackknife"`` (see :meth:`jackknife`)
         or ``"witness"`` (see :meth:`witness`).
     :param witness_reals: real images the witness compares with (drawn once per discriminator state).
+    :param r1: weight gamma of the R1 penalty ``gamma / 2 * E_real |grad D|^2`` (Mescheder et al. 2018: it damps
+        the discriminator-generator oscillation of a plain GAN). For a projected discriminator the gradient is
+        taken with respect to its frozen backbone's features (the trainable heads' input: cheap, no backward
+        through the backbone); for a pixel-space one with respect to the image. 0 = none (official).
     """
 
     def __init__(self, discriminator: nn.Module, real: RealImages, lr: float = 1e-4,
                  betas: tuple[float, float] = (0.5, 0.999), loss: str = "bce", augment: int = 2, seed: int = 0,
-                 kind: str = "sigmoid", witness_reals: int = 1024) -> None:
+                 kind: str = "sigmoid", witness_reals: int = 1024, r1: float = 0.0) -> None:
         if loss not in ("bce", "hinge"):
             raise ValueError(f"loss must be 'bce' or 'hinge', got {loss!r}")
         if kind not in REWARD_KINDS:
@@ -172,6 +176,12 @@ class AdversarialReward:
             raise ValueError("the jackknife reward needs a discriminator that scores same-class groups: a projected "
                              "one with same-class minibatch-std groups (--d-mbstd > 0 --d-mbstd-by-label 1) or "
                              "--discriminator set-efficientnet")
+        if not (math.isfinite(r1) and r1 >= 0):
+            raise ValueError(f"r1 must be a finite number >= 0, got {r1}")
+        if r1 > 0 and not (hasattr(discriminator, "head_logits") or not hasattr(discriminator, "features")):
+            raise ValueError("the R1 penalty needs a projected or pixel-space discriminator, not a discriminator of "
+                             "sets (--discriminator set-efficientnet)")
+        self.r1 = float(r1)
         self.kind = kind
         self.witness_reals = int(witness_reals)
         self._real_embedding: tuple[int, torch.Tensor, torch.Tensor] | None = None
@@ -307,7 +317,7 @@ class AdversarialReward:
 
         :raises DiscriminatorDivergedError: non-finite loss (nothing is changed).
         :return: ``d_loss``, ``d_acc`` (fraction of real and fake classified right), ``d_real`` / ``d_fake``
-            (mean sigmoid outputs).
+            (mean sigmoid outputs), and with ``r1`` > 0 ``d_r1`` (the real images' mean squared gradient norm).
         """
         with torch.enable_grad():  # callers may run under no_grad (e.g. ARS's learn loop)
             return self._update(fake, fake_labels)
@@ -321,11 +331,17 @@ class AdversarialReward:
         # clone: generated images may be inference tensors, which autograd cannot save
         fake = _translate(fake.detach().float().clone(), self.augment, self.aug_rng)
         real = _translate(real, self.augment, self.aug_rng)
-        lr_, lf = d(real, real_labels).float(), d(fake, fake_labels.to(self.device)).float()
+        lf = d(fake, fake_labels.to(self.device)).float()
+        if self.r1 > 0:
+            lr_, penalty = self._real_logits_r1(real, real_labels)
+        else:
+            lr_, penalty = d(real, real_labels).float(), None
         if self.loss == "bce":
             loss = F.softplus(-lr_).mean() + F.softplus(lf).mean()
         else:
             loss = F.relu(1 - lr_).mean() + F.relu(1 + lf).mean()
+        if penalty is not None:
+            loss = loss + 0.5 * self.r1 * penalty
         if not bool(torch.isfinite(loss)):
             with torch.no_grad():
                 for k, v in d.named_buffers():
@@ -342,7 +358,28 @@ class AdversarialReward:
             sr, sf = lr_.mean(1), lf.mean(1)
             acc = 0.5 * ((sr > 0).float().mean() + (sf < 0).float().mean())
             stats = torch.stack([loss.detach(), acc, torch.sigmoid(sr).mean(), torch.sigmoid(sf).mean()]).tolist()
-        return dict(zip(("d_loss", "d_acc", "d_real", "d_fake"), stats))
+        out = dict(zip(("d_loss", "d_acc", "d_real", "d_fake"), stats))
+        if penalty is not None:
+            out["d_r1"] = float(penalty.detach())  # E_real |grad D|^2, before the gamma / 2 weight
+        return out
+
+    def _real_logits_r1(self, real: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The real batch's (B, P) logits and its R1 penalty ``E_real |grad_input sum_p D_p / P|^2`` (the gradient
+        of each image's mean logit), the input being the frozen features of a projected discriminator or the
+        image of a pixel-space one."""
+        d = self.discriminator
+        if hasattr(d, "head_logits"):
+            with torch.no_grad():
+                inputs = [f.float().clone() for f in d.features(real)]
+            for f in inputs:
+                f.requires_grad_(True)
+            logits = d.head_logits(inputs, labels).float()
+        else:
+            inputs = [real.clone().requires_grad_(True)]
+            logits = d(inputs[0], labels).float()
+        grads = torch.autograd.grad(logits.mean(1).sum(), inputs, create_graph=True)
+        penalty = sum(g.square().flatten(1).sum(1) for g in grads).mean()
+        return logits, penalty
 
     def is_finite(self) -> bool:
         """All discriminator parameters finite (checked before a checkpoint is written)."""

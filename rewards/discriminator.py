@@ -264,6 +264,11 @@ class ProjectedDiscriminator(nn.Module):
         """:param images: (B, C, H, W) in [0, 1]. :param labels: (B,). :return: (B, P) logits."""
         with torch.no_grad():
             feats = self.features(images)
+        return self.head_logits(feats, labels)
+
+    def head_logits(self, feats: list[torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
+        """(B, P) logits of the trainable heads on precomputed :attr:`features` (the input of the feature-space R1
+        penalty, :class:`rewards.adversarial.AdversarialReward`)."""
         return torch.cat([head(f, labels) for head, f in zip(self.heads, feats)], dim=1)
 
     def set_logits(self, feats: list[torch.Tensor], index: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -52,6 +52,18 @@ def test_a_trainer_from_a_config_resumes_to_the_same_weights_as_an_uninterrupted
     assert [h["iteration"] for h in history] == [1, 2, 3]
 
 
+def test_the_r1_penalty_trains_and_its_statistic_is_in_the_history(tmp_path):
+    """--d-r1 (the penalty itself: tests/test_rewards_training.py): the trainer passes it to the reward and logs
+    the real images' squared gradient norm next to the discriminator's accuracy."""
+    Trainer(tiny(d_r1=10.0, iterations=2), tmp_path / "run", log=lambda _: None).fit(progress=False)
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert load_checkpoint(tmp_path / "run")["config"]["d_r1"] == 10.0
+    # co-training runs before every rollout but the first: its statistics, the penalty's among them, from iteration 2
+    assert "d_r1" not in history[0] and history[1]["d_r1"] > 0 and "d_acc" in history[1]
+    with pytest.raises(ValueError, match="--d-r1"):
+        tiny(d_r1=-1.0).validate()
+
+
 def test_the_discriminator_replay_is_saved_with_the_run_and_resumed(tmp_path):
     """--d-replay: the replayed fakes travel with the checkpoint, so a resumed run draws from the same ones
     (the wrapper-level round trip is exact: tests/test_rewards_training.py)."""
