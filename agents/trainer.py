@@ -821,8 +821,10 @@ class Trainer:
             out["d_acc_heldout_real"] = self._heldout_real_accuracy()
         return out
 
-    def _heldout_real_accuracy(self, count: int = 512) -> float:
-        """The discriminator's accuracy on ``count`` validation images (never shown to it), a fixed set."""
+    def _heldout_real_accuracy(self, count: int | None = None) -> float:
+        """The discriminator's accuracy on ``count`` validation images (never shown to it), a fixed set (default:
+        as many as a validation FID's samples, at most 512)."""
+        count = min(512, self.config.curve_samples) if count is None else count
         if self._heldout_reals is None:
             ds, _, val_idx = train_split(self.config, self.generator)
             x, y = ds.load(val_idx[:count], self.generator.image_shape[-1], self.generator.image_shape[0])

@@ -29,8 +29,8 @@ needs_data = pytest.mark.skipif(not (DEFAULT_DATA_DIR / "train-labels-idx1-ubyte
 
 TOY = ["--steps", "2", "--batch-size", "8", "--episodes", "16", "--minibatch", "16", "--epochs", "1",
        "--d-epochs", "1", "--d-batch-size", "8", "--d-updates", "2", "--d-minibatch", "8", "--d-warmup", "1",
-       "--d-real-count", "500", "--val-count", "200", "--curve-every", "1", "--curve-samples", "40",
-       "--eval-samples", "40", "--amp", "none", "--device", "cpu", "--iterations", "1"]
+       "--d-real-count", "500", "--val-count", "200", "--curve-every", "1", "--curve-samples", "16",
+       "--eval-samples", "16", "--amp", "none", "--device", "cpu", "--iterations", "1"]
 
 
 # ----------------------------------------------------------------------------------------- search / analysis

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.skipif(not (DEFAULT_DATA_DIR / "train-labels-idx1-ubyte
 
 TINY = TrainConfig(steps=2, batch_size=8, episodes=16, minibatch=16, epochs=1, d_epochs=1, d_batch_size=8,
                    d_updates=2, d_minibatch=8, d_warmup=1, d_real_count=500, val_count=200, curve_every=0,
-                   eval_samples=100, amp="none", device="cpu", seed=3, iterations=3)
+                   eval_samples=24, amp="none", device="cpu", seed=3, iterations=3)
 
 
 def tiny(**changes) -> TrainConfig:
@@ -106,7 +106,7 @@ def test_alternative_rewards(reward, tmp_path):
 
 
 def test_non_adaptive_variant_and_best_iterate_selection(tmp_path):
-    trainer = Trainer(tiny(policy="step-only", iterations=2, curve_every=1, curve_samples=50), tmp_path,
+    trainer = Trainer(tiny(policy="step-only", iterations=2, curve_every=1, curve_samples=20), tmp_path,
                       log=lambda _: None)
     trainer.fit(progress=False)
     before = {k: v.clone() for k, v in trainer.model.policy.state_dict().items()}
@@ -228,7 +228,7 @@ def test_the_training_curve_records_what_shows_a_healthy_reward(tmp_path):
 def test_the_multi_seed_protocol_writes_mean_and_std_and_continues_where_it_stopped(tmp_path):
     from agents.protocol import run_protocol
 
-    base = tiny(iterations=1, curve_every=1, curve_samples=50, eval_samples=60)
+    base = tiny(iterations=1, curve_every=1, curve_samples=20, eval_samples=24)
     summary = run_protocol(base, tmp_path, seeds=(0, 1), arms={"adv": {}, "prm": {"reward": "prm"}},
                            log=lambda _: None, progress=False)
     row = summary["arms"]["adv"]

@@ -21,7 +21,7 @@ needs_data = pytest.mark.skipif(not (DEFAULT_DATA_DIR / "train-labels-idx1-ubyte
 
 TINY = ["--steps", "2", "--batch-size", "8", "--episodes", "16", "--minibatch", "16", "--epochs", "1",
         "--d-epochs", "1", "--d-batch-size", "8", "--d-updates", "2", "--d-minibatch", "8", "--d-warmup", "1",
-        "--d-real-count", "2000", "--val-count", "500", "--curve-every", "0", "--eval-samples", "100",
+        "--d-real-count", "2000", "--val-count", "500", "--curve-every", "0", "--eval-samples", "24",
         "--amp", "none", "--device", "cpu", "--seed", "3"]
 
 
