@@ -144,6 +144,15 @@ class Generator(ABC):
         """
         raise NotImplementedError(f"{type(self).__name__} has no encoder")
 
+    def canvas_features(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Features (B, N, D) of complete canvases (B, N), unconditionally (optional: token generators).
+
+        What :attr:`GenerationState.features` are for a partly masked canvas, for a finished one: the frozen
+        generator's own in-domain representation of an image (with :meth:`encode`, of any image), which a
+        discriminator can be built on (``rewards.discriminator``, ``"projected-nat"``).
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no canvas features")
+
     def preview(self, state: GenerationState) -> torch.Tensor:
         """Images of the current canvas with masked regions shown mid-grey (for rendering)."""
         tokens = state.tokens
@@ -306,6 +315,17 @@ class NATGenerator(Generator):
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         with self._autocast():
             return self.tokenizer.encode(images.float())
+
+    @torch.inference_mode()
+    def canvas_features(self, tokens: torch.Tensor) -> torch.Tensor:
+        if tokens.dim() != 2 or tokens.shape[1] != self.num_tokens:
+            raise ValueError(f"canvases must be (B, {self.num_tokens}) token ids, got {tuple(tokens.shape)}")
+        if bool((tokens == self.mask_id).any()) or bool((tokens < 0).any()):
+            raise ValueError("canvas_features needs complete canvases (no mask tokens)")
+        tokens = tokens.to(self.device).long()
+        with self._autocast():
+            _, feat = self.nat(tokens, tokens.new_full((tokens.shape[0],), self.null_class))
+        return feat.float()
 
     @torch.inference_mode()
     def preview(self, state: GenerationState) -> torch.Tensor:

@@ -419,7 +419,7 @@ def _build_quality_reward(config: TrainConfig, venv: gym.vector.VectorEnv, devic
                                    tokenizer=getattr(gen, "tokenizer", None), width=config.d_width,
                                    classifier_dir=config.d_backbone_dir or config.classifier_dir or None,
                                    sn=bool(config.d_sn), mbstd=config.d_mbstd,
-                                   mbstd_by_label=bool(config.d_mbstd_by_label))
+                                   mbstd_by_label=bool(config.d_mbstd_by_label), generator=gen)
         reward = AdversarialReward(disc, _real_images(config, gen, device), lr=config.d_lr, loss=config.d_loss,
                                    kind=config.d_reward, witness_reals=config.d_witness_reals,
                                    augment=config.d_augment, seed=config.seed, r1=config.d_r1)

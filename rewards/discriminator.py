@@ -19,7 +19,7 @@ head the diversity of a group of samples; with ``mbstd=0`` a sample's reward nev
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -97,6 +97,37 @@ class TokenizerEncoderPyramid(nn.Module):
 
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
         return self.feature_maps(images)
+
+
+class GeneratorFeaturePyramid(nn.Module):
+    """The frozen generator's own features of an image: re-tokenised (:meth:`Generator.encode`) and read by the
+    NAT with every token visible and no class (:meth:`Generator.canvas_features`), as a (B, D, h, w) map on the
+    token grid. An in-domain representation learnt without labels (masked-token prediction on the train split):
+    real and generated images are compared as token canvases, so decoder artefacts that both share do not decide.
+    The generator is held, not registered: its weights are not the discriminator's.
+
+    :param generator: a token generator with ``encode`` and ``canvas_features`` (a ``NATGenerator``).
+    """
+
+    def __init__(self, generator: Any) -> None:
+        super().__init__()
+        from adanat_env.generator import Generator
+
+        missing = [m for m in ("encode", "canvas_features") if getattr(type(generator), m, None) is getattr(Generator, m)]
+        if missing:
+            raise ValueError(f"'projected-nat' needs a generator that implements {' and '.join(missing)}(); "
+                             f"{type(generator).__name__} does not: choose another --discriminator")
+        self.generator = generator
+        self.channels = [generator.feature_dim]
+
+    def train(self, mode: bool = True) -> GeneratorFeaturePyramid:
+        return super().train(False)
+
+    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
+        g = self.generator
+        feat = g.canvas_features(g.encode(images))  # (B, N, D), an inference tensor
+        h, w = g.grid_shape
+        return [feat.transpose(1, 2).reshape(feat.shape[0], -1, h, w).clone()]
 
 
 class ClassifierPyramid(nn.Module):
@@ -366,16 +397,17 @@ class SetDiscriminator(nn.Module):
 
 
 #: Names accepted by :func:`build_discriminator`.
-DISCRIMINATORS = ("conv", "projected-tokenizer", "projected-classifier", "projected-efficientnet", "set-efficientnet")
+DISCRIMINATORS = ("conv", "projected-tokenizer", "projected-nat", "projected-classifier", "projected-efficientnet",
+                  "set-efficientnet")
 
 
 def build_discriminator(kind: str, image_shape: tuple[int, int, int], num_classes: int,
                         tokenizer: VQGAN | None = None, width: int = 64,
                         classifier_dir: str | None = None, sn: bool = True, mbstd: int = 0,
-                        mbstd_by_label: bool = False) -> nn.Module:
+                        mbstd_by_label: bool = False, generator: Any = None) -> nn.Module:
     """A discriminator by name.
 
-    :param kind: ``"conv"``, ``"projected-tokenizer"`` (needs ``tokenizer``), ``"projected-classifier"``,
+    :param kind: ``"conv"``, ``"projected-tokenizer"`` (needs ``tokenizer``), ``"projected-nat"`` (needs ``generator``), ``"projected-classifier"``,
         ``"projected-efficientnet"`` or ``"set-efficientnet"`` (:class:`SetDiscriminator`; sets of ``mbstd``
         same-class images, 16 if ``mbstd`` is 0).
     :param image_shape: (C, H, W) of the generated images.
@@ -386,6 +418,7 @@ def build_discriminator(kind: str, image_shape: tuple[int, int, int], num_classe
     :param sn: spectral normalisation (of the heads, for projected discriminators).
     :param mbstd: minibatch-std group size of the projected heads (0 = none).
     :param mbstd_by_label: same-class minibatch-std groups (projected discriminators).
+    :param generator: the frozen generator, for ``"projected-nat"`` (:class:`GeneratorFeaturePyramid`).
     """
     if kind == "conv":
         return ConvDiscriminator(image_shape[0], num_classes, width, sn=sn)
@@ -393,6 +426,11 @@ def build_discriminator(kind: str, image_shape: tuple[int, int, int], num_classe
         if tokenizer is None:
             raise ValueError("'projected-tokenizer' needs the generator's tokenizer")
         return ProjectedDiscriminator(TokenizerEncoderPyramid(tokenizer), num_classes, sn=sn, mbstd=mbstd,
+                                     mbstd_by_label=mbstd_by_label)
+    if kind == "projected-nat":
+        if generator is None:
+            raise ValueError("'projected-nat' needs the generator")
+        return ProjectedDiscriminator(GeneratorFeaturePyramid(generator), num_classes, sn=sn, mbstd=mbstd,
                                      mbstd_by_label=mbstd_by_label)
     if kind == "projected-classifier":
         from adanat_env.models.classifier import load_classifier

@@ -178,6 +178,42 @@ def test_the_r1_penalty_is_the_real_images_mean_squared_gradient_and_smooths_the
         make(-1.0)
 
 
+def test_a_discriminator_on_the_generators_own_features(tiny_generator):
+    """'projected-nat': heads over the frozen NAT's features of the re-tokenised image (the generator's
+    canvas_features), trained without touching the generator, usable with the jackknife reward."""
+    from adanat_env.generator import Generator
+
+    tokens = tiny_generator.encode(torch.rand(3, 3, 16, 16))
+    feats = tiny_generator.canvas_features(tokens)
+    assert feats.shape == (3, tiny_generator.num_tokens, tiny_generator.feature_dim)
+    # the canvas's features are those the NAT gives the complete canvas with the empty class
+    _, ref = tiny_generator.nat(tokens, torch.full((3,), tiny_generator.null_class))
+    assert torch.allclose(feats, ref.float())
+    masked = tokens.clone()
+    masked[:, 0] = tiny_generator.mask_id
+    with pytest.raises(ValueError, match="complete canvases"):
+        tiny_generator.canvas_features(masked)
+    nat_before = {k: v.clone() for k, v in tiny_generator.nat.state_dict().items()}
+    d = build_discriminator("projected-nat", tiny_generator.image_shape, 10, generator=tiny_generator, mbstd=4,
+                            mbstd_by_label=True)
+    assert all(k.startswith("heads.") for k in d.state_dict())  # the generator's weights are not the discriminator's
+    reward = AdversarialReward(d, _real(), lr=1e-2, kind="jackknife", augment=0)
+    x, y = torch.rand(8, 3, 16, 16), torch.arange(8) % 2
+    first = reward.update(x, y)
+    for _ in range(5):
+        last = reward.update(x, y)
+    assert last["d_loss"] < first["d_loss"] and torch.isfinite(reward(x, y)).all()
+    assert all(torch.equal(nat_before[k], v) for k, v in tiny_generator.nat.state_dict().items())
+    with pytest.raises(ValueError, match="needs the generator"):
+        build_discriminator("projected-nat", tiny_generator.image_shape, 10)
+
+    class NoFeatures(Generator):  # a generator family without token canvases
+        start = step = decode = None
+
+    with pytest.raises(ValueError, match="implements encode and canvas_features"):
+        build_discriminator("projected-nat", (3, 16, 16), 10, generator=NoFeatures())
+
+
 def test_the_r1_penalty_refuses_a_discriminator_of_sets():
     pytest.importorskip("efficientnet_lite_pytorch")
     d = build_discriminator("set-efficientnet", (3, 16, 16), 10, mbstd=4)
@@ -210,7 +246,7 @@ def test_batch_fid_reward_attributes_outliers_lower():
 
 
 def test_all_discriminator_names_known():
-    assert set(DISCRIMINATORS) == {"conv", "projected-tokenizer", "projected-classifier", "projected-efficientnet",
+    assert set(DISCRIMINATORS) == {"conv", "projected-tokenizer", "projected-nat", "projected-classifier", "projected-efficientnet",
                                    "set-efficientnet"}
     with pytest.raises(ValueError, match="choose one of"):
         build_discriminator("dino", (3, 16, 16), 10)
