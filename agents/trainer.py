@@ -89,17 +89,17 @@ class TrainConfig:
     episodes: int = 512  #: generations per iteration (a multiple of batch_size)
     freeze: str = ""  #: comma-separated action components held at the heuristic whatever the policy outputs: any of mask_ratio, remask_temp, sample_temp, guidance ("" = none)
     residual: str = "heuristic"  #: action residual: "heuristic" (zero action = heuristic schedule) or "none" (official heu=0)
-    lr: float = 3e-4  #: policy learning rate (Adam; official 1e-5 over 1000 updates of 4096 trajectories)
+    lr: float = 3e-3  #: policy learning rate (Adam; official 1e-5 over 1000 updates of 4096 trajectories; 3e-3 moves the schedule within 24 updates of 512)
     epochs: int = 5  #: PPO epochs per update (official K_epochs 5)
     minibatch: int = 512  #: PPO minibatch (transitions)
     clip_range: float = 0.2  #: PPO clip (official eps_clip)
-    kl_coef: float = 0.1  #: PPO / A2C: weight of KL(policy || heuristic schedule with the same std) in the loss (0 = none, as official)
+    kl_coef: float = 0.0  #: PPO / A2C: weight of KL(policy || heuristic schedule with the same std) in the loss (0 = none, as official)
     std_init: float = 0.6  #: exploration std at the start (official 0.6)
     noise_group: int = 0  #: PPO / A2C / TRPO: share the exploration noise within same-class groups of this size, the discriminator's minibatch-std groups (0 = per sample)
     std_decay_at: tuple[int, ...] = (12,)  #: iterations at which the std drops by std_rate (official 500 of 1000)
-    std_rate: float = 0.3  #: std drop (official 0.3)
+    std_rate: float = 0.0  #: std drop (official 0.3; 0 = the std is held: halving it halves PPO's step under the same clip)
     std_min: float = 0.1  #: std floor (official 0.1)
-    discriminator: str = "projected-efficientnet"  #: a name of rewards.discriminator.DISCRIMINATORS
+    discriminator: str = "projected-nat"  #: a name of rewards.discriminator.DISCRIMINATORS ("projected-nat": heads over the frozen generator's own features of the image; "projected-efficientnet": over ImageNet-pretrained EfficientNet-Lite0, the stand-in for the paper's DINO)
     d_lr: float = 1e-3  #: discriminator Adam learning rate (official 1e-4; betas (0.5, 0.999))
     d_width: int = 32  #: first-layer width of the "conv" discriminator
     d_backbone_dir: str = ""  #: --discriminator projected-classifier: the classifier (experiments/train_classifier.py) whose conv stages it is built on ("" = the metric's, --classifier-dir or the shipped one: a discriminator on the metric's own network optimises the metric; train an independent one, e.g. with --seed 1)
@@ -231,11 +231,12 @@ PRESETS: dict[str, dict[str, Any]] = {
     # update in chunks of 128, T = 8, 1000 updates, lr 1e-5, 5 full-batch epochs (minibatch = 4096 x 8), no KL,
     # std 0.6 -> 0.3 at update 500, heu = 0 (residual "none"); discriminator lr 1e-4, 5 fresh batches of 128 and
     # 5 updates per policy update, no warm-up, spectral norm, no minibatch-std. Differences, because they do not
-    # install offline: the discriminator's frozen backbone is EfficientNet-Lite0 (not DINO ViT-S), and FID needs
+    # install offline: the discriminator's frozen backbone is EfficientNet-Lite0 (not DINO ViT-S; the nearest
+    # ImageNet-pretrained network here, so the preset names it), and FID needs
     # the local Inception weights (--inception-weights) and --fid-stats. float16 observations: the rollout buffer
     # of 32,768 steps x 256 x 768 features is 12 GiB (24 GiB at float32).
     "official-imagenet": dict(
-        env="AdaNAT-ImageNet256-v0", steps=8, batch_size=128, episodes=4096, iterations=1000, residual="none",
+        env="AdaNAT-ImageNet256-v0", discriminator="projected-efficientnet", steps=8, batch_size=128, episodes=4096, iterations=1000, residual="none",
         lr=1e-5, epochs=5, minibatch=32768, clip_range=0.2, kl_coef=0.0, std_init=0.6, std_decay_at=(500,),
         std_rate=0.3, std_min=0.1, d_lr=1e-4, d_epochs=5, d_batch_size=128, d_updates=5, d_minibatch=128,
         d_warmup=0, d_sn=1, d_mbstd=0, d_reward="sigmoid", d_real_count=4096, d_augment=0, metric="inception", eval_samples=50000,

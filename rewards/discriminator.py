@@ -127,7 +127,11 @@ class GeneratorFeaturePyramid(nn.Module):
         g = self.generator
         feat = g.canvas_features(g.encode(images))  # (B, N, D), an inference tensor
         h, w = g.grid_shape
-        return [feat.transpose(1, 2).reshape(feat.shape[0], -1, h, w).clone()]
+        out = feat.transpose(1, 2).reshape(feat.shape[0], -1, h, w).clone()
+        # quantisation would turn a NaN / inf image into some finite canvas: propagate it as a network would, so
+        # a diverged input surfaces as a non-finite loss (DiscriminatorDivergedError), not as a silent reward
+        bad = ~torch.isfinite(images).flatten(1).all(1)
+        return [out.masked_fill(bad[:, None, None, None].to(out.device), float("nan"))]
 
 
 class ClassifierPyramid(nn.Module):

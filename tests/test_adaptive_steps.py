@@ -258,7 +258,7 @@ def test_the_stop_action_keeps_its_own_exploration_std(tmp_path):
     from agents.policies import StdSchedule
     from agents.trainer import TrainConfig, Trainer
 
-    cfg = TrainConfig(steps=2, adaptive_steps=True, stop_std=0.9, std_decay_at=(1,), reward="prm", batch_size=8,
+    cfg = TrainConfig(steps=2, adaptive_steps=True, stop_std=0.9, std_decay_at=(1,), std_rate=0.3, reward="prm", batch_size=8,
                       episodes=16, minibatch=16, epochs=1, d_real_count=500, val_count=200, curve_every=0,
                       eval_samples=20, amp="none", device="cpu", seed=3, iterations=2)
     trainer = Trainer(cfg, None, log=lambda _: None)

@@ -203,6 +203,10 @@ def test_a_discriminator_on_the_generators_own_features(tiny_generator):
     for _ in range(5):
         last = reward.update(x, y)
     assert last["d_loss"] < first["d_loss"] and torch.isfinite(reward(x, y)).all()
+    bad = x.clone()
+    bad[0] = float("nan")  # quantisation must not hide a NaN image: the loss turns non-finite, nothing changes
+    with pytest.raises(DiscriminatorDivergedError):
+        reward.update(bad, y)
     assert all(torch.equal(nat_before[k], v) for k, v in tiny_generator.nat.state_dict().items())
     with pytest.raises(ValueError, match="needs the generator"):
         build_discriminator("projected-nat", tiny_generator.image_shape, 10)

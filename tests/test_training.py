@@ -135,9 +135,9 @@ def test_a_diverged_discriminator_stops_the_run_and_the_advised_recovery_works(t
     assert resumed.model.policy.optimizer.param_groups[0]["lr"] == 1e-4
     state = load_checkpoint(tmp_path)
     assert state["config"]["d_lr"] == 5e-4 and state["changes"] == [{"iteration": 1, "d_lr": [1e-3, 5e-4],
-                                                                     "lr": [3e-4, 1e-4]}]
+                                                                     "lr": [3e-3, 1e-4]}]
     history = json.loads((tmp_path / "history.json").read_text())
-    assert history[1]["config_changes"] == {"d_lr": [1e-3, 5e-4], "lr": [3e-4, 1e-4]}
+    assert history[1]["config_changes"] == {"d_lr": [1e-3, 5e-4], "lr": [3e-3, 1e-4]}
 
 
 def test_non_finite_rewards_stop_the_run_and_keep_a_usable_checkpoint(tmp_path, monkeypatch):
