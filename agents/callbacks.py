@@ -81,8 +81,10 @@ class StdScheduleCallback(_RolloutCounter):
 class DiscriminatorCallback(_RolloutCounter):
     """Co-train the adversarial reward after every policy update (Algorithm 1).
 
-    The fresh generations come from the just-updated policy with sampled actions, run through the training
-    env's own :class:`~adanat_env.envs.DecodingSpec`.
+    With the wrapper's ``fakes="fresh"`` (official) the discriminator trains before every rollout but the first,
+    on fresh generations of the just-updated policy with sampled actions, run through the training env's own
+    :class:`~adanat_env.envs.DecodingSpec`. With ``fakes="rollout"`` it trains at the end of every rollout on
+    that rollout's own final images (after their rewards were computed), so no images are generated for it.
 
     :param wrapper: the :class:`~rewards.adversarial.AdversarialRewardWrapper` on the training env.
     """
@@ -92,13 +94,22 @@ class DiscriminatorCallback(_RolloutCounter):
         self.wrapper = wrapper
         self.last_stats: dict[str, float] = {}
 
+    def _record(self, stats: dict[str, float]) -> None:
+        self.last_stats = stats
+        for k, v in stats.items():
+            self.logger.record(f"discriminator/{k}", v)
+
     def _on_rollout_start(self) -> None:
-        if self.rollouts > 0:  # the first rollout has no policy update before it
+        if getattr(self.wrapper, "fakes", "fresh") == "rollout":
+            self.wrapper.clear_rollout()
+        elif self.rollouts > 0:  # the first rollout has no policy update before it
             policy = SB3GenerationPolicy.from_env(self.model, self.wrapper, deterministic=False)
-            self.last_stats = self.wrapper.co_train(policy)
-            for k, v in self.last_stats.items():
-                self.logger.record(f"discriminator/{k}", v)
+            self._record(self.wrapper.co_train(policy))
         self.rollouts += 1
+
+    def _on_rollout_end(self) -> None:
+        if getattr(self.wrapper, "fakes", "fresh") == "rollout":
+            self._record(self.wrapper.co_train_on_rollout())
 
 
 class RolloutTimer(BaseCallback):

@@ -125,6 +125,11 @@ def reconstruct(generator: Generator, images: np.ndarray | torch.Tensor, batch_s
     return torch.cat(out)
 
 
+def _to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """Images in [0, 1] as 8-bit integers (a detached copy)."""
+    return images.detach().clamp(0, 1).mul(255).round().to(torch.uint8)
+
+
 def _translate(x: torch.Tensor, shift: int, rng: torch.Generator) -> torch.Tensor:
     """Shift the whole batch by one random offset in [-shift, shift]^2 (zero fill)."""
     if shift <= 0:
@@ -427,6 +432,22 @@ def co_train(reward: AdversarialReward, generator: Generator, policy: Policy, nu
     pool, pool_labels = torch.cat(fakes), torch.cat(labels)
     if pool_out is not None:
         pool_out.append((pool, pool_labels))
+    return train_on_pool(reward, pool, pool_labels, updates, minibatch, rng, history=history,
+                         one_pass=updates == epochs and minibatch == batch_size)
+
+
+def train_on_pool(reward: AdversarialReward, pool: torch.Tensor, pool_labels: torch.Tensor, updates: int,
+                  minibatch: int, rng: torch.Generator, history: tuple[torch.Tensor, torch.Tensor] | None = None,
+                  one_pass: bool = False) -> dict[str, float]:
+    """``updates`` discriminator steps on random ``minibatch``-sized draws from a pool of fakes.
+
+    :param pool: (P, C, H, W) fake images in [0, 1]; ``pool_labels`` their (P,) classes.
+    :param history: fakes of past policies (see :func:`co_train`): half of every update's fakes come from them.
+    :param one_pass: walk the pool in consecutive ``minibatch``-sized slices instead (the official loop).
+    :return: the statistics averaged over the updates (empty when there are none).
+    """
+    if updates <= 0 or len(pool) == 0:
+        return {}
     replay = history is not None and len(history[0]) > 0
     stats: list[dict[str, float]] = []
     for k in range(updates):
@@ -438,8 +459,8 @@ def co_train(reward: AdversarialReward, generator: Generator, policy: Policy, nu
             y = torch.cat([pool_labels[idx], history[1][jdx].to(pool_labels.device)])
             stats.append(reward.update(x, y))
             continue
-        if updates == epochs and minibatch == batch_size:
-            idx = torch.arange(k * batch_size, (k + 1) * batch_size, device=pool.device)
+        if one_pass:
+            idx = torch.arange(k * minibatch, (k + 1) * minibatch, device=pool.device)
         else:
             idx = torch.randint(len(pool), (minibatch,), generator=rng, device=rng.device).to(pool.device)
         stats.append(reward.update(pool[idx], pool_labels[idx]))
@@ -463,13 +484,22 @@ class AdversarialRewardWrapper(VectorTerminalRewardWrapper):
     :param replay: fresh pools of past co-training calls kept as experience replay (0 = none, the official
         loop): each update then draws half of its fakes from them (see :func:`co_train`). They are kept on the
         device as 8-bit images, and saved with :meth:`state_dict` so a resumed run continues exactly.
+    :param fakes: where the discriminator's fakes come from. ``"fresh"`` (official): :meth:`co_train` generates
+        ``epochs`` batches of the updated policy. ``"rollout"``: the wrapper keeps the final images it scores
+        (as 8-bit images on the device) and :meth:`co_train_on_rollout` trains on them once the rollout is
+        over: no generation beyond the rollout's own, the discriminator one policy update behind.
     """
 
     def __init__(self, env: VectorEnv, reward: AdversarialReward, epochs: int = 5, batch_size: int = 128,
-                 seed: int = 0, updates: int | None = None, minibatch: int | None = None, replay: int = 0) -> None:
+                 seed: int = 0, updates: int | None = None, minibatch: int | None = None, replay: int = 0,
+                 fakes: str = "fresh") -> None:
         super().__init__(env, reward)
         if replay < 0:
             raise ValueError(f"replay must be >= 0 (pools kept), got {replay}")
+        if fakes not in ("fresh", "rollout"):
+            raise ValueError(f"fakes must be 'fresh' or 'rollout', got {fakes!r}")
+        self.fakes = fakes
+        self.rollout_fakes: list[tuple[torch.Tensor, torch.Tensor]] = []  # this rollout's scored images (uint8)
         self.reward = reward
         self.epochs = int(epochs)
         self.batch_size = int(batch_size)
@@ -479,6 +509,35 @@ class AdversarialRewardWrapper(VectorTerminalRewardWrapper):
         self.history: list[tuple[torch.Tensor, torch.Tensor]] = []  # (uint8 images, labels), oldest first
         gen: Generator = env.unwrapped.generator
         self.rng = gen.make_rng(seed + 2)
+
+    def step(self, actions):
+        obs, rewards, terminated, truncated, infos = super().step(actions)
+        if self.fakes == "rollout" and terminated.any():
+            base = self.env.unwrapped
+            self.rollout_fakes.append((_to_uint8(base.final_images),
+                                       torch.as_tensor(base.final_labels, device=self.reward.device)))
+        return obs, rewards, terminated, truncated, infos
+
+    def clear_rollout(self) -> None:
+        """Forget the images kept so far (called when a rollout starts)."""
+        self.rollout_fakes.clear()
+
+    def co_train_on_rollout(self, updates: int | None = None) -> dict[str, float]:
+        """Discriminator steps on the final images of the rollout just collected (``fakes="rollout"``), and on
+        the replayed fakes of past rollouts when ``replay`` > 0; the kept images are then released."""
+        if not self.rollout_fakes:
+            return {}
+        pool = torch.cat([x for x, _ in self.rollout_fakes]).float().div_(255.0)
+        labels = torch.cat([y for _, y in self.rollout_fakes])
+        if updates is None:
+            updates = self.epochs if self.updates is None else self.updates
+        stats = train_on_pool(self.reward, pool, labels, updates, self.minibatch or self.batch_size, self.rng,
+                              history=self._history() if self.replay else None)
+        if self.replay:
+            self.history.append((torch.cat([x for x, _ in self.rollout_fakes]), labels.clone()))
+            del self.history[:-self.replay]
+        self.rollout_fakes.clear()
+        return stats
 
     def _history(self) -> tuple[torch.Tensor, torch.Tensor] | None:
         if not self.history:
@@ -498,7 +557,7 @@ class AdversarialRewardWrapper(VectorTerminalRewardWrapper):
                          pool_out=fresh if self.replay else None)
         if fresh:
             images, labels = fresh[0]
-            self.history.append((images.detach().clamp(0, 1).mul(255).round().to(torch.uint8), labels.clone()))
+            self.history.append((_to_uint8(images), labels.clone()))
             del self.history[:-self.replay]
         return stats
 

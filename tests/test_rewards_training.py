@@ -140,6 +140,36 @@ def test_discriminator_replay_mixes_past_fakes_in_and_keeps_the_last_pools(tiny_
         AdversarialRewardWrapper(env, reward, replay=-1)
 
 
+def test_rollout_fakes_train_the_discriminator_on_the_images_the_rollout_scored(tiny_generator):
+    """fakes="rollout": the wrapper keeps the final images it scored (8-bit) and co_train_on_rollout trains on
+    exactly those, generating nothing; the kept images are released after training or when a rollout starts."""
+    from adanat_env.envs import AdaNATVectorEnv
+
+    env = AdaNATVectorEnv(tiny_generator, num_envs=4, steps=2)
+    reward = AdversarialReward(build_discriminator("conv", tiny_generator.image_shape, 10, width=8), _real())
+    seen: list[torch.Tensor] = []
+    update = reward.update
+    reward.update = lambda x, y: (seen.append(x.clone()), update(x, y))[1]
+    w = AdversarialRewardWrapper(env, reward, updates=3, minibatch=4, fakes="rollout")
+    assert w.co_train_on_rollout() == {}  # nothing scored yet
+    w.reset(seed=0)
+    finals = []
+    for _ in range(2):  # two episodes of T = 2
+        for _ in range(2):
+            w.step(np.zeros((4, 4), np.float32))
+        finals.append((env.final_images.clamp(0, 1) * 255).round() / 255)
+    assert len(w.rollout_fakes) == 2 and w.rollout_fakes[0][0].dtype == torch.uint8
+    stats = w.co_train_on_rollout()
+    assert reward.num_updates == 3 and 0 <= stats["d_acc"] <= 1 and w.rollout_fakes == []
+    pool = torch.cat(finals)
+    assert len(seen) == 3 and all(any(torch.allclose(x, q, atol=1e-6) for q in pool) for b in seen for x in b)
+    w.step(np.zeros((4, 4), np.float32)); w.step(np.zeros((4, 4), np.float32))
+    w.clear_rollout()
+    assert w.rollout_fakes == []
+    with pytest.raises(ValueError, match="fakes"):
+        AdversarialRewardWrapper(env, reward, fakes="old")
+
+
 @pytest.mark.parametrize("kind", ["conv", "projected-tokenizer"])
 def test_the_r1_penalty_is_the_real_images_mean_squared_gradient_and_smooths_the_discriminator(kind, tiny_generator):
     """--d-r1: the penalty is E_real |grad of the mean logit|^2 w.r.t. the heads' input (a projected

@@ -76,6 +76,23 @@ def test_the_discriminator_replay_is_saved_with_the_run_and_resumed(tmp_path):
                for (a, b), (x, y) in zip(resumed.adversarial.history, saved))
 
 
+def test_rollout_fakes_resume_exactly_and_train_the_discriminator_every_iteration(tmp_path):
+    """--d-fakes rollout: the discriminator trains at the end of every rollout on that rollout's images (so its
+    statistics are in every iteration's record, the first included), and a cut run resumes exactly."""
+    full = Trainer(tiny(d_fakes="rollout", iterations=2), tmp_path / "full", log=lambda _: None)
+    full.fit(progress=False)
+    # warm-up + d_updates after each of the two rollouts; nothing kept after the last one
+    assert full.adversarial.reward.num_updates == TINY.d_warmup + 2 * TINY.d_updates
+    assert full.adversarial.rollout_fakes == [] and all("d_acc" in h for h in full.history)
+    Trainer(tiny(d_fakes="rollout", iterations=1), tmp_path / "cut", log=lambda _: None).fit(progress=False)
+    Trainer.resume(tmp_path / "cut", iterations=2, log=lambda _: None).fit(progress=False)
+    assert _same(_weights(tmp_path / "full"), _weights(tmp_path / "cut"))
+    assert _same(load_checkpoint(tmp_path / "full")["reward"]["reward"]["discriminator"],
+                 load_checkpoint(tmp_path / "cut")["reward"]["reward"]["discriminator"])
+    with pytest.raises(ValueError, match="--d-fakes"):
+        tiny(d_fakes="stale").validate()
+
+
 def test_state_dict_round_trips_through_a_fresh_trainer(tmp_path):
     a = Trainer(tiny(iterations=1), None, log=lambda _: None)
     a.fit(progress=False)
