@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from .decoding import StepParams
 from .schedules import heuristic_schedule
 
-__all__ = ["ACTION_NAMES", "inverse_softplus", "heuristic_residuals", "ActionMapping"]
+__all__ = ["ACTION_NAMES", "inverse_softplus", "heuristic_residuals", "frozen_mask", "ActionMapping"]
 
 #: Order of the 4 raw action dimensions (the official ``--upd_set`` order; the only place it differs).
 ACTION_NAMES: tuple[str, str, str, str] = ("mask_ratio", "remask_temp", "sample_temp", "guidance")
@@ -39,6 +39,32 @@ def heuristic_residuals(num_steps: int) -> torch.Tensor:
         inverse_softplus(torch.tensor(h.sample_temp, dtype=torch.float64)),
         inverse_softplus(torch.tensor(h.guidance, dtype=torch.float64)),
     ], dim=1)
+
+
+def frozen_mask(frozen: tuple[str, ...] | list[str], num_steps: int) -> torch.Tensor:
+    """(T, 4) bool in :data:`ACTION_NAMES` order: True where the raw action is held at zero (the residual's value).
+
+    :param frozen: entries ``"component"`` (held at every step) or ``"component@k"`` (held at step k only,
+        0-based; a negative k counts from the end, ``@-1`` being the last step), components among
+        :data:`ACTION_NAMES`.
+    :raises ValueError: an unknown component or a step outside ``[-T, T)``.
+    """
+    mask = torch.zeros(int(num_steps), 4, dtype=torch.bool)
+    for entry in frozen:
+        name, at, step = entry.partition("@")
+        if name not in ACTION_NAMES:
+            raise ValueError(f"frozen actions must be among {', '.join(ACTION_NAMES)} (optionally @step); got {entry!r}")
+        if not at:
+            mask[:, ACTION_NAMES.index(name)] = True
+            continue
+        try:
+            k = int(step)
+        except ValueError:
+            raise ValueError(f"{entry!r}: the step after '@' must be an integer") from None
+        if not -num_steps <= k < num_steps:
+            raise ValueError(f"{entry!r}: step {k} outside [-{num_steps}, {num_steps}) for T = {num_steps}")
+        mask[k, ACTION_NAMES.index(name)] = True
+    return mask
 
 
 class ActionMapping:

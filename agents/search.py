@@ -74,7 +74,7 @@ def cem_search(score: Callable[[Schedule, int], float], num_steps: int, budget: 
                smoothing: float = 0.3, residual: bool = True, seed: int = 0, progress: bool = False,
                log: Callable[[str], None] | None = None,
                after_round: Callable[[Schedule], None] | None = None, extra_per_round: int = 0,
-               frozen: tuple[int, ...] = ()) -> SearchResult:
+               frozen: tuple[int, ...] | torch.Tensor = ()) -> SearchResult:
     """CEM over (T, 4) raw schedule tables (see module docstring).
 
     :param score: ``(schedule, round_seed) -> validation FID`` on ``samples`` generations (lower is better); the
@@ -92,7 +92,8 @@ def cem_search(score: Callable[[Schedule, int], float], num_steps: int, budget: 
     :param after_round: called with the refitted mean schedule after every round (e.g. to co-train a
         discriminator that scores the next round's candidates).
     :param extra_per_round: generations ``after_round`` spends per round, counted in the budget.
-    :param frozen: raw columns (official action order) held at zero, i.e. at the residual's value (``--freeze``).
+    :param frozen: raw columns (official action order) held at zero, i.e. at the residual's value, or a (T, 4)
+        bool mask of the entries held (:func:`adanat_env.actions.frozen_mask`, ``--freeze``).
     :raises ValueError: inconsistent sizes.
     """
     if not 1 <= elites <= population:
@@ -105,8 +106,11 @@ def cem_search(score: Callable[[Schedule, int], float], num_steps: int, budget: 
     g = torch.Generator().manual_seed(seed)
     mean = torch.zeros(num_steps, 4, dtype=torch.float64)
     std = torch.full((num_steps, 4), float(init_std), dtype=torch.float64)
-    keep = torch.ones(4, dtype=torch.float64)
-    keep[list(frozen)] = 0.0
+    if isinstance(frozen, torch.Tensor):  # (T, 4) bool, adanat_env.actions.frozen_mask
+        keep = (~frozen.bool()).double()
+    else:
+        keep = torch.ones(4, dtype=torch.float64)
+        keep[list(frozen)] = 0.0
     history: list[dict[str, Any]] = []
     used = 0
     for r in tqdm(range(rounds), desc="CEM search", disable=not progress):

@@ -87,7 +87,7 @@ class TrainConfig:
     iterations: int = 24  #: policy updates
     batch_size: int = 256  #: generations run in parallel (the vector env's num_envs)
     episodes: int = 512  #: generations per iteration (a multiple of batch_size)
-    freeze: str = ""  #: comma-separated action components held at the heuristic whatever the policy outputs: any of mask_ratio, remask_temp, sample_temp, guidance ("" = none)
+    freeze: str = ""  #: comma-separated action components held at the heuristic whatever the policy outputs: any of mask_ratio, remask_temp, sample_temp, guidance, at every step or at step k only with @k (negative from the end: sample_temp@-1 is the last step's tau_1) ("" = none)
     residual: str = "heuristic"  #: action residual: "heuristic" (zero action = heuristic schedule) or "none" (official heu=0)
     lr: float = 3e-3  #: policy learning rate (Adam; official 1e-5 over 1000 updates of 4096 trajectories; 3e-3 moves the schedule within 24 updates of 512)
     epochs: int = 5  #: PPO epochs per update (official K_epochs 5)
@@ -191,11 +191,12 @@ class TrainConfig:
         if self.metric == "inception" and not self.inception_weights:
             raise ValueError("--metric inception needs --inception-weights (the local pt_inception-2015-12-05-6726825d"
                              ".pth; nothing is downloaded)")
-        from adanat_env.actions import ACTION_NAMES
+        from adanat_env.actions import frozen_mask
 
-        bad = [n for n in frozen_actions(self) if n not in ACTION_NAMES]
-        if bad:
-            raise ValueError(f"--freeze takes components among {', '.join(ACTION_NAMES)}; got {', '.join(bad)}")
+        try:
+            frozen_mask(frozen_actions(self), self.steps)
+        except ValueError as e:
+            raise ValueError(f"--freeze: {e}") from None
         if self.data_workers < 0:
             raise ValueError(f"--data-workers must be >= 0, got {self.data_workers}")
         if not (math.isfinite(self.nfe_cost) and self.nfe_cost >= 0):

@@ -200,7 +200,7 @@ def suite_search(base: TrainConfig, out: Path, seeds: list[int], argv: list[str]
     from adanat_env.schedules import heuristic_schedule, maskgit_cosine_schedule
     from adanat_env.utils import resolve_device, seed_everything
     from agents.search import cem_search, rl_generation_budget
-    from adanat_env.actions import ACTION_NAMES
+    from adanat_env.actions import frozen_mask
     from agents.trainer import (build_env, build_reward, evaluate_on_test, frozen_actions, metric_features,
                                 real_features, train_split)
 
@@ -250,7 +250,7 @@ def suite_search(base: TrainConfig, out: Path, seeds: list[int], argv: list[str]
                 images, _ = sample_images(gen, schedule, cfg.steps, n, seed=round_seed)
                 return frechet_distance(feature_stats(extract_features(fn, images)), ref)
 
-        frozen = tuple(ACTION_NAMES.index(n) for n in frozen_actions(cfg))
+        frozen = frozen_mask(frozen_actions(cfg), cfg.steps)
         found = cem_search(score, cfg.steps, budget_s, population=population, elites=elites, samples=samples,
                            residual=cfg.residual == "heuristic", seed=seed, progress=True, after_round=hook,
                            extra_per_round=extra, frozen=frozen)

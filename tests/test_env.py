@@ -208,3 +208,31 @@ def test_frozen_action_components_stay_at_the_heuristic():
     with pytest.raises(ValueError, match="frozen actions must be among"):
         gym.make_vec("AdaNAT-FashionMNIST-v0", num_envs=2, vectorization_mode="vector_entry_point", device="cpu",
                      frozen_actions=("tau1",))
+
+
+def test_a_component_can_be_frozen_at_one_step_only():
+    """``component@k``: held at the heuristic at step k only (negative k from the end), for an int step and for
+    per-sample steps alike; everything else is the policy's."""
+    from adanat_env.actions import frozen_mask
+    from adanat_env.envs import DecodingSpec
+
+    spec = DecodingSpec(steps=4, residual="heuristic", action_bound=5.0, num_tokens=49, feature_dim=8, num_classes=10,
+                        frozen=("sample_temp@-1", "guidance@0"))
+    raw = torch.randn(4, 4) * 2
+    h = heuristic_schedule(4)
+    for t in range(4):
+        got, free = spec.step_params(raw, t), spec.action_mapping(raw, t)
+        held_t1, held_w = t == 3, t == 0
+        assert torch.allclose(got.sample_temp, torch.full((4,), h.sample_temp[t])) if held_t1 \
+            else torch.equal(got.sample_temp, free.sample_temp)
+        assert torch.allclose(got.guidance, torch.full((4,), h.guidance[t])) if held_w \
+            else torch.equal(got.guidance, free.guidance)
+        assert torch.equal(got.mask_ratio, free.mask_ratio) and torch.equal(got.remask_temp, free.remask_temp)
+    per_sample = spec.step_params(raw, torch.tensor([0, 1, 2, 3]))
+    assert torch.allclose(per_sample.sample_temp[3], torch.tensor(h.sample_temp[3]))
+    assert torch.equal(per_sample.sample_temp[:3], torch.stack([spec.action_mapping(raw, t).sample_temp[t] for t in range(3)]))
+    assert frozen_mask(("sample_temp@3", "sample_temp@-1"), 4).sum() == 1
+    for bad, match in (("sample_temp@4", "outside"), ("sample_temp@x", "integer"), ("tau1@0", "among")):
+        with pytest.raises(ValueError, match=match):
+            DecodingSpec(steps=4, residual="heuristic", action_bound=5.0, num_tokens=49, feature_dim=8,
+                         num_classes=10, frozen=(bad,))

@@ -271,3 +271,10 @@ def test_the_multi_seed_protocol_writes_mean_and_std_and_continues_where_it_stop
     (tmp_path / "adv" / "seed2").mkdir()  # a run stopped before its first checkpoint
     (tmp_path / "adv" / "seed2" / "config.json").write_text("{}")
     assert run_protocol(base, tmp_path, seeds=(2,), arms={"adv": {}}, log=lambda _: None, progress=False)["arms"]["adv"]["seeds"] == [2]
+
+
+def test_freeze_takes_components_and_single_steps():
+    tiny(freeze="sample_temp@-1,remask_temp").validate()
+    for bad in ("tau1", "sample_temp@2", "sample_temp@last"):  # T = 2 in the tiny config
+        with pytest.raises(ValueError, match="--freeze"):
+            tiny(freeze=bad).validate()

@@ -19,6 +19,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from ..actions import ACTION_NAMES, ActionMapping
+from ..actions import frozen_mask as _frozen_mask
 from ..decoding import StepParams
 from ..generator import GenerationState, Generator
 
@@ -51,7 +52,8 @@ class DecodingSpec:
     :param num_classes: C, class labels.
     :param feature_dtype: ``"float32"`` or ``"float16"`` observation features.
     :param frozen: action components (:data:`~adanat_env.actions.ACTION_NAMES`) held at zero raw action, i.e.
-        at the residual's value (the heuristic's, with ``residual="heuristic"``), whatever the policy outputs.
+        at the residual's value (the heuristic's, with ``residual="heuristic"``), whatever the policy outputs;
+        ``"component@k"`` holds it at step k only (negative k from the end: ``"sample_temp@-1"``, the last step).
     :param adaptive: adaptive step counts: a fifth raw action component (:data:`STOP_ACTION`) finishes the
         sample with the current step when it is at least ``stop_threshold``; ``steps`` is then T_max.
     :param stop_threshold: see ``adaptive``.
@@ -75,9 +77,7 @@ class DecodingSpec:
             raise ValueError(f"dtype must be 'float32' or 'float16', got {self.feature_dtype!r}")
         if int(self.steps) < 1:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
-        bad = [n for n in self.frozen if n not in ACTION_NAMES]
-        if bad:
-            raise ValueError(f"frozen actions must be among {', '.join(ACTION_NAMES)}, got {', '.join(bad)}")
+        _frozen_mask(self.frozen, int(self.steps))  # raises on an unknown component or step
         if not self.action_bound > 0:
             raise ValueError(f"action_bound must be > 0, got {self.action_bound}")
         if not np.isfinite(self.stop_threshold):
@@ -96,6 +96,11 @@ class DecodingSpec:
         return raw[:, 4].float().clamp(-self.action_bound, self.action_bound) >= self.stop_threshold
 
     @cached_property
+    def frozen_mask(self) -> torch.Tensor:
+        """(T, 4) bool: the raw action entries held at zero (:func:`~adanat_env.actions.frozen_mask`)."""
+        return _frozen_mask(self.frozen, int(self.steps))
+
+    @cached_property
     def action_mapping(self) -> ActionMapping:
         """Raw actions (:data:`~adanat_env.actions.ACTION_NAMES` order) -> :class:`~adanat_env.decoding.StepParams`."""
         return ActionMapping(self.steps, residual=self.residual == "heuristic")
@@ -106,8 +111,8 @@ class DecodingSpec:
         (:meth:`finish`)."""
         raw = raw[:, :4].float().clamp(-self.action_bound, self.action_bound)
         if self.frozen:
-            raw = raw.clone()
-            raw[:, [ACTION_NAMES.index(n) for n in self.frozen]] = 0.0
+            held = self.frozen_mask.to(raw.device)
+            raw = raw.masked_fill(held[step.long()] if isinstance(step, torch.Tensor) else held[step], 0.0)
         return self.action_mapping(raw, step)
 
     def observation(self, features: torch.Tensor, step: int | torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
