@@ -49,12 +49,12 @@ def schedule_from_raw(raw: torch.Tensor, residual: bool = True, name: str = "sea
 
 def rl_generation_budget(config: Any) -> int:
     """Generations one training run spends on learning (a :class:`agents.trainer.TrainConfig`): its rollouts plus
-    the discriminator's fresh batches and warm-up (adversarial reward). The validation FIDs used for selection are
+    the discriminator's warm-up and, with ``--d-fakes fresh``, its fresh batches (adversarial reward). The validation FIDs used for selection are
     not counted, on either side: the search's selection is its own scoring."""
     gens = config.iterations * config.episodes
     if config.reward == "adversarial":
-        fresh = config.d_epochs * config.d_batch_size
-        gens += config.iterations * fresh + (fresh if config.d_warmup > 0 else 0)
+        fresh = config.d_epochs * config.d_batch_size  # the warm-up's, and with --d-fakes fresh every iteration's
+        gens += (config.iterations * fresh if config.d_fakes == "fresh" else 0) + (fresh if config.d_warmup > 0 else 0)
     return int(gens)
 
 

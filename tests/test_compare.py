@@ -61,9 +61,10 @@ def test_cem_finds_the_optimum_of_a_known_score_within_its_budget():
 
 
 def test_the_search_gets_the_generations_of_one_training_run():
-    cfg = TrainConfig()
-    assert rl_generation_budget(cfg) == 24 * 512 + 24 * 2 * 256 + 2 * 256
-    assert rl_generation_budget(TrainConfig(reward="fid")) == 24 * 512
+    cfg = TrainConfig()  # the discriminator trains on the rollouts' own images; only its warm-up generates
+    assert rl_generation_budget(cfg) == 36 * 512 + 2 * 256
+    assert rl_generation_budget(TrainConfig(d_fakes="fresh", iterations=24)) == 24 * 512 + 24 * 2 * 256 + 2 * 256
+    assert rl_generation_budget(TrainConfig(reward="fid")) == 36 * 512
 
 
 def test_adaptivity_table_and_the_static_verdict():

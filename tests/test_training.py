@@ -58,7 +58,11 @@ def test_the_r1_penalty_trains_and_its_statistic_is_in_the_history(tmp_path):
     Trainer(tiny(d_r1=10.0, iterations=2), tmp_path / "run", log=lambda _: None).fit(progress=False)
     history = json.loads((tmp_path / "run" / "history.json").read_text())
     assert load_checkpoint(tmp_path / "run")["config"]["d_r1"] == 10.0
-    # co-training runs before every rollout but the first: its statistics, the penalty's among them, from iteration 2
+    # the discriminator trains after every rollout (--d-fakes rollout): its statistics, the penalty's among them,
+    # are in every iteration's record; with --d-fakes fresh it trains before every rollout but the first
+    assert all(h["d_r1"] > 0 and "d_acc" in h for h in history)
+    Trainer(tiny(d_r1=10.0, iterations=2, d_fakes="fresh"), tmp_path / "fresh", log=lambda _: None).fit(progress=False)
+    history = json.loads((tmp_path / "fresh" / "history.json").read_text())
     assert "d_r1" not in history[0] and history[1]["d_r1"] > 0 and "d_acc" in history[1]
     with pytest.raises(ValueError, match="--d-r1"):
         tiny(d_r1=-1.0).validate()
@@ -69,8 +73,9 @@ def test_the_discriminator_replay_is_saved_with_the_run_and_resumed(tmp_path):
     (the wrapper-level round trip is exact: tests/test_rewards_training.py)."""
     Trainer(tiny(d_replay=2, iterations=1), tmp_path / "run", log=lambda _: None).fit(progress=False)
     saved = load_checkpoint(tmp_path / "run")["reward"]["history"]
-    # one iteration: the warm-up's pool only (co-training runs before every rollout but the first)
-    assert len(saved) == 1 and all(x.dtype == torch.uint8 and len(x) == len(y) == 8 for x, y in saved)
+    # one iteration: the warm-up's pool and the rollout's (the discriminator trains after every rollout)
+    assert [len(x) for x, _ in saved] == [TINY.d_batch_size, TINY.episodes]
+    assert all(x.dtype == torch.uint8 and len(x) == len(y) for x, y in saved)
     resumed = Trainer.resume(tmp_path / "run", log=lambda _: None)
     assert all(torch.equal(a.cpu(), x) and torch.equal(b.cpu(), y)
                for (a, b), (x, y) in zip(resumed.adversarial.history, saved))
@@ -180,11 +185,14 @@ def test_a_run_saved_before_the_default_reward_changed_resumes_with_the_reward_i
 
     Trainer(tiny(iterations=2, d_reward="sigmoid"), tmp_path, log=lambda _: None).fit(max_iterations=1, progress=False)
     state = load_checkpoint(tmp_path)
-    del state["config"]["d_reward"]
+    del state["config"]["d_reward"], state["config"]["d_fakes"]
     torch.save(state, tmp_path / "checkpoint.pt")
     resumed = Trainer.resume(tmp_path, log=lambda _: None)
     assert resumed.config.d_reward == "sigmoid" and TrainConfig().d_reward == "jackknife"
-    assert saved_options({"d_reward": "jackknife", "std_decay_at": [12]}) == {"d_reward": "jackknife", "std_decay_at": (12,)}
+    # runs older than --d-fakes generated fresh fakes for the discriminator (today's default: the rollout's own)
+    assert resumed.config.d_fakes == "fresh" and TrainConfig().d_fakes == "rollout"
+    assert saved_options({"d_reward": "jackknife", "std_decay_at": [12]}) == {"d_reward": "jackknife", "d_fakes": "fresh",
+                                                                             "std_decay_at": (12,)}
 
 
 @pytest.mark.parametrize("option, value", [("policy", "bogus"), ("select", "bogus"), ("metric", "bogus"),
