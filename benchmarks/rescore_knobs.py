@@ -1,0 +1,89 @@
+"""Which of a trained policy's moves buy its FID? Re-score it with single knobs put back to the heuristic's.
+
+    python benchmarks/rescore_knobs.py runs/ppo_adversarial                     # its selected iterate
+    python benchmarks/rescore_knobs.py runs/ppo_adversarial --samples 2000 --hold sample_temp@-1 sample_temp
+
+Every variant generates the same ``--samples`` class-balanced images (same seed) with the run's policy (mean
+action), except that the knobs named in it are replaced by the heuristic schedule's values at the given steps
+(``component`` = every step, ``component@k`` = step k, negative from the end; the ``--freeze`` syntax), and is
+scored against the run's *validation* reference (held-out train images; the test split is never touched):
+FID, KID, precision, recall, coverage. A move whose removal costs FID is what the gain is made of; one whose
+removal costs nothing but returns recall (e.g. the late sampling temperature) is a candidate for ``--freeze``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+from adanat_env.actions import ACTION_NAMES, frozen_mask  # noqa: E402
+from adanat_env.evaluation.metrics import evaluate_images  # noqa: E402
+from adanat_env.evaluation.sampling import sample_images  # noqa: E402
+from adanat_env.schedules import heuristic_schedule  # noqa: E402
+from agents.trainer import Trainer  # noqa: E402
+
+#: raw action component -> StepParams field
+FIELDS = {"mask_ratio": "mask_ratio", "remask_temp": "remask_temp", "sample_temp": "sample_temp",
+          "guidance": "guidance"}
+
+
+class HeldKnobs:
+    """A generation policy with some (step, knob) entries replaced by the heuristic schedule's values.
+
+    :param policy: the policy (any :class:`~adanat_env.policy.Policy` returning StepParams).
+    :param held: (T, 4) bool in :data:`ACTION_NAMES` order (:func:`~adanat_env.actions.frozen_mask`).
+    """
+
+    def __init__(self, policy, held: torch.Tensor, num_steps: int) -> None:  # type: ignore[no-untyped-def]
+        self.policy, self.held, self.heuristic = policy, held, heuristic_schedule(num_steps)
+        self.num_steps = num_steps
+
+    def __call__(self, inp):  # type: ignore[no-untyped-def]
+        params, ref = self.policy(inp), self.heuristic(inp)
+        for j, name in enumerate(ACTION_NAMES):
+            if self.held[inp.step, j]:
+                f = FIELDS[name]
+                params = dataclasses.replace(params, **{f: getattr(ref, f).expand_as(getattr(params, f)).clone()})
+        return params
+
+
+def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run", help="a training run directory (or its checkpoint.pt)")
+    p.add_argument("--samples", type=int, default=2000, help="samples per variant (default: 2000)")
+    p.add_argument("--hold", nargs="+", default=["sample_temp@-1", "sample_temp@-1,sample_temp@-2", "sample_temp"],
+                   help="variants: comma-separated knobs held at the heuristic (--freeze syntax)")
+    p.add_argument("--out", default="", help="write the table as JSON here")
+    args = p.parse_args(argv)
+
+    trainer = Trainer.resume(args.run, log=lambda *_: None)
+    cfg, gen = trainer.config, trainer.generator
+    fn, ref, _ = trainer.validation()
+    heur = heuristic_schedule(cfg.steps)
+    results: dict[str, dict[str, float]] = {}
+    with trainer.selected() as (policy, iteration):
+        print(f"{args.run}: the policy of iteration {iteration}, {args.samples} samples per variant, validation reference")
+        variants = {"heuristic": heur, "learned": policy}
+        for spec in args.hold:
+            held = frozen_mask(tuple(n.strip() for n in spec.split(",") if n.strip()), cfg.steps)
+            variants[f"learned, {spec} held"] = HeldKnobs(policy, held, cfg.steps)
+        for name, pol in variants.items():
+            images, _ = sample_images(gen, pol, cfg.steps, args.samples, seed=cfg.seed + 999)
+            results[name] = evaluate_images(fn, images, ref)
+            r = results[name]
+            print(f"{name:44s} FID {r['fid']:6.2f}  KID {r['kid_x1e3'] / 1e3:6.2f}  precision {r['precision']:.3f}  "
+                  f"recall {r['recall']:.3f}  coverage {r['coverage']:.3f}")
+    if args.out:
+        Path(args.out).write_text(json.dumps(results, indent=2))
+    return results
+
+
+if __name__ == "__main__":
+    main()
