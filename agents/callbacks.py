@@ -109,7 +109,9 @@ class DiscriminatorCallback(_RolloutCounter):
 
     def _on_rollout_end(self) -> None:
         if getattr(self.wrapper, "fakes", "fresh") == "rollout":
-            self._record(self.wrapper.co_train_on_rollout())
+            stats = self.wrapper.co_train_on_rollout()
+            if stats:  # an off-policy algorithm's short rollout may end before any sample finished
+                self._record(stats)
 
 
 class RolloutTimer(BaseCallback):
