@@ -2,6 +2,8 @@
 
 :class:`StdScheduleCallback` and :class:`DiscriminatorCallback` act at ``_on_rollout_start``: it runs after the previous ``train()`` (the policy update) and before the
 next rollout, which is exactly where the official loop updates the exploration std and then the discriminator.
+With the reward wrapper's ``fakes="rollout"`` (the trainer's default) the discriminator trains at
+``_on_rollout_end`` instead, on the images the rollout has just scored, before the policy update.
 Their counters are plain integers (:meth:`state_dict`), so a resumed run continues the schedules exactly.
 """
 

@@ -74,7 +74,7 @@ def cem_search(score: Callable[[Schedule, int], float], num_steps: int, budget: 
                smoothing: float = 0.3, residual: bool = True, seed: int = 0, progress: bool = False,
                log: Callable[[str], None] | None = None,
                after_round: Callable[[Schedule], None] | None = None, extra_per_round: int = 0,
-               frozen: tuple[int, ...] | torch.Tensor = ()) -> SearchResult:
+               frozen: torch.Tensor | None = None) -> SearchResult:
     """CEM over (T, 4) raw schedule tables (see module docstring).
 
     :param score: ``(schedule, round_seed) -> validation FID`` on ``samples`` generations (lower is better); the
@@ -92,8 +92,8 @@ def cem_search(score: Callable[[Schedule, int], float], num_steps: int, budget: 
     :param after_round: called with the refitted mean schedule after every round (e.g. to co-train a
         discriminator that scores the next round's candidates).
     :param extra_per_round: generations ``after_round`` spends per round, counted in the budget.
-    :param frozen: raw columns (official action order) held at zero, i.e. at the residual's value, or a (T, 4)
-        bool mask of the entries held (:func:`adanat_env.actions.frozen_mask`, ``--freeze``).
+    :param frozen: (T, 4) bool, the raw entries (official action order) held at zero, i.e. at the residual's
+        value (:func:`adanat_env.actions.frozen_mask`, ``--freeze``); ``None`` = none.
     :raises ValueError: inconsistent sizes.
     """
     if not 1 <= elites <= population:
@@ -102,15 +102,13 @@ def cem_search(score: Callable[[Schedule, int], float], num_steps: int, budget: 
     if budget < per_round:
         raise ValueError(f"a budget of {budget} generations does not buy one round of {population} x {samples}"
                          + (f" + {extra_per_round}" if extra_per_round else ""))
+    if frozen is not None and tuple(frozen.shape) != (num_steps, 4):
+        raise ValueError(f"frozen must be a ({num_steps}, 4) mask, got {tuple(frozen.shape)}")
     rounds = budget // per_round
     g = torch.Generator().manual_seed(seed)
     mean = torch.zeros(num_steps, 4, dtype=torch.float64)
     std = torch.full((num_steps, 4), float(init_std), dtype=torch.float64)
-    if isinstance(frozen, torch.Tensor):  # (T, 4) bool, adanat_env.actions.frozen_mask
-        keep = (~frozen.bool()).double()
-    else:
-        keep = torch.ones(4, dtype=torch.float64)
-        keep[list(frozen)] = 0.0
+    keep = torch.ones(num_steps, 4, dtype=torch.float64) if frozen is None else (~frozen.bool()).double()
     history: list[dict[str, Any]] = []
     used = 0
     for r in tqdm(range(rounds), desc="CEM search", disable=not progress):

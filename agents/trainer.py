@@ -12,7 +12,8 @@ SB3 / sb3-contrib algorithm against any reward, built, run, checkpointed, resume
 SB3 owns the loop. One iteration is one ``learn()`` over ``episodes`` generations (``episodes / batch_size``
 batches of T steps); the trainer extends it only through its public hooks: the policies of
 :mod:`agents.policies`, the callbacks of :mod:`agents.callbacks` (exploration-std schedule, discriminator
-co-training before every rollout but the first) and the reward wrappers. Before the first iteration the
+co-training after every rollout on its own images, or with ``d_fakes="fresh"`` before every rollout but the
+first on fresh generations) and the reward wrappers. Before the first iteration the
 discriminator is warmed up on fresh generations of the initial policy, so the first rollout's rewards already
 mean something. The env and every RNG are re-seeded from (seed, iteration) at the start of each iteration, and
 the checkpoint written after it holds the policy and its optimizer, the discriminator and its optimizer, the

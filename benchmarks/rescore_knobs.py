@@ -29,11 +29,6 @@ from adanat_env.evaluation.sampling import sample_images  # noqa: E402
 from adanat_env.schedules import heuristic_schedule  # noqa: E402
 from agents.trainer import Trainer  # noqa: E402
 
-#: raw action component -> StepParams field
-FIELDS = {"mask_ratio": "mask_ratio", "remask_temp": "remask_temp", "sample_temp": "sample_temp",
-          "guidance": "guidance"}
-
-
 class HeldKnobs:
     """A generation policy with some (step, knob) entries replaced by the heuristic schedule's values.
 
@@ -47,10 +42,9 @@ class HeldKnobs:
 
     def __call__(self, inp):  # type: ignore[no-untyped-def]
         params, ref = self.policy(inp), self.heuristic(inp)
-        for j, name in enumerate(ACTION_NAMES):
+        for j, name in enumerate(ACTION_NAMES):  # the raw component names are StepParams' field names
             if self.held[inp.step, j]:
-                f = FIELDS[name]
-                params = dataclasses.replace(params, **{f: getattr(ref, f).expand_as(getattr(params, f)).clone()})
+                params = dataclasses.replace(params, **{name: getattr(ref, name).expand_as(getattr(params, name)).clone()})
         return params
 
 
