@@ -13,7 +13,7 @@ generation policy is), :mod:`adanat_env.actions` (raw actions -> step parameters
 __version__ = "0.1.0"
 
 try:  # registration needs gymnasium; the generator stack alone does not
-    from .envs.registration import register_envs as _register_envs
+    from .envs.registration import register_envs as _register_envs  # guarded: a torch-only install has no gymnasium
 except ImportError:  # pragma: no cover - e.g. a GPU box with only torch
     pass
 else:

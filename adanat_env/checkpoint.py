@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
 from torch import nn
 
 __all__ = [
@@ -147,9 +149,6 @@ def read_checkpoint(
     if not p.is_file():
         raise FileNotFoundError(f"{what} not found: '{p}'. Pass the path of an existing file.")
     if p.suffix == ".safetensors":
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
         verify_recorded_sha256(p, what=what)
         try:
             return load_file(str(p), device="cpu")

@@ -13,11 +13,11 @@ Examples::
     # the same code path with random weights (a smoke test: the images are noise)
     python -m adanat_env.cli --model imagenet256 --random-weights --classes 0 1 --per-class 1 --steps 2 --out demo.png
 
-    # a trained policy (a run directory or its checkpoint.pt; its own generator and T), or a schedule file
-    python -m adanat_env.cli --policy runs/ppo_adversarial --out learned.png
+    # a schedule file (adanat_env.schedules.save_schedule_file, or a fixed schedule exported by agents.export)
     python -m adanat_env.cli --schedule-file schedule.json --out scheduled.png
-    # a budget family: each class runs the learned fixed-T policy of its own step budget (agents.budget)
-    python -m adanat_env.cli --family docs/results/compute_family/family_seed0_lam4.json --out family.png
+
+Trained policies (``--policy RUN_DIR``) and budget families (``--family FILE``) belong to the agents layer: sample
+them with ``python -m agents.sample`` (installed: ``adanat-policy-sample``), which takes the same options.
 
 One row per class, ``--per-class`` samples per row. Installed, the command is also ``adanat-sample``.
 Errors are one line on stderr: exit status 2 for bad options, 1 when loading or sampling fails, 130 on Ctrl-C.
@@ -38,16 +38,21 @@ import torch
 
 from .checkpoint import CheckpointError
 from .embedded import load_embedded_generator
-from .generator import NATGenerator
+from .generator import Generator, NATGenerator
 from .models import NAT_PRESETS, TOKENIZER_PRESETS, load_nat, load_tokenizer
 from .sampler import generate
 from .policy import Policy
 from .schedules import heuristic_schedule, load_schedule_file, maskgit_cosine_schedule
 from .utils import resolve_device, save_grid
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "load_generator", "main", "run", "sample_grid", "sample_schedule", "schedule_of"]
 
 DEFAULT_NAT, DEFAULT_TOKENIZER = "imagenet256-L", "maskgit-vqgan-f16"  # the presets of --model imagenet256
+
+#: where sampling with a trained policy or a budget family lives (the agents layer; this package never imports it)
+POLICY_COMMAND, POLICY_SCRIPT = "python -m agents.sample", "adanat-policy-sample"
+#: the options of that command this CLI refuses: dest -> (what they sample, their argument)
+_MOVED = {"policy": ("trained policies", "RUN_DIR"), "family": ("budget families of trained policies", "FILE")}
 
 #: options that only apply to one ``--model`` (argparse dest -> model)
 MODEL_OPTIONS = {"nat_dir": "fashion-mnist", "tokenizer_dir": "fashion-mnist", "nat": "imagenet256",
@@ -124,10 +129,31 @@ def _png_path(text: str) -> str:
     return text
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the sampling CLI (every option's help states its default)."""
-    prog = "adanat-sample" if Path(sys.argv[0]).name == "adanat-sample" else "python -m adanat_env.cli"
-    p = _Parser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
+class _MovedToAgents(argparse.Action):
+    """``--policy`` / ``--family`` of the environment package's CLI: refused on sight, one line naming the command of
+    the agents layer that samples trained policies (exit status 2, nothing loaded)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> NoReturn:
+        flag, (what, arg) = option_string or "--" + self.dest, _MOVED[self.dest]
+        parser.exit(2, f"{parser.prog}: error: {flag} samples with {what}, which live in the agents layer: run "
+                       f"{POLICY_COMMAND} {flag} {arg} (installed: {POLICY_SCRIPT}) with the same options\n")
+
+
+def build_parser(prog: str | None = None, description: str | None = None,
+                 trained: bool = False) -> argparse.ArgumentParser:
+    """The argument parser of the sampling CLI (every option's help states its default).
+
+    :param prog: the command's name in messages (default: ``adanat-sample`` when run as that, else
+        ``python -m adanat_env.cli``).
+    :param description: the ``--help`` text above the options (default: this module's docstring).
+    :param trained: accept ``--policy`` / ``--family`` (the agents layer's :mod:`agents.sample`, which loads them);
+        without it they are refused at once with one line naming ``python -m agents.sample``.
+    """
+    if prog is None:
+        prog = "adanat-sample" if Path(sys.argv[0]).name == "adanat-sample" else "python -m adanat_env.cli"
+    p = _Parser(prog=prog, description=__doc__ if description is None else description,
+                formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
     p.add_argument("--model", choices=["fashion-mnist", "imagenet256"], default="fashion-mnist",
                    help="fashion-mnist: the shipped embedded models (or --nat-dir/--tokenizer-dir); "
                         "imagenet256: the official architectures (--nat preset + checkpoints) (default: %(default)s)")
@@ -161,12 +187,18 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument("--schedule-file", default=None, metavar="FILE",
                      help="a schedule file (JSON: adanat_env.schedules.save_schedule_file, or a trained policy "
                           "exported by agents.export) (default: none)")
-    how.add_argument("--policy", default=None, metavar="CHECKPOINT",
-                     help="a trained policy: a training run directory or its checkpoint.pt; samples with its own "
-                          "generator, T and mean action (the selected iterate) (default: none)")
-    how.add_argument("--family", default=None, metavar="FILE",
-                     help="a budget-family file (agents.budget.save_family_file): each class is sampled with the "
-                          "fixed-T policy of its budget; brings its generator and steps (default: none)")
+    if trained:
+        how.add_argument("--policy", default=None, metavar="CHECKPOINT",
+                         help="a trained policy: a training run directory or its checkpoint.pt; samples with its own "
+                              "generator, T and mean action (the selected iterate) (default: none)")
+        how.add_argument("--family", default=None, metavar="FILE",
+                         help="a budget-family file (agents.budget.save_family_file): each class is sampled with the "
+                              "fixed-T policy of its budget; brings its generator and steps (default: none)")
+    else:  # kept as options only to point at the agents layer's command
+        for dest, (what, arg) in _MOVED.items():
+            p.add_argument(f"--{dest}", action=_MovedToAgents, nargs="?", default=None, metavar=arg,
+                           help=f"moved to the agents layer: sample {what} with {POLICY_COMMAND} --{dest} {arg} "
+                                f"(installed: {POLICY_SCRIPT}) (default: none)")
     p.add_argument("--guidance", type=_finite_float, default=None,
                    help="cosine schedule only: constant classifier-free guidance w (default: 0; the heuristic "
                         "schedule has its own)")
@@ -217,43 +249,64 @@ def _check_combination(parser: argparse.ArgumentParser, args: argparse.Namespace
                      "assets/vqgan_jax_strongaug.ckpt, linked from the AdaNAT README), or --random-weights for a smoke test")
 
 
-def _sample(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict:
-    """Load the generator, sample the grid and write it.
+def load_generator(args: argparse.Namespace) -> Generator:
+    """The generator of ``--model`` (the embedded Fashion-MNIST models or the ImageNet-256 presets and checkpoints).
+
+    :param args: the parsed, checked options.
+    """
+    amp = None if args.amp == "none" else args.amp
+    if args.model == "fashion-mnist":
+        return load_embedded_generator(args.device, amp, nat_dir=args.nat_dir, tokenizer_dir=args.tokenizer_dir)
+    return NATGenerator(load_nat(args.nat or DEFAULT_NAT, args.nat_checkpoint, args.device),
+                        load_tokenizer(args.tokenizer or DEFAULT_TOKENIZER, args.tokenizer_checkpoint, args.device),
+                        amp=amp)
+
+
+def schedule_of(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[Policy, str]:
+    """The hand-designed schedule of ``--schedule`` / ``--schedule-file``; sets ``args.steps`` to its T.
+
+    :param parser: the CLI's parser (for a ``--steps`` that contradicts the schedule file).
+    :param args: the parsed, checked options.
+    :return: (the schedule, its name for the summary).
+    """
+    if args.schedule_file is not None:
+        policy = load_schedule_file(args.schedule_file)
+        if args.steps is not None and args.steps != policy.num_steps:
+            parser.error(f"--steps {args.steps} but the schedule file has {policy.num_steps} steps")
+        args.steps = policy.num_steps
+        return policy, f"schedule file {args.schedule_file}"
+    args.steps = args.steps or 8
+    policy = (maskgit_cosine_schedule(args.steps, guidance=args.guidance or 0.0) if args.schedule == "cosine"
+              else heuristic_schedule(args.steps))
+    return policy, args.schedule or "heuristic"
+
+
+def sample_schedule(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict:
+    """Load the generator and the schedule, sample the grid and write it.
 
     :param parser: the CLI's parser (for out-of-range ``--classes``).
     :param args: the parsed, checked options.
     :return: a JSON-able summary of the run.
     """
-    amp = None if args.amp == "none" else args.amp
     t0 = time.perf_counter()
-    policy: Policy
-    if args.policy is not None:
-        from agents.export import load_generation_policy  # the agents layer, imported only for trained policies
+    gen = load_generator(args)
+    policy, what = schedule_of(parser, args)
+    return sample_grid(parser, args, gen, policy, what, t0)
 
-        gen, policy, config = load_generation_policy(args.policy, str(args.device))
-        args.steps, what = config.steps, f"policy {args.policy}"
-    elif args.family is not None:
-        from agents.budget import load_family_file  # trained policies live in the agents layer
 
-        gen, policy, args.steps = load_family_file(args.family, str(args.device))
-        what = f"family {args.family}"
-    elif args.model == "fashion-mnist":
-        gen = load_embedded_generator(args.device, amp, nat_dir=args.nat_dir, tokenizer_dir=args.tokenizer_dir)
-    else:
-        gen = NATGenerator(load_nat(args.nat or DEFAULT_NAT, args.nat_checkpoint, args.device),
-                           load_tokenizer(args.tokenizer or DEFAULT_TOKENIZER, args.tokenizer_checkpoint, args.device),
-                           amp=amp)
-    if args.policy is None and args.family is None:
-        if args.schedule_file is not None:
-            policy = load_schedule_file(args.schedule_file)
-            if args.steps is not None and args.steps != policy.num_steps:
-                parser.error(f"--steps {args.steps} but the schedule file has {policy.num_steps} steps")
-            args.steps, what = policy.num_steps, f"schedule file {args.schedule_file}"
-        else:
-            args.steps = args.steps or 8
-            what = args.schedule or "heuristic"
-            policy = (maskgit_cosine_schedule(args.steps, guidance=args.guidance or 0.0) if args.schedule == "cosine"
-                      else heuristic_schedule(args.steps))
+def sample_grid(parser: argparse.ArgumentParser, args: argparse.Namespace, gen: Generator, policy: Policy, what: str,
+                t0: float) -> dict:
+    """Sample ``args.classes`` (default: all classes, or 0-3 for more than 20) with ``policy`` in ``args.steps``
+    steps and write the grid to ``args.out``.
+
+    :param parser: the CLI's parser (for out-of-range ``--classes``).
+    :param args: the parsed, checked options; ``args.steps`` set to the policy's T.
+    :param gen: the generator.
+    :param policy: the schedule or trained policy.
+    :param what: its name for the summary (``"heuristic"``, ``"policy RUN_DIR"``, ...).
+    :param t0: ``time.perf_counter()`` before loading (the summary's ``load_s``).
+    :return: a JSON-able summary of the run.
+    """
     if args.classes is None:
         args.classes = list(range(gen.num_classes)) if gen.num_classes <= 20 else [0, 1, 2, 3]
     bad = [c for c in args.classes if not 0 <= c < gen.num_classes]
@@ -272,17 +325,20 @@ def _sample(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict:
             "nfe_mean": nfe, "device": str(args.device), "load_s": round(t1 - t0, 2), "generate_s": round(t2 - t1, 2)}
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the sampling CLI.
+def run(parser: argparse.ArgumentParser, argv: list[str] | None,
+        sample: Callable[[argparse.ArgumentParser, argparse.Namespace], dict] = sample_schedule) -> int:
+    """Parse ``argv``, check the options, sample with ``sample`` and print its summary as one JSON line.
 
+    :param parser: a parser from :func:`build_parser`.
     :param argv: the arguments (default: ``sys.argv[1:]``).
+    :param sample: loads and samples (default: the hand-designed schedules); :mod:`agents.sample` passes one that
+        also loads trained policies.
     :return: the exit status: 0, 1 (loading or sampling failed) or 130 (interrupted); bad options exit with 2.
     """
-    parser = build_parser()
     args = parser.parse_args(argv)
     _check_combination(parser, args)
     try:
-        summary = _sample(parser, args)
+        summary = sample(parser, args)
     except KeyboardInterrupt:
         print(f"{parser.prog}: interrupted", file=sys.stderr)
         return 130
@@ -294,6 +350,15 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(json.dumps(summary))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the sampling CLI (hand-designed schedules; ``--policy`` / ``--family`` point at :mod:`agents.sample`).
+
+    :param argv: the arguments (default: ``sys.argv[1:]``).
+    :return: the exit status: 0, 1 (loading or sampling failed) or 130 (interrupted); bad options exit with 2.
+    """
+    return run(build_parser(), argv)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import torch
 
 from .utils import resolve_device, seed_everything
 
-__all__ = ["field_help", "add_config_arguments", "config_parser", "parse_config", "config_from_args", "command_line",
+__all__ = ["field_help", "field_groups", "add_config_arguments", "config_parser", "parse_config", "config_from_args", "command_line",
            "run_continuable", "start_run"]
 
 T = TypeVar("T")
@@ -43,20 +43,44 @@ def field_help(cls: type) -> dict[str, str]:
     return out
 
 
+def field_groups(cls: type) -> dict[str, list[str]]:
+    """The fields of a dataclass under its ``# [name] description`` comment lines, as ``{"name: description":
+    [field, ...]}`` in source order (fields before the first such line are left out)."""
+    try:
+        lines = textwrap.dedent(inspect.getsource(cls)).splitlines()
+    except (OSError, TypeError):
+        return {}
+    names = {f.name for f in fields(cls)}
+    groups: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in lines:
+        text = line.strip()
+        if text.startswith("# [") and "]" in text:
+            name, description = text[3:].split("]", 1)
+            current = groups.setdefault(f"{name}: {description.strip()}" if description.strip() else name, [])
+        elif current is not None and ":" in text and text.split(":", 1)[0].strip() in names:
+            current.append(text.split(":", 1)[0].strip())
+    return groups
+
+
 def add_config_arguments(parser: argparse.ArgumentParser, cls: type, defaults: Any = None) -> None:
-    """Add one ``--flag`` per dataclass field (typed by its default; tuples take several values)."""
+    """Add one ``--flag`` per dataclass field (typed by its default; tuples take several values), under the
+    argument groups of its ``# [name]`` comment lines (:func:`field_groups`) where it has them."""
     helps = field_help(cls)
     defaults = cls() if defaults is None else defaults
+    group_of = {f: title for title, members in field_groups(cls).items() for f in members}
+    groups = {title: parser.add_argument_group(title) for title in dict.fromkeys(group_of.values())}
     for f in fields(cls):
         default = getattr(defaults, f.name)
+        parser_ = groups.get(group_of.get(f.name, ""), parser)
         flag = f"--{f.name.replace('_', '-')}"
         text = helps.get(f.name, "").replace("%", "%%") + f" (default: {' '.join(map(str, default)) if isinstance(default, tuple) else default!r})"
         if isinstance(default, tuple):
-            parser.add_argument(flag, type=type(default[0]), nargs="+", default=None, metavar="V", help=text)
+            parser_.add_argument(flag, type=type(default[0]), nargs="+", default=None, metavar="V", help=text)
         elif isinstance(default, bool):
-            parser.add_argument(flag, type=int, choices=(0, 1), default=None, help=text)
+            parser_.add_argument(flag, type=int, choices=(0, 1), default=None, help=text)
         else:
-            parser.add_argument(flag, type=None if default is None else type(default), default=None,
+            parser_.add_argument(flag, type=None if default is None else type(default), default=None,
                                 metavar=type(default).__name__.upper() if default is not None else None, help=text)
 
 

@@ -9,6 +9,10 @@ must hold ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``, ``t10k-image
 ``t10k-labels-idx1-ubyte``, each optionally gzipped (``.gz``).
 
 Format: big-endian header ``0x00 0x00 <dtype=0x08 (uint8)> <ndim>``, then ``ndim`` uint32 sizes, then the data.
+
+What both loaders share (``DataError``, ``check_labels``, ``fit_images``, ``DATA_DIR_ENV``) is defined in
+:mod:`adanat_env.data_core` and importable from here; this module imports :mod:`adanat_env.image_folder`, never the
+reverse.
 """
 
 from __future__ import annotations
@@ -24,6 +28,9 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from .data_core import DATA_DIR_ENV, DataError, check_labels, fit_images
+from .image_folder import ImageFolderDataset, is_image_folder
 
 __all__ = [
     "DEFAULT_DATA_DIR",
@@ -41,14 +48,9 @@ __all__ = [
 ]
 
 DEFAULT_DATA_DIR = Path("/usr/share/datasets/fashion-mnist")
-DATA_DIR_ENV = "ADANAT_DATA_DIR"
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                          "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 _SPLIT_PREFIX = {"train": "train", "test": "t10k"}
-
-
-class DataError(RuntimeError):
-    """Missing, corrupt or inconsistent data files."""
 
 
 @dataclass(frozen=True)
@@ -103,24 +105,6 @@ class IDXDataset:
         idx = np.arange(len(self)) if indices is None else np.asarray(indices)
         for start in range(0, len(idx), batch_size):
             yield self.load(idx[start:start + batch_size], resolution, channels)
-
-
-def check_labels(labels: np.ndarray | torch.Tensor, num_classes: int, source: str) -> None:
-    """Check that ``labels`` are class ids of a model with ``num_classes`` classes, i.e. lie in ``[0, num_classes)``.
-
-    :param labels: integer class labels, any shape.
-    :param num_classes: the model's number of real classes.
-    :param source: where the labels come from, for the message (e.g. the data directory).
-    :raises ValueError: naming ``source``, the offending label values (up to 10) and ``num_classes``.
-    """
-    values = np.unique(np.asarray(torch.as_tensor(labels).cpu()))
-    bad = values[(values < 0) | (values >= num_classes)]
-    if bad.size:
-        shown = ", ".join(str(int(v)) for v in bad[:10]) + (f", ... ({bad.size - 10} more)" if bad.size > 10 else "")
-        raise ValueError(
-            f"labels in {source} include {shown}, outside the model's {num_classes} classes (0..{num_classes - 1}): "
-            f"use IDX data with the model's classes (--data-dir / ${DATA_DIR_ENV}) or a model trained on this data"
-        )
 
 
 def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -207,29 +191,6 @@ def _read_split(directory: Path, split: str, image_file: Path, label_file: Path)
     return IDXDataset(images, labels.astype(np.int64), directory, split, h.hexdigest())
 
 
-def fit_images(images: np.ndarray | torch.Tensor, resolution: int | None = None, channels: int = 1) -> torch.Tensor:
-    """uint8 (N, H, W) or (N, C, H, W) -> uint8 (N, channels, R, R): zero-padded (centred) to ``resolution`` if
-    larger.
-
-    :raises ValueError: images larger than ``resolution``, or other than ``channels`` channels.
-    """
-    x = torch.as_tensor(np.asarray(images)) if not isinstance(images, torch.Tensor) else images
-    if x.dtype != torch.uint8:
-        raise ValueError(f"images must be uint8, got {x.dtype}")
-    if x.dim() == 3:
-        x = x[:, None]
-    if x.shape[1] != channels:
-        raise ValueError(f"the data has {x.shape[1]}-channel images but the model expects {channels} channels: use "
-                         "data and models with the same number of channels (image folders decode to the model's)")
-    if resolution is not None and resolution != x.shape[-1]:
-        pad = resolution - x.shape[-1]
-        if pad < 0:
-            raise ValueError(f"images are {x.shape[-1]} px, larger than the model's resolution {resolution}: use data "
-                             "of the model's size (image folders are resized automatically) or a model of this size")
-        x = torch.nn.functional.pad(x, (pad // 2, pad - pad // 2, pad // 2, pad - pad // 2))
-    return x.contiguous()
-
-
 def open_dataset(split: str = "train", data_dir: str | os.PathLike[str] | None = None, *, resolution: int | None = None,
                  channels: int | None = None, workers: int | None = None) -> Any:
     """The ``split`` of the data set in ``data_dir`` (default ``$ADANAT_DATA_DIR`` or the Debian Fashion-MNIST):
@@ -248,8 +209,6 @@ def open_dataset(split: str = "train", data_dir: str | os.PathLike[str] | None =
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     if any((directory / f"{prefix}-images-idx3-ubyte{gz}").is_file() for gz in ("", ".gz")):
         return load_idx_dataset(split, directory)
-    from .image_folder import ImageFolderDataset, is_image_folder
-
     if is_image_folder(directory):
         return ImageFolderDataset.scan(directory, split, resolution=resolution, channels=channels or 3, workers=workers)
     if not directory.is_dir():

@@ -29,8 +29,10 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image, ImageOps
+from tqdm import tqdm
 
-from .data import DataError, check_labels, fit_images
+from .data_core import DataError, check_labels, fit_images
 
 __all__ = ["IMAGE_EXTENSIONS", "ImageFolderDataset", "is_image_folder", "decode_image"]
 
@@ -59,8 +61,6 @@ def decode_image(path: str | os.PathLike[str], resolution: int, channels: int = 
 
     :raises OSError, ValueError, SyntaxError: unreadable, truncated or not an image (callers skip these).
     """
-    from PIL import Image, ImageOps
-
     with Image.open(path) as img:
         img.load()  # decode fully now: truncated files raise here, not later
         img = img.convert("RGB" if channels == 3 else "L")
@@ -227,8 +227,6 @@ class ImageFolderDataset:
         bad_here, good = 0, 0
         iterator: Any = loader
         if progress:
-            from tqdm import tqdm
-
             iterator = tqdm(loader, desc=f"decoding {self.split} images", mininterval=2.0)
         for images, pos, bad in iterator:
             for i, err in bad:

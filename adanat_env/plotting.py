@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from PIL import Image, ImageDraw
+
 __all__ = ["Series", "Panel", "line_panels"]
 
 _COLORS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (255, 127, 14), (148, 103, 189), (140, 86, 75)]
@@ -55,8 +57,6 @@ def _fmt(v: float) -> str:
 def line_panels(panels: Sequence[Panel], path: str | os.PathLike[str], panel_size: tuple[int, int] = (420, 300),
                 columns: int | None = None) -> Path:
     """Draw ``panels`` in a grid (``columns`` per row; default: one row) and save a PNG; returns the path."""
-    from PIL import Image, ImageDraw
-
     pw, ph = panel_size
     cols = len(panels) if columns is None else max(1, min(columns, len(panels)))
     rows = -(-len(panels) // cols)

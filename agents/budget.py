@@ -29,8 +29,14 @@ import numpy as np
 import torch
 
 from adanat_env.decoding import StepParams
-from adanat_env.evaluation.metrics import FeatureStats, feature_stats, frechet_distance
+from adanat_env.evaluation.metrics import FeatureStats, extract_features, feature_stats, frechet_distance
+from adanat_env.evaluation.sampling import evaluate_policy, sample_images
+from adanat_env.schedules import heuristic_schedule
 from adanat_env.policy import Policy, PolicyInput, StepDecision
+
+from .export import load_generation_policy
+from .training import (Trainer, metric_features, real_features, reference_of_test_split, run_classifier,
+                       train_split)
 
 __all__ = ["BudgetFamilyPolicy", "mixture_fid", "mean_nfe", "search_budget_table", "evaluate_family",
            "save_family_file", "load_family_file"]
@@ -171,13 +177,6 @@ def evaluate_family(runs: Mapping[int, str | os.PathLike[str]], seed: int, lams:
         coverage, class accuracy, NFE per image) and, for the family, ``val_fid`` / ``val_nfe`` of its table.
     :raises ValueError: a run that is not a fixed-T run of ``seed`` with the T it is listed under.
     """
-    from adanat_env.evaluation.metrics import extract_features
-    from adanat_env.evaluation.sampling import evaluate_policy, sample_images
-    from adanat_env.schedules import heuristic_schedule
-
-    from .trainer import (Trainer, metric_features, real_features, reference_of_test_split, run_classifier,
-                          train_split)
-
     with contextlib.ExitStack() as stack:
         members: dict[int, Policy] = {}
         trainer = None
@@ -251,8 +250,6 @@ def load_family_file(path: str | os.PathLike[str], device: str = "auto") -> tupl
     :raises FileNotFoundError: no such file, or a member run missing (named).
     :raises ValueError: not a family file, or members of different generators.
     """
-    from .export import load_generation_policy
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no budget-family file at '{path}' (write one with "

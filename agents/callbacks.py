@@ -1,10 +1,9 @@
-"""SB3 callbacks of AdaNAT training (Algorithm 1), and a rollout timer for the benchmarks.
+"""Generic SB3 callbacks of AdaNAT training: the exploration-std schedule, and a rollout timer for benchmarks.
 
-:class:`StdScheduleCallback` and :class:`DiscriminatorCallback` act at ``_on_rollout_start``: it runs after the previous ``train()`` (the policy update) and before the
-next rollout, which is exactly where the official loop updates the exploration std and then the discriminator.
-With the reward wrapper's ``fakes="rollout"`` (the trainer's default) the discriminator trains at
-``_on_rollout_end`` instead, on the images the rollout has just scored, before the policy update.
-Their counters are plain integers (:meth:`state_dict`), so a resumed run continues the schedules exactly.
+:class:`StdScheduleCallback` acts at ``_on_rollout_start``, after the previous ``train()`` (the policy update)
+and before the next rollout, where the official loop updates the exploration std. Its counter is a plain integer
+(:meth:`state_dict`), so a resumed run continues the schedule exactly. The discriminator's steps are not a
+callback of their own: :mod:`agents.training.trainer` shows them in the order they run.
 """
 
 from __future__ import annotations
@@ -17,10 +16,9 @@ import torch
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.noise import ActionNoise, NormalActionNoise, VectorizedActionNoise
 
-from .generation_policy import SB3GenerationPolicy
 from .policies import StdSchedule
 
-__all__ = ["StdScheduleCallback", "DiscriminatorCallback", "RolloutTimer"]
+__all__ = ["StdScheduleCallback", "RolloutTimer"]
 
 
 class _RolloutCounter(BaseCallback):
@@ -78,42 +76,6 @@ class StdScheduleCallback(_RolloutCounter):
             return
         self.current = std
         self.logger.record("train/action_std", std)
-
-
-class DiscriminatorCallback(_RolloutCounter):
-    """Co-train the adversarial reward after every policy update (Algorithm 1).
-
-    With the wrapper's ``fakes="fresh"`` (official) the discriminator trains before every rollout but the first,
-    on fresh generations of the just-updated policy with sampled actions, run through the training env's own
-    :class:`~adanat_env.envs.DecodingSpec`. With ``fakes="rollout"`` it trains at the end of every rollout on
-    that rollout's own final images (after their rewards were computed), so no images are generated for it.
-
-    :param wrapper: the :class:`~rewards.adversarial.AdversarialRewardWrapper` on the training env.
-    """
-
-    def __init__(self, wrapper: Any, verbose: int = 0) -> None:
-        super().__init__(verbose)
-        self.wrapper = wrapper
-        self.last_stats: dict[str, float] = {}
-
-    def _record(self, stats: dict[str, float]) -> None:
-        self.last_stats = stats
-        for k, v in stats.items():
-            self.logger.record(f"discriminator/{k}", v)
-
-    def _on_rollout_start(self) -> None:
-        if getattr(self.wrapper, "fakes", "fresh") == "rollout":
-            self.wrapper.clear_rollout()
-        elif self.rollouts > 0:  # the first rollout has no policy update before it
-            policy = SB3GenerationPolicy.from_env(self.model, self.wrapper, deterministic=False)
-            self._record(self.wrapper.co_train(policy))
-        self.rollouts += 1
-
-    def _on_rollout_end(self) -> None:
-        if getattr(self.wrapper, "fakes", "fresh") == "rollout":
-            stats = self.wrapper.co_train_on_rollout()
-            if stats:  # an off-policy algorithm's short rollout may end before any sample finished
-                self._record(stats)
 
 
 class RolloutTimer(BaseCallback):

@@ -25,9 +25,14 @@ from adanat_env.evaluation.sampling import balanced_labels
 from adanat_env.generator import Generator
 from adanat_env.policy import PolicyInput
 from adanat_env.schedules import Schedule, schedule_to_dict
+from adanat_env.sampler import generate
+from adanat_env.sb3 import to_sb3
 from adanat_env.utils import resolve_device
+from adanat_env.wrappers import PooledObservation
 
 from .generation_policy import SB3GenerationPolicy
+from .registry import ALGOS, make_algo
+from .training import TrainConfig, build_env, load_checkpoint, saved_options
 
 __all__ = ["load_generation_policy", "policy_schedule", "export_schedule"]
 
@@ -42,15 +47,9 @@ def load_generation_policy(checkpoint: str | os.PathLike[str], device: str = "au
     :param device: where to run the generator and the policy.
     :param which: ``"selected"`` (the iterate the run reports: the best validation one with ``select="best"``)
         or ``"last"``.
-    :return: (generator, policy, the run's :class:`~agents.trainer.TrainConfig`).
+    :return: (generator, policy, the run's :class:`~agents.training.TrainConfig`).
     :raises FileNotFoundError, ValueError: no checkpoint there, or not a training checkpoint.
     """
-    from adanat_env.sb3 import to_sb3
-    from adanat_env.wrappers import PooledObservation
-
-    from .registry import ALGOS, make_algo
-    from .trainer import TrainConfig, build_env, load_checkpoint, saved_options
-
     if which not in ("selected", "last"):
         raise ValueError(f"which must be 'selected' or 'last', got {which!r}")
     state = load_checkpoint(checkpoint)
@@ -66,7 +65,7 @@ def load_generation_policy(checkpoint: str | os.PathLike[str], device: str = "au
     venv = PooledObservation(env) if spec.pooled else env
     model = make_algo(config.algo, to_sb3(venv), lr=config.lr, n_steps=config.steps, minibatch=config.minibatch,
                       epochs=config.epochs, clip_range=config.clip_range, seed=config.seed, device=str(dev),
-                      std=config.std_init, policy=config.policy, kl_coef=config.kl_coef, noise_group=config.noise_group)
+                      std=config.std_init, policy=config.policy, kl_coef=config.kl_coef)
     model.set_parameters(state["model"], exact_match=True, device=dev)
     best = state.get("best") or {}
     if which == "selected" and config.select == "best" and best.get("policy"):
@@ -82,11 +81,9 @@ def policy_schedule(generator: Generator, policy: Any, num_steps: int, num_sampl
     :return: (the schedule, the largest per-step standard deviation of any parameter across the samples:
         0 for a non-adaptive policy, where the schedule reproduces it exactly).
     """
-    from adanat_env.sampler import generate
-
     if getattr(policy, "adaptive_steps", False):
         raise ValueError("a stop-action policy (trained with --adaptive-steps 1) has no fixed schedule: every sample "
-                         "chooses its own step count; sample with it directly (python -m adanat_env.cli --policy RUN)")
+                         "chooses its own step count; sample with it directly (python -m agents.sample --policy RUN)")
     labels = balanced_labels(num_samples, generator.num_classes, generator.device)
     rows: list[torch.Tensor] = []
 

@@ -27,8 +27,7 @@ Policies (usable by name through :mod:`agents.registry` or directly as ``policy=
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,18 +121,14 @@ class StepOnlyExtractor(BaseFeaturesExtractor):
 
 
 class AdaNATGaussian(DiagGaussianDistribution):
-    """SB3's diagonal Gaussian with the two options of the fixed-std policies (see :class:`FixedStdMixin`).
-
-    - ``reference_kl``: ``entropy()`` is ``H(pi) - KL(pi || N(0, std^2))``; with a fixed std,
-      ``KL = sum |mean|^2 / (2 std^2)`` over the action dimensions.
-    - ``noise_groups``: when set (by the policy, for one call), ``sample()`` draws one standard-normal noise
-      vector per group and gives it to every member: ``mean_i + std * eps[group_i]``.
+    """SB3's diagonal Gaussian with the fixed-std policies' option (see :class:`FixedStdMixin`): with
+    ``reference_kl``, ``entropy()`` is ``H(pi) - KL(pi || N(0, std^2))``; with a fixed std,
+    ``KL = sum |mean|^2 / (2 std^2)`` over the action dimensions.
     """
 
     def __init__(self, action_dim: int, reference_kl: bool = False) -> None:
         super().__init__(action_dim)
         self.reference_kl = reference_kl
-        self.noise_groups: torch.Tensor | None = None
 
     def entropy(self) -> torch.Tensor:
         h = super().entropy()
@@ -141,13 +136,6 @@ class AdaNATGaussian(DiagGaussianDistribution):
             return h
         std = self.distribution.stddev
         return h - (self.distribution.mean.square() / (2 * std.square())).sum(-1)
-
-    def sample(self) -> torch.Tensor:
-        if self.noise_groups is None:
-            return super().sample()
-        mean, std = self.distribution.mean, self.distribution.stddev
-        eps = torch.randn(int(self.noise_groups.max()) + 1, mean.shape[-1], dtype=mean.dtype, device=mean.device)
-        return mean + std * eps[self.noise_groups.to(mean.device)]
 
 
 class FixedStdMixin:
@@ -163,19 +151,10 @@ class FixedStdMixin:
     ``ent_coef`` becomes the KL coefficient: the KL-regularised objective used against reward over-optimisation
     in RL fine-tuning of generators (RLHF, DPOK). Works with every SB3 algorithm that adds
     ``ent_coef * entropy_loss`` (PPO, A2C).
-
-    **Exploration noise shared within same-class groups** (``noise_group=G``): the sampled actions of a batch
-    share one noise vector per group of G samples of the same class, formed exactly as the discriminator forms
-    its minibatch-std groups (:func:`rewards.discriminator.same_class_groups`). Each sample's own action is still
-    ``N(mean_i, std^2)`` (the log-probabilities are unchanged), but a group now explores together, so the
-    diversity that the group's minibatch-std channel measures is credited to the group's common move: a sample
-    can no longer lower its own temperature, keep the realism gain and pay only 1/G of the diversity cost.
-    Deterministic actions are unaffected.
     """
 
     log_std: torch.Tensor
     reference_kl: bool = False
-    noise_group: int = 0
 
     def _build(self, lr_schedule) -> None:  # type: ignore[no-untyped-def]
         super()._build(lr_schedule)  # type: ignore[misc]
@@ -191,33 +170,6 @@ class FixedStdMixin:
         # the optimizer SB3 built holds the old log_std parameter: rebuild it without
         self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)  # type: ignore[attr-defined]
 
-    @contextmanager
-    def _shared_noise(self, obs: dict[str, torch.Tensor], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Iterator[None]:
-        """Within the block, sampled actions share their noise within same-class groups (``noise_group``).
-
-        ``args`` / ``kwargs``: the rest of the call, whose ``deterministic`` flag (first positional argument of
-        the feed-forward policies) turns the sharing off.
-        """
-        deterministic = bool(args[0]) if args else bool(kwargs.get("deterministic", False))
-        if self.noise_group <= 1 or deterministic:
-            yield
-            return
-        from rewards.discriminator import same_class_groups
-
-        self.action_dist.noise_groups = same_class_groups(obs["label"].reshape(-1), self.noise_group)  # type: ignore[attr-defined]
-        try:
-            yield
-        finally:
-            self.action_dist.noise_groups = None  # type: ignore[attr-defined]
-
-    def forward(self, obs, *args, **kwargs):  # type: ignore[no-untyped-def]
-        with self._shared_noise(obs, args, kwargs):
-            return super().forward(obs, *args, **kwargs)  # type: ignore[misc]
-
-    def _predict(self, observation, *args, **kwargs):  # type: ignore[no-untyped-def]
-        with self._shared_noise(observation, args, kwargs):
-            return super()._predict(observation, *args, **kwargs)  # type: ignore[misc]
-
     @property
     def action_std(self) -> float:
         return float(self.log_std.exp().mean())
@@ -231,15 +183,14 @@ class FixedStdMixin:
             self.log_std.copy_(value.log())
 
 
-def _defaults(kwargs: dict[str, Any], extractor: type[BaseFeaturesExtractor]) -> tuple[dict[str, Any], bool, int]:
+def _defaults(kwargs: dict[str, Any], extractor: type[BaseFeaturesExtractor]) -> tuple[dict[str, Any], bool]:
     reference_kl = bool(kwargs.pop("reference_kl", False))
-    noise_group = int(kwargs.pop("noise_group", 0))
     kwargs.setdefault("features_extractor_class", extractor)
     kwargs.setdefault("share_features_extractor", False)
     kwargs.setdefault("net_arch", [])
     kwargs.setdefault("ortho_init", False)  # the trunks carry the official initialisation
     kwargs.setdefault("log_std_init", math.log(StdSchedule().init))
-    return kwargs, reference_kl, noise_group
+    return kwargs, reference_kl
 
 
 class _FixedStdActorCritic(FixedStdMixin, MultiInputActorCriticPolicy):
@@ -248,12 +199,11 @@ class _FixedStdActorCritic(FixedStdMixin, MultiInputActorCriticPolicy):
     extractor: type[BaseFeaturesExtractor] = AdaNATExtractor
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs, self.reference_kl, self.noise_group = _defaults(kwargs, self.extractor)
+        kwargs, self.reference_kl = _defaults(kwargs, self.extractor)
         super().__init__(*args, **kwargs)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
-        return {**super()._get_constructor_parameters(), "reference_kl": self.reference_kl,
-                "noise_group": self.noise_group}
+        return {**super()._get_constructor_parameters(), "reference_kl": self.reference_kl}
 
 
 class AdaNATPolicy(_FixedStdActorCritic):
@@ -272,7 +222,7 @@ class AdaNATRecurrentPolicy(FixedStdMixin, RecurrentMultiInputActorCriticPolicy)
     """Adaptive trunk + LSTM for sb3-contrib's RecurrentPPO."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs, reference_kl, noise_group = _defaults(kwargs, AdaNATExtractor)
-        if reference_kl or noise_group:
-            raise ValueError("reference_kl and noise_group are not supported by the recurrent policy")
+        kwargs, reference_kl = _defaults(kwargs, AdaNATExtractor)
+        if reference_kl:
+            raise ValueError("reference_kl is not supported by the recurrent policy")
         super().__init__(*args, **kwargs)

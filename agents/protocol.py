@@ -3,12 +3,12 @@ test split seen only by each run's final evaluation (selection uses the validati
 with mean ± std written next to the runs.
 
     from agents.protocol import run_protocol
-    from agents.trainer import TrainConfig
+    from agents.training import TrainConfig
 
     summary = run_protocol(TrainConfig(), "runs/seeds", seeds=(0, 1, 2),
                            arms={"adversarial": {}, "fid": {"reward": "fid"}, "prm": {"reward": "prm"}})
 
-Runs live in ``out/<arm>/seed<k>/`` (ordinary run directories of :class:`~agents.trainer.Trainer`). A finished
+Runs live in ``out/<arm>/seed<k>/`` (ordinary run directories of :class:`~agents.training.Trainer`). A finished
 run (``metrics.json``) is read, not re-run; an interrupted one (``checkpoint.pt``) is resumed exactly; so a
 stopped protocol continues where it stopped. ``out/summary.json`` and ``out/summary.md`` hold the table.
 """
@@ -23,7 +23,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from .trainer import TrainConfig, Trainer, load_checkpoint, saved_options
+from .training import TrainConfig, Trainer, load_checkpoint, saved_options
 
 __all__ = ["run_protocol", "run_summary", "summarize", "summary_markdown"]
 
@@ -37,7 +37,7 @@ def _same_configuration(saved: dict[str, Any], cfg: TrainConfig) -> bool:
     """Whether a saved run (its ``config.json`` or checkpoint configuration) was made with ``cfg``.
 
     An option newer than the run is missing from its configuration: it ran with that option's default (or, for
-    an option whose default changed since, its default then: :data:`agents.trainer.LEGACY_DEFAULTS`). The
+    an option whose default changed since, its default then: :data:`agents.training.LEGACY_DEFAULTS`). The
     discriminator's options do not touch a run with another reward.
     """
     saved = json.loads(json.dumps(saved_options(saved)))

@@ -30,7 +30,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from sb3_contrib import ARS, TRPO, RecurrentPPO
+from stable_baselines3 import A2C, PPO, SAC, TD3
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.noise import NormalActionNoise
 from stable_baselines3.common.vec_env import VecEnv
 
 from .policies import AdaNATPolicy, AdaNATRecurrentPolicy, StdSchedule, StepOnlyPolicy
@@ -71,14 +74,10 @@ def _policy_kwargs(s: dict[str, Any], reference_kl: bool = False) -> dict[str, A
     kw: dict[str, Any] = {"log_std_init": float(np.log(s.get("std", StdSchedule().init)))}
     if reference_kl and s.get("kl_coef", 0.0) > 0:
         kw["reference_kl"] = True
-    if s.get("noise_group", 0) > 1:
-        kw["noise_group"] = int(s["noise_group"])
     return kw
 
 
 def _ppo(env: VecEnv, s: dict[str, Any]) -> BaseAlgorithm:
-    from stable_baselines3 import PPO
-
     return PPO(_policy(s), env, rollout_buffer_class=s.get("rollout_buffer_class"), learning_rate=s["lr"], n_steps=s["n_steps"], batch_size=s["minibatch"],
                n_epochs=s["epochs"], gamma=1.0, gae_lambda=1.0, clip_range=s.get("clip_range", 0.2),
                ent_coef=s.get("kl_coef", 0.0), vf_coef=0.5, max_grad_norm=s.get("max_grad_norm", 1.0),
@@ -87,8 +86,6 @@ def _ppo(env: VecEnv, s: dict[str, Any]) -> BaseAlgorithm:
 
 
 def _a2c(env: VecEnv, s: dict[str, Any]) -> BaseAlgorithm:
-    from stable_baselines3 import A2C
-
     return A2C(_policy(s), env, rollout_buffer_class=s.get("rollout_buffer_class"), learning_rate=s["lr"], n_steps=s["n_steps"], gamma=1.0, gae_lambda=1.0,
                ent_coef=s.get("kl_coef", 0.0), normalize_advantage=True, use_rms_prop=False,
                policy_kwargs=_policy_kwargs(s, reference_kl=True),
@@ -96,16 +93,12 @@ def _a2c(env: VecEnv, s: dict[str, Any]) -> BaseAlgorithm:
 
 
 def _trpo(env: VecEnv, s: dict[str, Any]) -> BaseAlgorithm:
-    from sb3_contrib import TRPO
-
     return TRPO(_policy(s), env, rollout_buffer_class=s.get("rollout_buffer_class"), learning_rate=s["lr"], n_steps=s["n_steps"], batch_size=s["minibatch"],
                 gamma=1.0, gae_lambda=1.0, target_kl=0.01, n_critic_updates=s["epochs"],
                 policy_kwargs=_policy_kwargs(s), seed=s["seed"], device=s["device"], verbose=0)
 
 
 def _recurrentppo(env: VecEnv, s: dict[str, Any]) -> BaseAlgorithm:
-    from sb3_contrib import RecurrentPPO
-
     kw = {**_policy_kwargs(s), "lstm_hidden_size": 128}
     return RecurrentPPO(AdaNATRecurrentPolicy, env, learning_rate=s["lr"], n_steps=s["n_steps"],
                         batch_size=s["minibatch"], n_epochs=s["epochs"], gamma=1.0, gae_lambda=1.0, ent_coef=0.0,
@@ -113,9 +106,6 @@ def _recurrentppo(env: VecEnv, s: dict[str, Any]) -> BaseAlgorithm:
 
 
 def _td3(env: VecEnv, s: dict[str, Any]) -> BaseAlgorithm:
-    from stable_baselines3 import TD3
-    from stable_baselines3.common.noise import NormalActionNoise
-
     n = env.action_space.shape[0]
     # the action space is [-bound, bound]; TD3 acts in [-1, 1], so the noise sigma is the std / bound
     noise = NormalActionNoise(np.zeros(n), np.full(n, s.get("std", StdSchedule().init)) / np.abs(env.action_space.high))
@@ -125,8 +115,6 @@ def _td3(env: VecEnv, s: dict[str, Any]) -> BaseAlgorithm:
 
 
 def _sac(env: VecEnv, s: dict[str, Any]) -> BaseAlgorithm:
-    from stable_baselines3 import SAC
-
     return SAC("MlpPolicy", env, learning_rate=s["lr"], buffer_size=s.get("buffer_size", 50_000),
                learning_starts=s.get("learning_starts", env.num_envs * 4), batch_size=s["minibatch"], gamma=1.0,
                train_freq=1, gradient_steps=1, seed=s["seed"], device=s["device"], verbose=0)
@@ -137,8 +125,6 @@ ARS_N_DELTA = 4
 
 
 def _ars(env: VecEnv, s: dict[str, Any]) -> BaseAlgorithm:
-    from sb3_contrib import ARS
-
     return ARS("LinearPolicy", env, n_delta=s.get("n_delta", ARS_N_DELTA), learning_rate=s.get("ars_lr", 0.02),
                delta_std=s.get("delta_std", 0.05), n_eval_episodes=env.num_envs, seed=s["seed"],
                device=s["device"], verbose=0)
@@ -167,8 +153,8 @@ def make_algo(name: str, env: VecEnv, **settings: Any) -> BaseAlgorithm:
     :param env: the SB3 VecEnv (pooled observations for ``pooled`` algorithms).
     :param settings: ``lr``, ``n_steps`` (rollout length per env), ``minibatch``, ``epochs``, ``seed``,
         ``device``, ``std`` (initial exploration std), ``kl_coef`` (PPO / A2C: coefficient of the KL to the
-        reference schedule, see :class:`~agents.policies.FixedStdMixin`; 0 = none), ``noise_group``
-        (PPO / A2C / TRPO: exploration noise shared within same-class groups of this size; 0 = per sample), ``policy`` (``"adaptive"`` or ``"step-only"``),
+        reference schedule, see :class:`~agents.policies.FixedStdMixin`; 0 = none), ``policy`` (``"adaptive"`` or
+        ``"step-only"``),
         ``rollout_buffer_class`` (PPO / A2C / TRPO; e.g. :class:`~agents.device_buffer.DeviceDictRolloutBuffer`) and
         algorithm-specific extras (``clip_range``, ``buffer_size``, ``n_delta``, ...).
     """

@@ -10,6 +10,7 @@ gives its subclasses) and ``learn()``.
 from __future__ import annotations
 
 import torch
+from sb3_contrib import ARS
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 
@@ -47,7 +48,6 @@ def generations_done(model: BaseAlgorithm, steps: int) -> int:
 
     :param steps: T, the steps of one episode.
     """
-    from sb3_contrib import ARS
 
     n = int(model.num_timesteps) // int(steps)
     return n // int(model.n_envs) if isinstance(model, ARS) else n

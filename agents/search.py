@@ -48,7 +48,7 @@ def schedule_from_raw(raw: torch.Tensor, residual: bool = True, name: str = "sea
 
 
 def rl_generation_budget(config: Any) -> int:
-    """Generations one training run spends on learning (a :class:`agents.trainer.TrainConfig`): its rollouts plus
+    """Generations one training run spends on learning (a :class:`agents.training.TrainConfig`): its rollouts plus
     the discriminator's warm-up and, with ``--d-fakes fresh``, its fresh batches (adversarial reward). The validation FIDs used for selection are
     not counted, on either side: the search's selection is its own scoring."""
     gens = config.iterations * config.episodes
@@ -72,9 +72,7 @@ class SearchResult:
 def cem_search(score: Callable[[Schedule, int], float], num_steps: int, budget: int, *, population: int = 8,
                elites: int = 3, samples: int = 256, init_std: float = 1.0, min_std: float = 0.05,
                smoothing: float = 0.3, residual: bool = True, seed: int = 0, progress: bool = False,
-               log: Callable[[str], None] | None = None,
-               after_round: Callable[[Schedule], None] | None = None, extra_per_round: int = 0,
-               frozen: torch.Tensor | None = None) -> SearchResult:
+               log: Callable[[str], None] | None = None) -> SearchResult:
     """CEM over (T, 4) raw schedule tables (see module docstring).
 
     :param score: ``(schedule, round_seed) -> validation FID`` on ``samples`` generations (lower is better); the
@@ -89,38 +87,27 @@ def cem_search(score: Callable[[Schedule, int], float], num_steps: int, budget: 
     :param smoothing: weight of the old mean / std in each refit.
     :param residual: tables on top of the heuristic schedule (the env's default) or absolute.
     :param seed: seed of the candidates and of the round seeds.
-    :param after_round: called with the refitted mean schedule after every round (e.g. to co-train a
-        discriminator that scores the next round's candidates).
-    :param extra_per_round: generations ``after_round`` spends per round, counted in the budget.
-    :param frozen: (T, 4) bool, the raw entries (official action order) held at zero, i.e. at the residual's
-        value (:func:`adanat_env.actions.frozen_mask`, ``--freeze``); ``None`` = none.
     :raises ValueError: inconsistent sizes.
     """
     if not 1 <= elites <= population:
         raise ValueError(f"need 1 <= elites <= population, got {elites} and {population}")
-    per_round = population * samples + int(extra_per_round)
+    per_round = population * samples
     if budget < per_round:
-        raise ValueError(f"a budget of {budget} generations does not buy one round of {population} x {samples}"
-                         + (f" + {extra_per_round}" if extra_per_round else ""))
-    if frozen is not None and tuple(frozen.shape) != (num_steps, 4):
-        raise ValueError(f"frozen must be a ({num_steps}, 4) mask, got {tuple(frozen.shape)}")
+        raise ValueError(f"a budget of {budget} generations does not buy one round of {population} x {samples}")
     rounds = budget // per_round
     g = torch.Generator().manual_seed(seed)
     mean = torch.zeros(num_steps, 4, dtype=torch.float64)
     std = torch.full((num_steps, 4), float(init_std), dtype=torch.float64)
-    keep = torch.ones(num_steps, 4, dtype=torch.float64) if frozen is None else (~frozen.bool()).double()
     history: list[dict[str, Any]] = []
     used = 0
     for r in tqdm(range(rounds), desc="CEM search", disable=not progress):
-        cand = (mean + std * torch.randn((population, num_steps, 4), generator=g, dtype=torch.float64)) * keep
+        cand = mean + std * torch.randn((population, num_steps, 4), generator=g, dtype=torch.float64)
         round_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=g))
         scores = torch.tensor([score(schedule_from_raw(c, residual), round_seed) for c in cand], dtype=torch.float64)
         used += per_round
         top = cand[scores.argsort()[:elites]]
         mean = smoothing * mean + (1 - smoothing) * top.mean(0)
         std = (smoothing * std + (1 - smoothing) * top.std(0, unbiased=False)).clamp_min(min_std)
-        if after_round is not None:
-            after_round(schedule_from_raw(mean, residual))
         rec = {"round": r + 1, "generations": used, "best": float(scores.min()), "median": float(scores.median()),
                "mean_std": float(std.mean())}
         history.append(rec)

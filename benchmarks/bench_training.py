@@ -20,18 +20,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-
-from adanat_env.sampler import generate  # noqa: E402
-from adanat_env.schedules import heuristic_schedule  # noqa: E402
-from agents.callbacks import RolloutTimer  # noqa: E402
-from agents.trainer import TrainConfig, Trainer  # noqa: E402
+from adanat_env.sampler import generate
+from adanat_env.schedules import heuristic_schedule
+from agents.callbacks import RolloutTimer
+from agents.training import TrainConfig, Trainer
 
 
 def _sync(device: torch.device) -> None:
@@ -87,7 +84,7 @@ def main(argv: list[str] | None = None) -> dict:
     trainer = Trainer(cfg, out=None)  # the main job's env, reward, PPO and callbacks; writes nothing
     device, gen, model, n_steps = trainer.device, trainer.generator, trainer.model, trainer.n_steps
     timer = RolloutTimer(device)
-    disc = trainer.disc_callback
+    hooks = trainer.callbacks  # the std schedule and the discriminator steps of Algorithm 1
 
     schedule = heuristic_schedule(a.steps)
     labels = torch.arange(a.num_envs, device=device) % gen.num_classes
@@ -101,13 +98,13 @@ def main(argv: list[str] | None = None) -> dict:
         return time.perf_counter() - t0
 
     raw()  # warm-up
-    model.learn(n_steps * a.num_envs, callback=[disc, timer])  # warm-up iteration
+    model.learn(n_steps * a.num_envs, callback=[*hooks, timer])  # warm-up iteration
     raws, totals = [], []
     timer.rollout_s.clear()
     for _ in range(a.repeats):
         raws.append(raw())
         t0 = time.perf_counter()
-        model.learn(n_steps * a.num_envs, reset_num_timesteps=False, callback=[disc, timer])
+        model.learn(n_steps * a.num_envs, reset_num_timesteps=False, callback=[*hooks, timer])
         _sync(device)
         totals.append(time.perf_counter() - t0)
     t_raw, t_roll = min(raws), min(timer.rollout_s)

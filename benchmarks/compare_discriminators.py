@@ -17,23 +17,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import torch
 from scipy.stats import spearmanr
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from adanat_env.data import load_idx_dataset  # noqa: E402
-from adanat_env.embedded import load_embedded_generator  # noqa: E402
-from adanat_env.sampler import generate  # noqa: E402
-from adanat_env.actions import ActionMapping  # noqa: E402
-from adanat_env.models.classifier import load_classifier  # noqa: E402
-from adanat_env.utils import seed_everything  # noqa: E402
-from rewards.adversarial import AdversarialReward, RealImages  # noqa: E402
-from rewards.discriminator import build_discriminator  # noqa: E402
+from adanat_env.data import load_idx_dataset
+from adanat_env.embedded import load_embedded_generator
+from adanat_env.sampler import generate
+from adanat_env.actions import ActionMapping
+from adanat_env.models.classifier import load_classifier
+from adanat_env.utils import seed_everything
+from rewards.adversarial import AdversarialReward, RealImages
+from rewards.discriminator import DISCRIMINATORS, build_discriminator
 
 
 class NoisyHeuristic:
@@ -48,11 +45,10 @@ class NoisyHeuristic:
         return self.mapping(a, inp.step)
 
 
-def run_one(a, kind, real_kind, gen, real_imgs, real_labels, fakes, labels, held, held_labels, test_imgs, test_labels,
+def run_one(a, kind, gen, real_imgs, real_labels, fakes, labels, held, held_labels, test_imgs, test_labels,
             quality) -> dict:
     seed_everything(a.seed)
-    d = build_discriminator(kind, gen.image_shape, gen.num_classes, tokenizer=gen.tokenizer, sn=not a.no_sn,
-                            width=a.width)
+    d = build_discriminator(kind, gen.image_shape, gen.num_classes, sn=not a.no_sn, width=a.width, generator=gen)
     reward = AdversarialReward(d, RealImages(real_imgs, real_labels, a.device, a.seed), lr=a.lr, seed=a.seed)
     rng = torch.Generator().manual_seed(a.seed)
     curve, t_train = [], 0.0
@@ -66,7 +62,7 @@ def run_one(a, kind, real_kind, gen, real_imgs, real_labels, fakes, labels, held
             acc = 0.5 * float((lf < 0).float().mean() + (lr_ > 0).float().mean())
             rho = spearmanr(lf.numpy(), quality.numpy()).statistic
             curve.append({"step": step, "heldout_acc": round(acc, 4), "spearman_vs_classifier_conf": round(float(rho), 4)})
-            print(kind, real_kind, curve[-1], flush=True)
+            print(kind, curve[-1], flush=True)
     t0 = time.perf_counter()
     for _ in range(5):
         reward(held[:256], held_labels[:256])
@@ -84,11 +80,9 @@ def main() -> None:
     p.add_argument("--T", type=int, default=4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--kinds", nargs="+", default=["conv", "projected-tokenizer"])
+    p.add_argument("--kinds", nargs="+", default=["conv", "projected-nat"], choices=list(DISCRIMINATORS))
     p.add_argument("--no-sn", action="store_true", help="without spectral normalisation")
     p.add_argument("--width", type=int, default=64, help="width of the conv discriminator")
-    p.add_argument("--real", default=["raw"], nargs="+", choices=["raw", "reconstructed"],
-                   help="real images as they are, or passed through the frozen tokenizer (encode, decode)")
     p.add_argument("--out", default="docs/results/discriminator_comparison.json")
     a = p.parse_args()
     seed_everything(a.seed)
@@ -105,17 +99,9 @@ def main() -> None:
     with torch.inference_mode():
         quality = clf.label_probability(held, held_labels)
     train = load_idx_dataset("train")
-    results = {}
-    for real_kind in a.real:
-        real_imgs, test_imgs = torch.as_tensor(train.images[:12000]), real_test
-        if real_kind == "reconstructed":
-            from rewards.adversarial import reconstruct
-
-            real_imgs = reconstruct(gen, real_imgs)
-            test_imgs = reconstruct(gen, (real_test * 255).round().to(torch.uint8)).float().div(255)
-        for kind in a.kinds:
-            results[f"{kind}/{real_kind}"] = run_one(a, kind, real_kind, gen, real_imgs, train.labels[:12000], fakes,
-                                                     labels, held, held_labels, test_imgs, real_test_labels, quality)
+    real_imgs = torch.as_tensor(train.images[:12000])
+    results = {kind: run_one(a, kind, gen, real_imgs, train.labels[:12000], fakes, labels, held, held_labels, real_test,
+                             real_test_labels, quality) for kind in a.kinds}
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps({"config": vars(a), "results": results}, indent=2))
     print(json.dumps({k: {kk: v[kk] for kk in ("train_ms_per_step", "reward_ms_per_256")} for k, v in results.items()}))

@@ -25,17 +25,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-
-from adanat_env.config import command_line  # noqa: E402
-from adanat_env.plotting import Panel, Series, line_panels  # noqa: E402
-from agents.budget import evaluate_family, save_family_file  # noqa: E402
+from adanat_env.config import command_line
+from adanat_env.plotting import Panel, Series, line_panels
+from agents.budget import evaluate_family, save_family_file
 
 def summary_table(out: dict) -> str:
     """Markdown: every arm's test metrics, mean +- std over seeds, and each seed's FID @ NFE."""

@@ -5,10 +5,10 @@
 
 Every variant generates the same ``--samples`` class-balanced images (same seed) with the run's policy (mean
 action), except that the knobs named in it are replaced by the heuristic schedule's values at the given steps
-(``component`` = every step, ``component@k`` = step k, negative from the end; the ``--freeze`` syntax), and is
+(``component`` = every step, ``component@k`` = step k, negative from the end; the env's ``frozen_actions``), and is
 scored against the run's *validation* reference (held-out train images; the test split is never touched):
 FID, KID, precision, recall, coverage. A move whose removal costs FID is what the gain is made of; one whose
-removal costs nothing but returns recall (e.g. the late sampling temperature) is a candidate for ``--freeze``.
+removal costs nothing but returns recall (e.g. the late sampling temperature) is a candidate to hold at the heuristic.
 """
 
 from __future__ import annotations
@@ -16,18 +16,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import sys
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-
-from adanat_env.actions import ACTION_NAMES, frozen_mask  # noqa: E402
-from adanat_env.evaluation.metrics import evaluate_images  # noqa: E402
-from adanat_env.evaluation.sampling import sample_images  # noqa: E402
-from adanat_env.schedules import heuristic_schedule  # noqa: E402
-from agents.trainer import Trainer  # noqa: E402
+from adanat_env.actions import ACTION_NAMES, frozen_mask
+from adanat_env.evaluation.metrics import evaluate_images
+from adanat_env.evaluation.sampling import sample_images
+from adanat_env.schedules import heuristic_schedule
+from agents.training import Trainer
 
 class HeldKnobs:
     """A generation policy with some (step, knob) entries replaced by the heuristic schedule's values.
@@ -53,13 +50,14 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     p.add_argument("run", help="a training run directory (or its checkpoint.pt)")
     p.add_argument("--samples", type=int, default=2000, help="samples per variant (default: 2000)")
     p.add_argument("--hold", nargs="+", default=["sample_temp@-1", "sample_temp@-1,sample_temp@-2", "sample_temp"],
-                   help="variants: comma-separated knobs held at the heuristic (--freeze syntax)")
+                   help="variants: comma-separated knobs held at the heuristic (component or component@k)")
     p.add_argument("--out", default="", help="write the table as JSON here")
     args = p.parse_args(argv)
 
     trainer = Trainer.resume(args.run, log=lambda *_: None)
     cfg, gen = trainer.config, trainer.generator
-    fn, ref, _ = trainer.validation()
+    validation = trainer.validation()
+    fn, ref = validation.fn, validation.ref
     heur = heuristic_schedule(cfg.steps)
     results: dict[str, dict[str, float]] = {}
     with trainer.selected() as (policy, iteration):

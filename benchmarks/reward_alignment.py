@@ -4,7 +4,7 @@
     python benchmarks/reward_alignment.py --d-mbstd 4 --d-mbstd-by-label 0 --out docs/results/reward_alignment_mbstd4_strided.json
 
 A policy trained on a reward climbs towards whatever the reward prefers. This script trains the main job's
-discriminator (any :class:`agents.trainer.TrainConfig` field can be overridden with ``--field value``) against the heuristic schedule,
+discriminator (any :class:`agents.training.TrainConfig` field can be overridden with ``--field value``) against the heuristic schedule,
 the way its warm-up does, then scores static variants of the heuristic schedule (sampling temperature,
 re-masking temperature and guidance scaled) by their mean reward and by their validation FID (classifier
 features, held-out train images, never the test split). A reward is aligned with FID when its order of the
@@ -18,21 +18,18 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-
-from adanat_env.config import parse_config  # noqa: E402
-from adanat_env.evaluation.metrics import extract_features, feature_stats, frechet_distance  # noqa: E402
-from adanat_env.evaluation.sampling import sample_images  # noqa: E402
-from adanat_env.schedules import Schedule, heuristic_schedule  # noqa: E402
-from adanat_env.utils import resolve_device, seed_everything  # noqa: E402
-from agents.trainer import TrainConfig, build_env, build_reward, metric_features, real_features, train_split  # noqa: E402
-from rewards.adversarial import co_train  # noqa: E402
+from adanat_env.config import parse_config
+from adanat_env.evaluation.metrics import extract_features, feature_stats, frechet_distance
+from adanat_env.evaluation.sampling import sample_images
+from adanat_env.schedules import Schedule, heuristic_schedule
+from adanat_env.utils import resolve_device, seed_everything
+from agents.training import TrainConfig, build_env, build_reward, metric_features, real_features, train_split
+from rewards.adversarial import co_train
 
 
 def scaled(s: Schedule, name: str, **factors: float) -> Schedule:
@@ -78,7 +75,9 @@ def main(argv: list[str] | None = None) -> dict:
     cfg.validate()
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
-    wrapper = build_reward(cfg, build_env(cfg, device), device)
+    wrapper = build_reward(cfg, build_env(cfg, device), device).discriminator
+    if wrapper is None:
+        raise ValueError("this benchmark measures the adversarial reward: drop --reward")
     gen = wrapper.unwrapped.generator
     reward = wrapper.reward
     h = heuristic_schedule(cfg.steps)

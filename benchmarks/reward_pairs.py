@@ -14,17 +14,13 @@ pair differ.
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-
-from adanat_env.evaluation.sampling import balanced_labels  # noqa: E402
-from adanat_env.sampler import generate  # noqa: E402
-from agents.trainer import Trainer  # noqa: E402
+from adanat_env.evaluation.sampling import balanced_labels
+from adanat_env.sampler import generate
+from agents.training import Trainer
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
@@ -35,9 +31,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     args = p.parse_args(argv)
 
     trainer = Trainer.resume(args.run, log=lambda *_: None)
-    if trainer.adversarial is None:
+    if trainer.discriminator is None:
         raise SystemExit(f"{args.run} was not trained with the adversarial reward")
-    gen, reward, steps = trainer.generator, trainer.adversarial.reward, trainer.config.steps
+    gen, reward, steps = trainer.generator, trainer.discriminator.reward, trainer.config.steps
     policy = trainer.generation_policy(deterministic=False)
     labels = balanced_labels(args.pairs, gen.num_classes, gen.device)
 

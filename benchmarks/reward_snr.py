@@ -28,19 +28,16 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-
-from adanat_env.actions import ACTION_NAMES  # noqa: E402
-from adanat_env.config import command_line, parse_config  # noqa: E402
-from adanat_env.utils import seed_everything  # noqa: E402
-from agents.trainer import TrainConfig, Trainer, load_checkpoint  # noqa: E402
+from adanat_env.actions import ACTION_NAMES
+from adanat_env.config import command_line, parse_config
+from adanat_env.utils import seed_everything
+from agents.training import TrainConfig, Trainer, load_checkpoint
 
 #: Knob names in raw-action order, as the paper writes them.
 KNOBS = {"mask_ratio": "m", "remask_temp": "tau_2", "sample_temp": "tau_1", "guidance": "w"}
@@ -90,10 +87,10 @@ def main(argv: list[str] | None = None) -> dict:
     t0 = time.perf_counter()
     trainer = Trainer(cfg, None, log=lambda _: None)
     if own.discriminator_from:
-        if trainer.adversarial is None:
+        if trainer.discriminator is None:
             raise ValueError("--discriminator-from needs the adversarial reward")
         state = load_checkpoint(own.discriminator_from)
-        trainer.adversarial.load_state_dict(state["reward"])
+        trainer.discriminator.load_state_dict(state["reward"])
         d_stats = {"from": own.discriminator_from, "iteration": int(state["iteration"])}
     else:
         d_stats = trainer.warm_up()

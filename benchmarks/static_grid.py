@@ -14,18 +14,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-
-from adanat_env.config import parse_config  # noqa: E402
-from adanat_env.evaluation.metrics import extract_features, feature_stats, frechet_distance  # noqa: E402
-from adanat_env.evaluation.sampling import sample_images  # noqa: E402
-from adanat_env.schedules import heuristic_schedule  # noqa: E402
-from adanat_env.utils import resolve_device, seed_everything  # noqa: E402
-from agents.trainer import TrainConfig, build_env, metric_features, real_features, train_split  # noqa: E402
+from adanat_env.config import parse_config
+from adanat_env.evaluation.metrics import extract_features, feature_stats, frechet_distance
+from adanat_env.evaluation.sampling import sample_images
+from adanat_env.schedules import heuristic_schedule
+from adanat_env.utils import resolve_device, seed_everything
+from agents.training import TrainConfig, build_env, metric_features, real_features, train_split
 
 
 def main(argv: list[str] | None = None) -> list[dict]:

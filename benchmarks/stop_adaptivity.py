@@ -17,19 +17,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-
-from adanat_env.evaluation.sampling import sample_images  # noqa: E402
-from adanat_env.models.classifier import load_classifier  # noqa: E402
-from agents.analysis import split_by_score  # noqa: E402
-from agents.trainer import Trainer  # noqa: E402
+from adanat_env.evaluation.sampling import sample_images
+from adanat_env.models.classifier import load_classifier
+from agents.analysis import split_by_score
+from agents.training import Trainer
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -26,16 +26,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import torch
 
-import torch  # noqa: E402
-
-import figures  # noqa: E402
-from adanat_env.config import add_config_arguments, config_from_args, run_continuable  # noqa: E402
-from agents.protocol import run_protocol  # noqa: E402
-from agents.registry import ALGOS, ARS_N_DELTA  # noqa: E402
-from agents.trainer import TrainConfig  # noqa: E402
+import figures  # experiments/figures.py, found beside this script when it runs
+from adanat_env.config import add_config_arguments, config_from_args, run_continuable
+from agents.protocol import run_protocol
+from agents.registry import ALGOS, ARS_N_DELTA
+from agents.training import TrainConfig
 
 #: Suite -> arms (name -> changes to the common configuration); ``algos`` builds its arms with :func:`algo_arms`.
 ARMS: dict[str, dict[str, dict[str, Any]]] = {
@@ -58,11 +55,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--population", type=int, default=8, help="search: CEM candidates per round")
     p.add_argument("--elites", type=int, default=3, help="search: CEM elites per round")
     p.add_argument("--search-samples", type=int, default=256, help="search: generations per candidate (validation FID)")
-    p.add_argument("--search-score", choices=["fid", "adversarial"], default="fid",
-                   help="search: what scores a candidate: its validation FID, or the mean reward of the run's "
-                        "discriminator (--d-reward, warmed up on the heuristic's generations for --d-warmup "
-                        "updates, then co-trained after every round on the round's mean schedule: "
-                        "--d-epochs x --d-batch-size fresh images, --d-updates updates, counted in the budget)")
     p.add_argument("--algos", nargs="+", choices=list(ALGOS), default=list(ALGOS), help="algos: which algorithms (default: all)")
     p.add_argument("--fixed-steps", type=int, nargs="*", default=[2, 3, 4, 6, 8],
                    help="compute: T of the fixed-T learned policies (and of the heuristic they are evaluated with)")
@@ -149,7 +141,7 @@ def suite_rewards(base: TrainConfig, out: Path, seeds: list[int], argv: list[str
 def suite_adaptive(base: TrainConfig, out: Path, seeds: list[int], argv: list[str] | None, samples: int) -> str:
     from adanat_env.models.classifier import load_classifier
     from agents.analysis import adaptivity_table, is_effectively_static, record_step_params, split_by_score
-    from agents.trainer import Trainer
+    from agents.training import Trainer
 
     seed = seeds[0]
     cfg = replace(base, seed=seed)
@@ -194,29 +186,24 @@ def suite_adaptive(base: TrainConfig, out: Path, seeds: list[int], argv: list[st
 
 
 def suite_search(base: TrainConfig, out: Path, seeds: list[int], argv: list[str] | None,
-                 population: int, elites: int, samples: int, search_score: str = "fid") -> str:
+                 population: int, elites: int, samples: int) -> str:
     from adanat_env.evaluation.metrics import extract_features, feature_stats, frechet_distance
     from adanat_env.evaluation.sampling import sample_images
     from adanat_env.schedules import heuristic_schedule, maskgit_cosine_schedule
     from adanat_env.utils import resolve_device, seed_everything
     from agents.search import cem_search, rl_generation_budget
-    from adanat_env.actions import frozen_mask
-    from agents.trainer import (build_env, build_reward, evaluate_on_test, frozen_actions, metric_features,
-                                real_features, train_split)
+    from agents.training import build_env, evaluate_on_test, metric_features, real_features, train_split
 
     budget = rl_generation_budget(base)
-    if search_score == "adversarial" and base.reward != "adversarial":
-        raise SystemExit("--search-score adversarial scores with the run's discriminator: drop --reward "
-                         f"{base.reward}")
     device = resolve_device(base.device)
     results = []
     for seed in seeds:
         run = out / "search" / f"seed{seed}"
         if (run / "metrics.json").is_file():
             done = json.loads((run / "metrics.json").read_text())
-            if done.get("search_score", "fid") != search_score:
-                raise SystemExit(f"'{run}' holds a search scored by {done.get('search_score', 'fid')}, not "
-                                 f"{search_score}: use another --out")
+            if done.get("search_score", "fid") != "fid":  # a retired --search-score: not this suite's result
+                raise SystemExit(f"'{run}' holds a search scored by {done['search_score']}, not by the validation "
+                                 "FID: use another --out")
             results.append(done)
             continue
         run.mkdir(parents=True, exist_ok=True)
@@ -226,41 +213,22 @@ def suite_search(base: TrainConfig, out: Path, seeds: list[int], argv: list[str]
         env = build_env(cfg, device)
         gen = env.unwrapped.generator
 
-        hook, extra = None, 0
-        if search_score == "adversarial":
-            # the run's discriminator, warmed up on the heuristic's generations (counted in the budget as the
-            # trainer's warm-up is), then co-trained after each round on the round's mean schedule
-            disc = build_reward(cfg, env, device)
-            warm = cfg.d_epochs * cfg.d_batch_size if cfg.d_warmup > 0 else 0
-            budget_s = budget - warm
-            if cfg.d_warmup > 0:
-                disc.co_train(heuristic_schedule(cfg.steps), updates=cfg.d_warmup)
-            hook, extra = disc.co_train, cfg.d_epochs * cfg.d_batch_size
+        fn = metric_features(cfg, device)
+        ds, _, val_idx = train_split(cfg, gen)
+        ref = feature_stats(real_features(fn, ds, val_idx, gen, device))
 
-            def score(schedule, round_seed, n=samples):  # type: ignore[no-untyped-def]
-                images, labels = sample_images(gen, schedule, cfg.steps, n, seed=round_seed)
-                return -float(disc.reward(images.to(device), labels.to(device)).float().mean())
-        else:
-            budget_s = budget
-            fn = metric_features(cfg, device)
-            ds, _, val_idx = train_split(cfg, gen)
-            ref = feature_stats(real_features(fn, ds, val_idx, gen, device))
+        def score(schedule, round_seed, n=samples):  # type: ignore[no-untyped-def]
+            images, _ = sample_images(gen, schedule, cfg.steps, n, seed=round_seed)
+            return frechet_distance(feature_stats(extract_features(fn, images)), ref)
 
-            def score(schedule, round_seed, n=samples):  # type: ignore[no-untyped-def]
-                images, _ = sample_images(gen, schedule, cfg.steps, n, seed=round_seed)
-                return frechet_distance(feature_stats(extract_features(fn, images)), ref)
-
-        frozen = frozen_mask(frozen_actions(cfg), cfg.steps)
-        found = cem_search(score, cfg.steps, budget_s, population=population, elites=elites, samples=samples,
-                           residual=cfg.residual == "heuristic", seed=seed, progress=True, after_round=hook,
-                           extra_per_round=extra, frozen=frozen)
+        found = cem_search(score, cfg.steps, budget, population=population, elites=elites, samples=samples,
+                           residual=cfg.residual == "heuristic", seed=seed, progress=True)
         res = evaluate_on_test(cfg, gen, {"cosine": maskgit_cosine_schedule(cfg.steps),
                                           "heuristic": heuristic_schedule(cfg.steps), "searched": found.schedule},
                                run, device)
         m = {"details": res, "fid_reduction_vs_heuristic": 1 - res["searched"]["fid"] / res["heuristic"]["fid"],
-             "search_score": search_score,
              "schedule": {k: list(getattr(found.schedule, k)) for k in ("mask_ratio", "sample_temp", "remask_temp", "guidance")},
-             "raw": found.raw.tolist(), "history": found.history, "generations": found.generations + (budget - budget_s),
+             "raw": found.raw.tolist(), "history": found.history, "generations": found.generations,
              "seed": seed,
              "wall_time_s": round(time.perf_counter() - t0, 1)}
         (run / "metrics.json").write_text(json.dumps(m, indent=2))
@@ -270,8 +238,7 @@ def suite_search(base: TrainConfig, out: Path, seeds: list[int], argv: list[str]
     red = {"FID vs heuristic": ["—", _reduction(results)]}
     sched = "\n".join(f"- seed {m['seed']}: " + ", ".join(f"{k} {tuple(round(v, 3) for v in vals)}"
                                                          for k, vals in m["schedule"].items()) for m in results)
-    what = ("validation FID" if search_score == "fid" else
-            f"minus the mean {base.d_reward} reward of the co-trained discriminator")
+    what = "validation FID"
     figures.curves({"CEM: best candidate per round": [([h["generations"] for h in m["history"]],
                                                       [h["best"] for h in m["history"]]) for m in results]},
                    out / "search.png", xlabel="generations", ylabel=f"{what} ({samples} samples)")
@@ -439,8 +406,7 @@ def main(argv: list[str] | None = None) -> str:
     if args.suite == "adaptive":
         text = suite_adaptive(base, out, seeds, argv, args.analysis_samples)
     elif args.suite == "search":
-        text = suite_search(base, out, seeds, argv, args.population, args.elites, args.search_samples,
-                            args.search_score)
+        text = suite_search(base, out, seeds, argv, args.population, args.elites, args.search_samples)
     elif args.suite == "algos":
         text = suite_algos(base, out, seeds, argv, args.algos)
     elif args.suite == "compute":

@@ -14,15 +14,12 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import sys
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-
-from adanat_env.config import add_config_arguments, command_line, config_from_args, config_parser, run_continuable  # noqa: E402
-from agents.protocol import run_protocol  # noqa: E402
-from agents.trainer import TrainConfig  # noqa: E402
+from adanat_env.config import add_config_arguments, command_line, config_from_args, config_parser, run_continuable
+from agents.protocol import run_protocol
+from agents.training import TrainConfig
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,7 +9,7 @@
     python experiments/ppo_adversarial.py --preset official-imagenet --data-dir $IMAGENET --fid-stats S.npz \
         --inception-weights pt_inception-2015-12-05-6726825d.pth --device cuda   # ImageNet-256 (docs/imagenet.md)
 
-A thin command line over agents.trainer (the library does the work: build, fit, checkpoint, resume, evaluate).
+A thin command line over agents.training (the library does the work: build, fit, checkpoint, resume, evaluate).
 Writes to --out: checkpoint.pt (after every iteration), config.json, history.json, metrics.json, the sample grids
 grid_{cosine,heuristic,learned}.png and training_curve.png.
 """
@@ -22,10 +22,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-
-from adanat_env.config import add_config_arguments, command_line, config_from_args  # noqa: E402
-from agents.trainer import PRESETS, RESUMABLE, TrainConfig, Trainer  # noqa: E402
+from adanat_env.config import add_config_arguments, command_line, config_from_args
+from agents.training import PRESETS, RESUMABLE, TrainConfig, Trainer
 
 SCRIPT = "python experiments/ppo_adversarial.py"
 
@@ -42,11 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--overwrite", action="store_true",
                      help="replace the run already in --out (default: refuse to mix two runs' files)")
     run.add_argument("--preset", choices=tuple(PRESETS), default=None,
-                     help="start from a named set of defaults (agents.trainer.PRESETS); options given with it win "
+                     help="start from a named set of defaults (agents.training.PRESETS); options given with it win "
                           "(default: none)")
     run.add_argument("--max-iterations-this-call", type=int, default=0, metavar="N",
                      help="stop after N iterations in this call, resumable (default: 0 = run to the end)")
-    add_config_arguments(p.add_argument_group("training (agents.trainer.TrainConfig)"), TrainConfig)
+    add_config_arguments(p, TrainConfig)  # grouped by step: agents.training.config.GROUPS
     return p
 
 

@@ -2,9 +2,6 @@ r"""The adversarial reward of AdaNAT (paper Sec. 4.3, Algorithm 1), co-trained b
 
 Reward: :math:`r_\psi(x, y) = \sigma(\bar D(x, y))`, the sigmoid of the mean of the discriminator's
 per-location logits for the final image x of class y (0 on non-terminal steps, which the env already does).
-``kind="logit"`` uses :math:`\bar D(x, y)` itself: a saturated discriminator's sigmoid is about
-:math:`e^{\bar D}` on fakes, which pays almost only the few most real-looking samples (mode seeking), while the
-logit, the discriminator's estimate of :math:`\log p_{data}(x|y) / p_g(x|y)`, ranks every sample linearly.
 ``kind="jackknife"`` gives each sample the jackknife pseudo-value of its same-class group's mean logit
 (:meth:`AdversarialReward.jackknife`): its own logit plus what its presence does to its group-mates' logits
 through the minibatch-std channel, so a sample that crowds its group pays the whole diversity cost.
@@ -14,8 +11,7 @@ just-updated policy (sampled actions, not the mean), then the discriminator take
 against real images: by default one step per fresh batch, as the official loop does, or more steps on random
 minibatches of the fresh images (:func:`co_train`). The wrapper's ``fakes="rollout"`` trains it instead on the
 final images the rollout has just scored (:meth:`AdversarialRewardWrapper.co_train_on_rollout`, no generation
-of its own). With ``replay`` > 0 half of every update's fakes come from the pools of the last ``replay``
-co-training calls (experience replay against the discriminator chasing the policy's latest move).
+of its own).
 Loss: BCE ``softplus(-D(real)) + softplus(D(fake))`` (``loss="hinge"``: ``relu(1 - D(real)) + relu(1 + D(fake))``),
 means over the batch and the locations; Adam with betas (0.5, 0.999). A small random translation is applied to
 real and fake images alike during discriminator training (``augment``); rewards use the un-augmented image, so
@@ -28,7 +24,7 @@ Pieces:
 - :class:`AdversarialReward`: the reward model (``(images, labels) -> (B,)``) plus its training step.
 - :class:`AdversarialRewardWrapper`: a Gymnasium vector-env wrapper that puts the reward on the env's terminal
   step and co-trains the discriminator when asked (``co_train(policy)``), usable without SB3;
-  :class:`agents.callbacks.DiscriminatorCallback` calls it between SB3 rollouts.
+  :class:`agents.training.Trainer` calls it between SB3 rollouts.
 
 Everything stays on the generator's device (CUDA when present, otherwise CPU): the decoded images go from the
 generator to the discriminator without a host round trip.
@@ -51,7 +47,8 @@ from adanat_env.policy import Policy
 from adanat_env.wrappers import VectorTerminalRewardWrapper
 from rewards.discriminator import same_class_groups
 
-__all__ = ["DiscriminatorDivergedError", "RealImages", "reconstruct", "AdversarialReward", "AdversarialRewardWrapper"]
+__all__ = ["DiscriminatorDivergedError", "RealImages", "REWARD_KINDS", "AdversarialReward", "AdversarialRewardWrapper",
+           "co_train", "train_on_pool"]
 
 
 class DiscriminatorDivergedError(FloatingPointError):
@@ -104,28 +101,6 @@ class RealImages:
         self.rng.set_state(state["rng"])
 
 
-@torch.inference_mode()
-def reconstruct(generator: Generator, images: np.ndarray | torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    """The generator's tokenizer reconstructions ``decode(encode(x))`` of uint8 images, as uint8 (N, C, H, W).
-
-    Used as the discriminator's "real" images (``--d-real reconstructed``): the discriminator then cannot use
-    the tokenizer's own artefacts (which no generation policy can change) and must judge token content.
-    """
-    x = images if isinstance(images, torch.Tensor) else torch.as_tensor(np.asarray(images))
-    if x.dim() == 3:
-        x = x[:, None]
-    side = generator.image_shape[-1]
-    out = []
-    for chunk in x.split(batch_size):
-        imgs = chunk.to(generator.device).float().div(255.0)
-        if imgs.shape[-1] != side:
-            pad = side - imgs.shape[-1]
-            imgs = F.pad(imgs, (pad // 2, pad - pad // 2, pad // 2, pad - pad // 2))
-        rec = generator.decode(generator.encode(imgs))
-        out.append(rec.clamp(0, 1).mul(255).round().to(torch.uint8))
-    return torch.cat(out)
-
-
 def _to_uint8(images: torch.Tensor) -> torch.Tensor:
     """Images in [0, 1] as 8-bit integers (a detached copy)."""
     return images.detach().clamp(0, 1).mul(255).round().to(torch.uint8)
@@ -141,16 +116,14 @@ def _translate(x: torch.Tensor, shift: int, rng: torch.Generator) -> torch.Tenso
     return p[..., shift + dy: shift + dy + h, shift + dx: shift + dx + w]
 
 
-#: How the discriminator becomes a reward: the official ``sigmoid`` of its mean logit, the mean ``logit`` itself
-#: (unbounded, never saturates), the ``jackknife`` pseudo-value of the group's mean logit
-#: (:meth:`AdversarialReward.jackknife`), or the MMD ``witness`` function in its learned embedding
-#: (:meth:`AdversarialReward.witness`).
-REWARD_KINDS = ("sigmoid", "logit", "jackknife", "witness")
+#: How the discriminator becomes a reward: the official ``sigmoid`` of its mean logit, or the ``jackknife``
+#: pseudo-value of the same-class group's mean logit (:meth:`AdversarialReward.jackknife`).
+REWARD_KINDS = ("sigmoid", "jackknife")
 
 
 class AdversarialReward:
-    """Discriminator-based reward (``kind``: the official ``sigmoid(mean D(x, y))``, the mean logit, the jackknife
-    pseudo-value of a same-class group's mean logit, or the MMD witness) with its training step.
+    """Discriminator-based reward (``kind``: the official ``sigmoid(mean D(x, y))`` or the jackknife pseudo-value of
+    a same-class group's mean logit) with its training step.
 
     :param discriminator: a module ``(images, labels) -> (B, P)`` logits (:mod:`rewards.discriminator`).
     :param real: the real-image sampler.
@@ -160,37 +133,21 @@ class AdversarialReward:
     :param loss: ``"bce"`` (official) or ``"hinge"``.
     :param augment: max random translation in pixels applied during training (0 = none).
     :param seed: seed of the augmentation generator.
-    :param kind: ``"sigmoid"`` (official), ``"logit"`` (the mean logit), ``"jackknife"`` (see :meth:`jackknife`)
-        or ``"witness"`` (see :meth:`witness`).
-    :param witness_reals: real images the witness compares with (drawn once per discriminator state).
-    :param r1: weight gamma of the R1 penalty ``gamma / 2 * E_real |grad D|^2`` (Mescheder et al. 2018: it damps
-        the discriminator-generator oscillation of a plain GAN). For a projected discriminator the gradient is
-        taken with respect to its frozen backbone's features (the trainable heads' input: cheap, no backward
-        through the backbone); for a pixel-space one with respect to the image. 0 = none (official).
+    :param kind: ``"sigmoid"`` (official) or ``"jackknife"`` (see :meth:`jackknife`; needs a projected
+        discriminator with same-class minibatch-std groups).
     """
 
     def __init__(self, discriminator: nn.Module, real: RealImages, lr: float = 1e-4,
                  betas: tuple[float, float] = (0.5, 0.999), loss: str = "bce", augment: int = 2, seed: int = 0,
-                 kind: str = "sigmoid", witness_reals: int = 1024, r1: float = 0.0) -> None:
+                 kind: str = "sigmoid") -> None:
         if loss not in ("bce", "hinge"):
             raise ValueError(f"loss must be 'bce' or 'hinge', got {loss!r}")
         if kind not in REWARD_KINDS:
             raise ValueError(f"kind must be one of {', '.join(REWARD_KINDS)}, got {kind!r}")
-        if kind == "witness" and not hasattr(discriminator, "embedding"):
-            raise ValueError("the witness reward needs a projected discriminator (an embedding to measure in)")
         if kind == "jackknife" and not (hasattr(discriminator, "set_logits") and discriminator.group_size > 0):
             raise ValueError("the jackknife reward needs a discriminator that scores same-class groups: a projected "
-                             "one with same-class minibatch-std groups (--d-mbstd > 0 --d-mbstd-by-label 1) or "
-                             "--discriminator set-efficientnet")
-        if not (math.isfinite(r1) and r1 >= 0):
-            raise ValueError(f"r1 must be a finite number >= 0, got {r1}")
-        if r1 > 0 and not (hasattr(discriminator, "head_logits") or not hasattr(discriminator, "features")):
-            raise ValueError("the R1 penalty needs a projected or pixel-space discriminator, not a discriminator of "
-                             "sets (--discriminator set-efficientnet)")
-        self.r1 = float(r1)
+                             "one with same-class minibatch-std groups (--d-mbstd > 0 --d-mbstd-by-label 1)")
         self.kind = kind
-        self.witness_reals = int(witness_reals)
-        self._real_embedding: tuple[int, torch.Tensor, torch.Tensor] | None = None
         self.device = real.device
         self.discriminator = discriminator.to(self.device)
         self.real = real
@@ -215,15 +172,13 @@ class AdversarialReward:
         return torch.sigmoid(self.logits(images, labels))
 
     def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """(B,) rewards: :meth:`probability` (``kind="sigmoid"``, in (0, 1)), :meth:`logits` (``"logit"``),
-        :meth:`jackknife` (``"jackknife"``) or :meth:`witness` (``"witness"``)."""
+        """(B,) rewards: :meth:`probability` (``kind="sigmoid"``, in (0, 1)) or :meth:`jackknife`
+        (``"jackknife"``)."""
         if self.kind == "jackknife":
             r, logit = self._jackknife(images, labels)
-        elif self.kind == "witness":
-            r, logit = self.witness(images, labels), self.logits(images, labels)
         else:
             logit = self.logits(images, labels)
-            r = logit if self.kind == "logit" else torch.sigmoid(logit)
+            r = torch.sigmoid(logit)
         self._fake_calls[0] += int(logit.numel())
         self._fake_calls[1] += int((logit < 0).sum())
         return r
@@ -241,14 +196,14 @@ class AdversarialReward:
 
         The batch is cut into the discriminator's groups G of g same-class samples
         (:func:`~rewards.discriminator.same_class_groups`); with :math:`f(S)` the mean logit of the members of S,
-        each judged with S's minibatch-std channel (a :class:`~rewards.discriminator.SetDiscriminator` scores S
-        as a set: every member carries that one logit),
+        each judged with S's minibatch-std channel
+        (:meth:`~rewards.discriminator.ProjectedDiscriminator.set_logits`),
 
         .. math:: r_i = g\,f(G) - (g - 1)\,f(G \setminus i)
                       = \bar D_i(G) + (g - 1)\,\big[f_{-i}(G) - f(G \setminus i)\big]
 
-        where :math:`f_{-i}(G)` is the mean logit of i's group-mates judged with i present. The first term is the
-        ``logit`` reward; the second charges sample i the full change it makes to its group-mates' logits (a
+        where :math:`f_{-i}(G)` is the mean logit of i's group-mates judged with i present. The first term is i's
+        own mean logit; the second charges sample i the full change it makes to its group-mates' logits (a
         sample that lowers its group's diversity pays for it all, not 1/g of it), the credit assignment the
         per-sample reward lacks. The rewards of a group average to its bias-corrected mean logit.
         The frozen features are computed once; the light heads run on the g leave-one-out sets of every group.
@@ -280,50 +235,12 @@ class AdversarialReward:
         out[groups.reshape(-1)] = r.reshape(-1).float()
         return out, member
 
-    @torch.inference_mode()
-    def _reals_embedded(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """``witness_reals`` real images in the discriminator's embedding, drawn and embedded once per
-        discriminator state (the discriminator does not change during a rollout)."""
-        if self._real_embedding is None or self._real_embedding[0] != self.num_updates:
-            self.discriminator.eval()
-            x, y = self.real.sample(self.witness_reals)
-            emb = torch.cat([self.discriminator.embedding(a, b) for a, b in zip(x.split(512), y.split(512))])
-            self._real_embedding = (self.num_updates, emb, y)
-        return self._real_embedding[1], self._real_embedding[2]
-
-    @torch.inference_mode()
-    def witness(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        r"""(B,) MMD witness rewards in the discriminator's embedding :math:`\phi`, class by class:
-
-        .. math:: r_i = \operatorname{mean}_{j \in R_{y_i}} k(\phi_i, \phi_j)
-                        - \operatorname{mean}_{j \in F_{y_i}, j \ne i} k(\phi_i, \phi_j)
-
-        over the same-class real images R (``witness_reals`` of them) and the same-class fakes F of this batch,
-        with a Gaussian kernel whose squared bandwidth is the median fake-real squared distance. The first term
-        rewards looking like real images of the class (what ``sigmoid(D)`` rewards), the second charges a sample
-        for crowding its batch-mates: a collapse of diversity (e.g. a low sampling temperature) lowers it. It is
-        the optimal critic of the MMD two-sample test in the adversarially trained feature space.
-        """
-        self.discriminator.eval()
-        fe = self.discriminator.embedding(images.float(), labels)
-        re, rl = self._reals_embedded()
-        labels = labels.to(fe.device)
-        d_fr = torch.cdist(fe, re).square()
-        d_ff = torch.cdist(fe, fe).square()
-        same_r = labels[:, None] == rl[None, :]
-        same_f = (labels[:, None] == labels[None, :]) & ~torch.eye(len(labels), dtype=torch.bool, device=fe.device)
-        scale = d_fr[same_r].median().clamp_min(1e-6) if bool(same_r.any()) else d_fr.median().clamp_min(1e-6)
-        k_fr, k_ff = torch.exp(-d_fr / scale), torch.exp(-d_ff / scale)
-        near_real = (k_fr * same_r).sum(1) / same_r.sum(1).clamp_min(1)
-        crowding = (k_ff * same_f).sum(1) / same_f.sum(1).clamp_min(1)
-        return (near_real - crowding).float()
-
     def update(self, fake: torch.Tensor, fake_labels: torch.Tensor) -> dict[str, float]:
         """One discriminator step on ``fake`` against an equally large real batch.
 
         :raises DiscriminatorDivergedError: non-finite loss (nothing is changed).
         :return: ``d_loss``, ``d_acc`` (fraction of real and fake classified right), ``d_real`` / ``d_fake``
-            (mean sigmoid outputs), and with ``r1`` > 0 ``d_r1`` (the real images' mean squared gradient norm).
+            (mean sigmoid outputs).
         """
         with torch.enable_grad():  # callers may run under no_grad (e.g. ARS's learn loop)
             return self._update(fake, fake_labels)
@@ -338,16 +255,11 @@ class AdversarialReward:
         fake = _translate(fake.detach().float().clone(), self.augment, self.aug_rng)
         real = _translate(real, self.augment, self.aug_rng)
         lf = d(fake, fake_labels.to(self.device)).float()
-        if self.r1 > 0:
-            lr_, penalty = self._real_logits_r1(real, real_labels)
-        else:
-            lr_, penalty = d(real, real_labels).float(), None
+        lr_ = d(real, real_labels).float()
         if self.loss == "bce":
             loss = F.softplus(-lr_).mean() + F.softplus(lf).mean()
         else:
             loss = F.relu(1 - lr_).mean() + F.relu(1 + lf).mean()
-        if penalty is not None:
-            loss = loss + 0.5 * self.r1 * penalty
         if not bool(torch.isfinite(loss)):
             with torch.no_grad():
                 for k, v in d.named_buffers():
@@ -364,28 +276,7 @@ class AdversarialReward:
             sr, sf = lr_.mean(1), lf.mean(1)
             acc = 0.5 * ((sr > 0).float().mean() + (sf < 0).float().mean())
             stats = torch.stack([loss.detach(), acc, torch.sigmoid(sr).mean(), torch.sigmoid(sf).mean()]).tolist()
-        out = dict(zip(("d_loss", "d_acc", "d_real", "d_fake"), stats))
-        if penalty is not None:
-            out["d_r1"] = float(penalty.detach())  # E_real |grad D|^2, before the gamma / 2 weight
-        return out
-
-    def _real_logits_r1(self, real: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The real batch's (B, P) logits and its R1 penalty ``E_real |grad_input sum_p D_p / P|^2`` (the gradient
-        of each image's mean logit), the input being the frozen features of a projected discriminator or the
-        image of a pixel-space one."""
-        d = self.discriminator
-        if hasattr(d, "head_logits"):
-            with torch.no_grad():
-                inputs = [f.float().clone() for f in d.features(real)]
-            for f in inputs:
-                f.requires_grad_(True)
-            logits = d.head_logits(inputs, labels).float()
-        else:
-            inputs = [real.clone().requires_grad_(True)]
-            logits = d(inputs[0], labels).float()
-        grads = torch.autograd.grad(logits.mean(1).sum(), inputs, create_graph=True)
-        penalty = sum(g.square().flatten(1).sum(1) for g in grads).mean()
-        return logits, penalty
+        return dict(zip(("d_loss", "d_acc", "d_real", "d_fake"), stats))
 
     def is_finite(self) -> bool:
         """All discriminator parameters finite (checked before a checkpoint is written)."""
@@ -407,18 +298,13 @@ class AdversarialReward:
 
 def co_train(reward: AdversarialReward, generator: Generator, policy: Policy, num_steps: int, epochs: int,
              batch_size: int, rng: torch.Generator, updates: int | None = None,
-             minibatch: int | None = None, history: tuple[torch.Tensor, torch.Tensor] | None = None,
-             pool_out: list[tuple[torch.Tensor, torch.Tensor]] | None = None) -> dict[str, float]:
+             minibatch: int | None = None) -> dict[str, float]:
     """Algorithm 1's inner loop: ``epochs`` fresh batches from ``policy``, then discriminator updates on them.
 
     With the defaults (``updates = epochs``, ``minibatch = batch_size``) this is exactly the official loop: one
     update per fresh batch. ``updates > epochs`` reuses the fresh images for more (cheaper) updates, each on a
     random ``minibatch`` of them: a small CPU budget buys many more discriminator steps than generations.
 
-    :param history: fakes of past policies ``(images in [0, 1], labels)`` (experience replay): when given,
-        every update draws half of its fakes from them and half from the fresh images, so the discriminator
-        keeps rejecting what earlier policies did instead of chasing only the latest move.
-    :param pool_out: if given, ``(fresh images, labels)`` is appended to it (to build the history from).
     :return: the statistics averaged over the updates (empty when there are none).
     """
     updates = epochs if updates is None else updates
@@ -430,36 +316,22 @@ def co_train(reward: AdversarialReward, generator: Generator, policy: Policy, nu
         y = torch.randint(generator.num_classes, (batch_size,), generator=rng, device=rng.device).to(generator.device)
         fakes.append(generate(generator, y, policy, num_steps, rng=rng).images)
         labels.append(y)
-    pool, pool_labels = torch.cat(fakes), torch.cat(labels)
-    if pool_out is not None:
-        pool_out.append((pool, pool_labels))
-    return train_on_pool(reward, pool, pool_labels, updates, minibatch, rng, history=history,
+    return train_on_pool(reward, torch.cat(fakes), torch.cat(labels), updates, minibatch, rng,
                          one_pass=updates == epochs and minibatch == batch_size)
 
 
 def train_on_pool(reward: AdversarialReward, pool: torch.Tensor, pool_labels: torch.Tensor, updates: int,
-                  minibatch: int, rng: torch.Generator, history: tuple[torch.Tensor, torch.Tensor] | None = None,
-                  one_pass: bool = False) -> dict[str, float]:
+                  minibatch: int, rng: torch.Generator, one_pass: bool = False) -> dict[str, float]:
     """``updates`` discriminator steps on random ``minibatch``-sized draws from a pool of fakes.
 
     :param pool: (P, C, H, W) fake images in [0, 1]; ``pool_labels`` their (P,) classes.
-    :param history: fakes of past policies (see :func:`co_train`): half of every update's fakes come from them.
     :param one_pass: walk the pool in consecutive ``minibatch``-sized slices instead (the official loop).
     :return: the statistics averaged over the updates (empty when there are none).
     """
     if updates <= 0 or len(pool) == 0:
         return {}
-    replay = history is not None and len(history[0]) > 0
     stats: list[dict[str, float]] = []
     for k in range(updates):
-        if replay:
-            n_past = minibatch // 2
-            idx = torch.randint(len(pool), (minibatch - n_past,), generator=rng, device=rng.device).to(pool.device)
-            jdx = torch.randint(len(history[0]), (n_past,), generator=rng, device=rng.device).to(history[0].device)
-            x = torch.cat([pool[idx], history[0][jdx].to(pool.device, pool.dtype)])
-            y = torch.cat([pool_labels[idx], history[1][jdx].to(pool_labels.device)])
-            stats.append(reward.update(x, y))
-            continue
         if one_pass:
             idx = torch.arange(k * minibatch, (k + 1) * minibatch, device=pool.device)
         else:
@@ -473,8 +345,8 @@ class AdversarialRewardWrapper(VectorTerminalRewardWrapper):
 
     Build the base env without a reward (``reward="none"``). Call :meth:`co_train` after every policy update
     (or, with ``fakes="rollout"``, :meth:`co_train_on_rollout` after every rollout)
-    (Algorithm 1); with SB3, :class:`agents.callbacks.DiscriminatorCallback` does it, and
-    :class:`agents.trainer.Trainer` also warms the discriminator up before the first rollout.
+    (Algorithm 1); with SB3, :class:`agents.training.Trainer` does it, and also warms the discriminator up before
+    the first rollout.
 
     :param env: the AdaNAT vector env.
     :param reward: the adversarial reward.
@@ -483,9 +355,6 @@ class AdversarialRewardWrapper(VectorTerminalRewardWrapper):
     :param updates: discriminator updates per :meth:`co_train` (default ``epochs``: one per fresh batch).
     :param minibatch: images per update (default ``batch_size``).
     :param seed: seed of the fresh generations' random generator.
-    :param replay: fresh pools of past co-training calls kept as experience replay (0 = none, the official
-        loop): each update then draws half of its fakes from them (see :func:`co_train`). They are kept on the
-        device as 8-bit images, and saved with :meth:`state_dict` so a resumed run continues exactly.
     :param fakes: where the discriminator's fakes come from. ``"fresh"`` (official): :meth:`co_train` generates
         ``epochs`` batches of the updated policy. ``"rollout"``: the wrapper keeps the final images it scores
         (as 8-bit images on the device) and :meth:`co_train_on_rollout` trains on them once the rollout is
@@ -493,11 +362,9 @@ class AdversarialRewardWrapper(VectorTerminalRewardWrapper):
     """
 
     def __init__(self, env: VectorEnv, reward: AdversarialReward, epochs: int = 5, batch_size: int = 128,
-                 seed: int = 0, updates: int | None = None, minibatch: int | None = None, replay: int = 0,
+                 seed: int = 0, updates: int | None = None, minibatch: int | None = None,
                  fakes: str = "fresh") -> None:
         super().__init__(env, reward)
-        if replay < 0:
-            raise ValueError(f"replay must be >= 0 (pools kept), got {replay}")
         if fakes not in ("fresh", "rollout"):
             raise ValueError(f"fakes must be 'fresh' or 'rollout', got {fakes!r}")
         self.fakes = fakes
@@ -507,8 +374,6 @@ class AdversarialRewardWrapper(VectorTerminalRewardWrapper):
         self.batch_size = int(batch_size)
         self.updates = updates
         self.minibatch = minibatch
-        self.replay = int(replay)
-        self.history: list[tuple[torch.Tensor, torch.Tensor]] = []  # (uint8 images, labels), oldest first
         gen: Generator = env.unwrapped.generator
         self.rng = gen.make_rng(seed + 2)
 
@@ -525,53 +390,29 @@ class AdversarialRewardWrapper(VectorTerminalRewardWrapper):
         self.rollout_fakes.clear()
 
     def co_train_on_rollout(self, updates: int | None = None) -> dict[str, float]:
-        """Discriminator steps on the final images of the rollout just collected (``fakes="rollout"``), and on
-        the replayed fakes of past rollouts when ``replay`` > 0; the kept images are then released."""
+        """Discriminator steps on the final images of the rollout just collected (``fakes="rollout"``); the kept
+        images are then released."""
         if not self.rollout_fakes:
             return {}
-        pool8 = torch.cat([x for x, _ in self.rollout_fakes])
-        pool, labels = pool8.float().div_(255.0), torch.cat([y for _, y in self.rollout_fakes])
+        pool = torch.cat([x for x, _ in self.rollout_fakes]).float().div_(255.0)
+        labels = torch.cat([y for _, y in self.rollout_fakes])
         if updates is None:
             updates = self.epochs if self.updates is None else self.updates
-        stats = train_on_pool(self.reward, pool, labels, updates, self.minibatch or self.batch_size, self.rng,
-                              history=self._history() if self.replay else None)
-        if self.replay:
-            self.history.append((pool8, labels))
-            del self.history[:-self.replay]
+        stats = train_on_pool(self.reward, pool, labels, updates, self.minibatch or self.batch_size, self.rng)
         self.rollout_fakes.clear()
         return stats
 
-    def _history(self) -> tuple[torch.Tensor, torch.Tensor] | None:
-        if not self.history:
-            return None
-        return (torch.cat([x for x, _ in self.history]).float().div_(255.0),
-                torch.cat([y for _, y in self.history]))
-
     def co_train(self, policy: Policy, epochs: int | None = None, updates: int | None = None) -> dict[str, float]:
         """Discriminator steps on fresh generations of ``policy`` (a :class:`~adanat_env.policy.Policy`,
-        e.g. :class:`agents.generation_policy.SB3GenerationPolicy` with sampled actions), and on the replayed
-        fakes of past calls when ``replay`` > 0."""
+        e.g. :class:`agents.generation_policy.SB3GenerationPolicy` with sampled actions)."""
         base = self.env.unwrapped
-        fresh: list[tuple[torch.Tensor, torch.Tensor]] = []
-        stats = co_train(self.reward, base.generator, policy, base.steps, self.epochs if epochs is None else epochs,
-                         self.batch_size, self.rng, updates=self.updates if updates is None else updates,
-                         minibatch=self.minibatch, history=self._history() if self.replay else None,
-                         pool_out=fresh if self.replay else None)
-        if fresh:
-            images, labels = fresh[0]
-            self.history.append((_to_uint8(images), labels.clone()))
-            del self.history[:-self.replay]
-        return stats
+        return co_train(self.reward, base.generator, policy, base.steps, self.epochs if epochs is None else epochs,
+                        self.batch_size, self.rng, updates=self.updates if updates is None else updates,
+                        minibatch=self.minibatch)
 
     def state_dict(self) -> dict[str, Any]:
-        state: dict[str, Any] = {"reward": self.reward.state_dict(), "rng": self.rng.get_state()}
-        if self.replay:
-            state["history"] = [(x.cpu(), y.cpu()) for x, y in self.history]
-        return state
+        return {"reward": self.reward.state_dict(), "rng": self.rng.get_state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.reward.load_state_dict(state["reward"])
         self.rng.set_state(state["rng"])
-        device = self.reward.device
-        self.history = [(x.to(device), y.to(device)) for x, y in state.get("history", [])][-self.replay:] \
-            if self.replay else []

@@ -20,7 +20,7 @@ recent generations standing in for the rest of the batch. Prime the pool (:meth:
 a batch of the initial policy's generations; the pool is part of the reward's state (:meth:`state_dict`).
 
 Reference statistics must not be the evaluation reference (that would train on the test set): the default
-in :mod:`agents.trainer` uses the real TRAIN split's statistics, evaluation uses the test split.
+in :mod:`agents.training` uses the real TRAIN split's statistics, evaluation uses the test split.
 """
 
 from __future__ import annotations

@@ -158,7 +158,7 @@ def test_step_slots_needs_per_row_steps(tiny_generator):
 @pytest.mark.skipif(not (DEFAULT_DATA_DIR / "train-labels-idx1-ubyte.gz").exists(),
                     reason="Fashion-MNIST package not installed (real images for the discriminator)")
 def test_training_with_the_stop_action_and_a_compute_cost(tmp_path):
-    from agents.trainer import TrainConfig, Trainer
+    from agents.training import TrainConfig, Trainer
 
     cfg = TrainConfig(steps=3, adaptive_steps=True, nfe_cost=0.05, batch_size=8, episodes=16, minibatch=16, epochs=1,
                       d_epochs=1, d_batch_size=8, d_updates=2, d_minibatch=8, d_warmup=1, d_real_count=500,
@@ -170,14 +170,14 @@ def test_training_with_the_stop_action_and_a_compute_cost(tmp_path):
     assert len(rec["step_stop_rate"]) == 3 and all(0 <= r <= 1 for r in rec["step_stop_rate"])
     m = [p[0] for p in rec["step_params"]]  # per-step mean mask ratio near the heuristic's 0.87, 0.50, 0.0005
     assert m[0] > 0.7 and 0.3 < m[1] < 0.7 and m[2] < 0.1
-    assert trainer.adversarial is not None and "d_acc_heldout_fake" in rec  # the compute cost wraps it: still co-trained
+    assert trainer.discriminator is not None and "d_acc_heldout_fake" in rec  # the compute cost wraps it: still co-trained
     metrics = trainer.evaluate()
     assert 1 <= metrics["details"]["learned"]["nfe_mean"] <= 3 and metrics["details"]["heuristic"]["nfe_mean"] == 3.0
     with pytest.raises(ValueError, match="nfe-cost"):
         replace(cfg, nfe_cost=-0.1).validate()
     # a stop-action policy samples through the CLI and the library; it has no fixed schedule to export
-    from adanat_env.cli import main as cli_main
     from agents.export import export_schedule, load_generation_policy
+    from agents.sample import main as cli_main
 
     gen, policy, config = load_generation_policy(tmp_path, device="cpu")
     assert policy.adaptive_steps and config.adaptive_steps
@@ -216,21 +216,21 @@ def test_training_with_the_stop_action_and_a_compute_cost(tmp_path):
 @pytest.mark.skipif(not (DEFAULT_DATA_DIR / "train-labels-idx1-ubyte.gz").exists(),
                     reason="Fashion-MNIST package not installed (real images for the reward's statistics)")
 def test_the_pooled_fid_reward_trains_with_the_stop_action_and_resumes_exactly(tmp_path):
-    from agents.trainer import TrainConfig, Trainer, load_checkpoint
+    from agents.training import TrainConfig, Trainer, load_checkpoint
 
     cfg = TrainConfig(steps=3, adaptive_steps=True, nfe_cost=1.0, reward="fid", kl_coef=0.0, batch_size=8,
                       episodes=16, minibatch=16, epochs=1, d_real_count=500, val_count=200, curve_every=0,
                       eval_samples=20, amp="none", device="cpu", seed=3, iterations=2)
     full = Trainer(cfg, tmp_path / "full", log=lambda _: None)
     full.fit(progress=False)
-    pool = full._reward_model().pool
-    assert pool.shape[0] == 8 and full._reward_model().pool_size == 8
+    pool = full._reward_state.pool
+    assert pool.shape[0] == 8 and full._reward_state.pool_size == 8
     cut = Trainer(cfg, tmp_path / "cut", log=lambda _: None)
     cut.fit(max_iterations=1, progress=False)
     Trainer.resume(tmp_path / "cut", log=lambda _: None).fit(progress=False)
     a, b = load_checkpoint(tmp_path / "full"), load_checkpoint(tmp_path / "cut")
     assert all(torch.equal(a["model"]["policy"][k], b["model"]["policy"][k]) for k in a["model"]["policy"])
-    assert torch.equal(a["reward_model"]["pool"], b["reward_model"]["pool"])
+    assert torch.equal(a["reward"]["pool"], b["reward"]["pool"])
 
 
 def test_pooled_jackknife_rewards_only_the_new_samples():
@@ -256,7 +256,7 @@ def test_pooled_jackknife_rewards_only_the_new_samples():
                     reason="Fashion-MNIST package not installed")
 def test_the_stop_action_keeps_its_own_exploration_std(tmp_path):
     from agents.policies import StdSchedule
-    from agents.trainer import TrainConfig, Trainer
+    from agents.training import TrainConfig, Trainer
 
     cfg = TrainConfig(steps=2, adaptive_steps=True, stop_std=0.9, std_decay_at=(1,), std_rate=0.3, reward="prm", batch_size=8,
                       episodes=16, minibatch=16, epochs=1, d_real_count=500, val_count=200, curve_every=0,
@@ -277,7 +277,7 @@ def test_a_stop_action_policy_starts_from_a_fixed_t_run(tmp_path):
     architecture is refused, naming what differs."""
     from dataclasses import replace
 
-    from agents.trainer import TrainConfig, Trainer, load_checkpoint
+    from agents.training import TrainConfig, Trainer, load_checkpoint
 
     fixed = TrainConfig(steps=3, reward="prm", kl_coef=0.0, lr=1e-2, batch_size=8, episodes=16, minibatch=16,
                         epochs=1, val_count=200, curve_every=1, curve_samples=20, eval_samples=20, amp="none",
@@ -361,7 +361,7 @@ def test_a_budget_family_with_one_budget_reproduces_its_member_exactly(tiny_gene
 
 @pytest.mark.skipif(not (DEFAULT_DATA_DIR / "train-labels-idx1-ubyte.gz").exists(), reason="Fashion-MNIST not installed")
 def test_family_allocation_benchmark_runs_on_tiny_fixed_t_runs(tmp_path, capsys):
-    from agents.trainer import Trainer
+    from agents.training import Trainer
 
     from .test_rewards_training import _benchmark
     from .test_training import tiny
@@ -385,7 +385,7 @@ def test_family_allocation_benchmark_runs_on_tiny_fixed_t_runs(tmp_path, capsys)
     with pytest.raises(SystemExit, match="not a fixed T=2"):
         mod.main(["--runs", f"2={tmp_path}/T1_s{{seed}}", "--seeds", "3", "--samples", "20"])
     # the family file it wrote samples through the CLI with the members' generator, each class at its budget
-    from adanat_env.cli import main as cli
+    from agents.sample import main as cli
 
     family = tmp_path / "out" / "family_seed3_lam1000.json"
     assert cli(["--family", str(family), "--classes", "0", "1", "--per-class", "2", "--device", "cpu",

@@ -1,4 +1,7 @@
-"""The sampling CLI (``python -m adanat_env.cli`` / ``adanat-sample``): clean, one-line behaviour on bad input."""
+"""The sampling CLIs: ``python -m adanat_env.cli`` / ``adanat-sample`` (hand-designed schedules) and its agents-layer
+twin ``python -m agents.sample`` / ``adanat-policy-sample`` (also trained policies and budget families): clean,
+one-line behaviour on bad input. Sampling with a trained policy or a family is tested where those are trained
+(tests/test_export.py, tests/test_adaptive_steps.py)."""
 
 from __future__ import annotations
 
@@ -11,15 +14,16 @@ from pathlib import Path
 import pytest
 
 import adanat_env.cli as cli
+import agents.sample as policy_cli
 from adanat_env.embedded import ASSET_DIR
 
 CHEAP = ["--classes", "0", "--per-class", "1", "--steps", "1", "--device", "cpu"]
 
 
-def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    """``cli.main(argv)`` in-process: (exit status, stdout, stderr), whether it returned or raised SystemExit."""
+def _run(argv: list[str], capsys: pytest.CaptureFixture[str], main=cli.main) -> tuple[int, str, str]:
+    """``main(argv)`` in-process: (exit status, stdout, stderr), whether it returned or raised SystemExit."""
     try:
-        code = cli.main(argv)
+        code = main(argv)
     except SystemExit as e:
         code = e.code
     out, err = capsys.readouterr()
@@ -139,3 +143,73 @@ def test_module_entry_point_exits_2_without_traceback():
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stdout == ""
     _assert_one_line_error(proc.stderr, "python -m adanat_env.cli: error: --nat-checkpoint only applies")
+
+
+# ---------------------------------------------------------------------------------- trained policies: agents.sample
+@pytest.mark.parametrize("flag,what", [("--policy", "RUN_DIR"), ("--family", "FILE")])
+def test_trained_policies_are_refused_at_once_naming_the_agents_command(capsys, tmp_path: Path, flag: str, what: str):
+    for argv in ([flag, str(tmp_path / "run")], [*CHEAP, "--schedule", "cosine", flag, "x", "--out", "g.png"], [flag]):
+        code, out, err = _run(argv, capsys)
+        assert code == 2 and out == ""
+        _assert_one_line_error(err, f"python -m adanat_env.cli: error: {flag} ", f"run python -m agents.sample {flag} {what}",
+                               "adanat-policy-sample")
+
+
+def test_the_environment_package_never_imports_the_agents_layer():
+    code = ("import sys, adanat_env, adanat_env.cli, adanat_env.data, adanat_env.evaluation.metrics; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('agents', 'rewards')))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stdout + proc.stderr
+
+
+def test_the_policy_cli_states_every_options_default(capsys):
+    for action in policy_cli.build_parser()._actions:
+        if action.dest != "help":
+            assert action.help and "(default: " in action.help, action.option_strings
+    code, out, _ = _run(["--help"], capsys, policy_cli.main)
+    assert code == 0 and "python -m agents.sample" in out and "--policy CHECKPOINT" in out and "--family FILE" in out
+
+
+@pytest.mark.parametrize("argv,fragment", [
+    (["--policy", "runs/x", "--steps", "3"], "--policy samples with the run's own generator and T: drop --steps"),
+    (["--family", "f.json", "--model", "imagenet256", "--random-weights"],
+     "--family samples with the run's own generator and T: drop --model, --random-weights"),
+    (["--policy", "runs/x", "--nat-dir", "runs/nat"], "--policy samples with the run's own generator and T: drop --nat-dir"),
+    (["--policy", "runs/x", "--guidance", "1"], "--guidance only applies to --schedule cosine; the policy schedule"),
+    (["--family", "f.json", "--guidance", "1"], "--guidance only applies to --schedule cosine; the family schedule"),
+    (["--policy", "runs/x", "--family", "f.json"], "argument --family: not allowed with argument --policy"),
+    (["--policy", "runs/x", "--schedule", "cosine"], "argument --schedule: not allowed with argument --policy"),
+    (["--policy", "runs/x", "--per-class", "0"], "--per-class: must be an integer >= 1, got 0"),
+])
+def test_the_policy_cli_refuses_what_does_not_apply(capsys, argv: list[str], fragment: str):
+    code, out, err = _run(argv, capsys, policy_cli.main)  # refused before anything is loaded
+    assert code == 2 and out == ""
+    _assert_one_line_error(err, "python -m agents.sample: error: ", fragment)
+
+
+@pytest.mark.parametrize("flag", ["--policy", "--family"])
+def test_the_policy_cli_names_a_missing_run_or_family_and_exits_1(capsys, tmp_path: Path, flag: str):
+    code, out, err = _run([flag, str(tmp_path / "nowhere.json"), "--device", "cpu", "--out", str(tmp_path / "g.png")],
+                          capsys, policy_cli.main)
+    assert code == 1 and out == "" and not (tmp_path / "g.png").exists()
+    _assert_one_line_error(err, "python -m agents.sample: error: ", "nowhere.json")
+
+
+def test_the_policy_cli_samples_schedules_like_the_environment_cli(capsys, tmp_path: Path):
+    argv = [*CHEAP, "--schedule", "cosine", "--per-class", "2", "--seed", "3"]
+    assert _run([*argv, "--out", str(tmp_path / "a.png")], capsys)[0] == 0
+    code, out, err = _run([*argv, "--out", str(tmp_path / "b.png")], capsys, policy_cli.main)
+    assert code == 0 and err == "" and json.loads(out)["schedule"] == "cosine"
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
+
+
+def test_the_policy_module_entry_point_exits_2_without_traceback():
+    proc = subprocess.run([sys.executable, "-m", "agents.sample", "--policy", "runs/x", "--steps", "3"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stdout == ""
+    _assert_one_line_error(proc.stderr, "python -m agents.sample: error: --policy samples with the run's own generator")
+    proc = subprocess.run([sys.executable, "-m", "adanat_env.cli", "--policy", "runs/x"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stdout == ""
+    _assert_one_line_error(proc.stderr, "python -m adanat_env.cli: error: --policy ",
+                           "run python -m agents.sample --policy RUN_DIR")

@@ -15,9 +15,12 @@ from adanat_env.data import DEFAULT_DATA_DIR
 from adanat_env.schedules import heuristic_schedule
 from agents.analysis import adaptivity_table, is_effectively_static, split_by_score
 from agents.search import cem_search, rl_generation_budget, schedule_from_raw
-from agents.trainer import TrainConfig
+from agents.training import TrainConfig
+
+from .test_training_scripts import experiment_script
 
 pytest.importorskip("matplotlib")
+experiment_script("figures")  # compare.py imports its sibling experiments/figures.py
 _path = Path(__file__).resolve().parents[1] / "experiments" / "compare.py"
 _spec = importlib.util.spec_from_file_location("compare", _path)
 compare = importlib.util.module_from_spec(_spec)
@@ -130,22 +133,21 @@ def test_search_and_adaptive_suites(tmp_path):
     m = json.loads((out / "search" / "seed0" / "metrics.json").read_text())
     assert m["generations"] == 3 * 8 and len(m["schedule"]["guidance"]) == 2
     assert "| CEM-searched static schedule | 1 |" in text and (out / "search.png").is_file()
+    assert "search_score" not in m
     assert compare.main(["search", *TOY, "--seeds", "0", "--population", "3", "--elites", "2",
                          "--search-samples", "8", "--out", str(out)]) == text  # read back, not searched again
-    with pytest.raises(SystemExit, match="scored by fid"):  # a finished search of another score is not re-read
-        compare.main(["search", *TOY, "--seeds", "0", "--population", "3", "--elites", "2", "--search-samples", "8",
-                      "--search-score", "adversarial", "--out", str(tmp_path / "search")])
-    # scored by the co-trained discriminator: its warm-up and per-round fresh batches are counted in the budget;
-    # --freeze holds a component at the heuristic in the search too
-    adv = compare.main(["search", *TOY, "--iterations", "2", "--seeds", "0", "--population", "3", "--elites", "2",
-                        "--search-samples", "8", "--search-score", "adversarial", "--freeze", "sample_temp",
-                        "--out", str(tmp_path / "search_adv")])
-    m = json.loads((tmp_path / "search_adv" / "search" / "seed0" / "metrics.json").read_text())
-    assert m["search_score"] == "adversarial" and "co-trained discriminator" in adv
-    # the budget of 2 iterations (2 x 16 rollouts + 2 x 8 fresh + 8 warm-up) buys one round of 3 candidates x 8
-    # and its fresh batch of 8, after the warm-up's 8
-    assert m["generations"] == 8 + 3 * 8 + 8 and len(m["history"]) == 1
-    assert m["schedule"]["sample_temp"] == list(heuristic_schedule(2).sample_temp)
+    # a result written before the search was FID-only (it recorded its score) is read back as well...
+    record = out / "search" / "seed0" / "metrics.json"
+    record.write_text(json.dumps({**m, "search_score": "fid"}))
+    assert compare.main(["search", *TOY, "--seeds", "0", "--population", "3", "--elites", "2",
+                         "--search-samples", "8", "--out", str(out)]) == text
+    # ...but not one scored by the retired adversarial search, and the option is gone
+    record.write_text(json.dumps({**m, "search_score": "adversarial"}))
+    with pytest.raises(SystemExit, match="scored by adversarial, not by the validation FID"):
+        compare.main(["search", *TOY, "--seeds", "0", "--population", "3", "--elites", "2",
+                      "--search-samples", "8", "--out", str(out)])
+    with pytest.raises(SystemExit):
+        compare.build_parser().parse_args(["search", "--search-score", "fid"])
     out = tmp_path / "adaptive"
     text = compare.main(["adaptive", *TOY, "--analysis-samples", "30", "--out", str(out)])
     assert "| 0 | tau1 |" in text and ("Effectively static" in text or "Adaptive" in text)

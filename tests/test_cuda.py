@@ -49,7 +49,7 @@ def test_imagenet256_L_on_cuda_bf16():
 
 def test_training_on_cuda_keeps_rollouts_on_the_device(tmp_path):
     from agents.device_buffer import DeviceDictRolloutBuffer
-    from agents.trainer import Trainer
+    from agents.training import Trainer
 
     from .test_training import tiny
 

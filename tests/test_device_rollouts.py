@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from agents.device_buffer import DeviceDictRolloutBuffer
-from agents.trainer import Trainer
+from agents.training import Trainer
 
 from .test_training import _same, _weights, tiny
 

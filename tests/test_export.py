@@ -1,5 +1,6 @@
 """Trained policies outside SB3: a step-only policy exported as a schedule file reproduces its samples bit for
-bit; the sampling CLI samples with --policy CHECKPOINT and with --schedule-file FILE."""
+bit; the sampling CLIs sample with --policy CHECKPOINT (agents.sample) and with --schedule-file FILE
+(adanat_env.cli)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from adanat_env.cli import main as cli
 from adanat_env.sampler import generate
 from adanat_env.schedules import heuristic_schedule, load_schedule_file, save_schedule_file
 from agents.export import export_schedule, load_generation_policy
-from agents.trainer import Trainer
+from agents.sample import main as policy_cli
+from agents.training import Trainer
 
 from .test_training import tiny
 
@@ -58,10 +60,10 @@ def test_the_cli_samples_with_a_policy_and_with_a_schedule_file(step_only_run, t
     gen, policy, config = load_generation_policy(step_only_run, "cpu")
     export_schedule(gen, policy, config.steps, tmp_path / "s.json", num_samples=16)
     args = ["--classes", "0", "1", "--per-class", "3", "--device", "cpu", "--seed", "5"]
-    assert cli(["--policy", str(step_only_run), "--out", str(tmp_path / "p.png"), *args]) == 0
+    assert policy_cli(["--policy", str(step_only_run), "--out", str(tmp_path / "p.png"), *args]) == 0
     assert json.loads(capsys.readouterr().out)["steps"] == config.steps
     assert cli(["--schedule-file", str(tmp_path / "s.json"), "--out", str(tmp_path / "f.png"), *args]) == 0
     assert (tmp_path / "p.png").read_bytes() == (tmp_path / "f.png").read_bytes()  # the same samples
     with pytest.raises(SystemExit):  # the policy brings its own T
-        cli(["--policy", str(step_only_run), "--steps", "3", "--out", str(tmp_path / "x.png")])
-    assert cli(["--policy", str(tmp_path / "nowhere"), "--out", str(tmp_path / "y.png")]) == 1
+        policy_cli(["--policy", str(step_only_run), "--steps", "3", "--out", str(tmp_path / "x.png")])
+    assert policy_cli(["--policy", str(tmp_path / "nowhere"), "--out", str(tmp_path / "y.png")]) == 1

@@ -5,7 +5,6 @@ against an .npz of mu / sigma in the official statistics-file format."""
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +14,7 @@ from PIL import Image
 
 from adanat_env.evaluation.inception import FIDInceptionV3
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "experiments"))
+from .test_training_scripts import experiment_script
 
 
 def _imagenet_like(root: Path) -> None:
@@ -35,8 +33,7 @@ def _imagenet_like(root: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::UserWarning")
 def test_imagenet256_two_tiny_iterations_on_cpu_with_fid_against_a_statistics_file(tmp_path: Path, capfd):
-    import ppo_adversarial
-
+    ppo_adversarial = experiment_script("ppo_adversarial")
     data = tmp_path / "imagenet"
     _imagenet_like(data)
     torch.manual_seed(0)
@@ -79,7 +76,7 @@ def _write(path: Path, d: int) -> Path:
 
 
 def test_imagenet_training_without_images_names_the_setting(monkeypatch):
-    from agents.trainer import TrainConfig
+    from agents.training import TrainConfig
 
     monkeypatch.delenv("ADANAT_IMAGENET_DIR", raising=False)
     with pytest.raises(ValueError, match="ADANAT_IMAGENET_DIR"):
@@ -89,9 +86,9 @@ def test_imagenet_training_without_images_names_the_setting(monkeypatch):
 
 
 def test_the_official_preset_is_the_official_settings_and_given_options_win():
-    import ppo_adversarial
+    from agents.training import PRESETS, TrainConfig
 
-    from agents.trainer import PRESETS, TrainConfig
+    ppo_adversarial = experiment_script("ppo_adversarial")
 
     p = PRESETS["official-imagenet"]
     assert (p["lr"], p["epochs"], p["episodes"], p["steps"], p["iterations"]) == (1e-5, 5, 4096, 8, 1000)

@@ -5,17 +5,13 @@ metric's classifier, then the main job with --nat-dir --tokenizer-dir --classifi
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from .test_training_scripts import _synthetic_idx
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "experiments"))
+from .test_training_scripts import _synthetic_idx, experiment_script
 
 TINY_POLICY = ["--steps", "2", "--batch-size", "8", "--episodes", "16", "--minibatch", "16", "--epochs", "1",
                "--d-epochs", "1", "--d-batch-size", "8", "--d-updates", "2", "--d-minibatch", "8", "--d-warmup", "1",
@@ -41,10 +37,8 @@ def synthetic_image_folder(root: Path, per_class: int = 8, corrupt: int = 2) -> 
 
 
 def _byo(tmp_path: Path, data: Path, image_args: list[str]) -> tuple[dict, Path]:
-    import ppo_adversarial
-    import train_classifier
-    import train_nat
-    import train_tokenizer
+    ppo_adversarial, train_classifier, train_nat, train_tokenizer = map(
+        experiment_script, ("ppo_adversarial", "train_classifier", "train_nat", "train_tokenizer"))
 
     tok, nat, cls, run = (tmp_path / n for n in ("tok", "nat", "cls", "run"))
     train_tokenizer.main(["--data-dir", str(data), "--out", str(tok), "--steps", "2", "--batch-size", "8", "--ch", "8",
@@ -82,9 +76,9 @@ def test_own_rgb_image_folder_with_corrupt_files_to_a_trained_policy(tmp_path: P
 
 
 def test_a_classifier_of_other_classes_is_a_clear_error(tmp_path: Path):
-    import ppo_adversarial
+    from agents.training import TrainConfig, Trainer
 
-    from agents.trainer import TrainConfig, Trainer
+    ppo_adversarial = experiment_script("ppo_adversarial")
 
     data = tmp_path / "images"
     synthetic_image_folder(data, per_class=4, corrupt=0)
@@ -93,9 +87,7 @@ def test_a_classifier_of_other_classes_is_a_clear_error(tmp_path: Path):
     assert ppo_adversarial.cli(["--nat-dir", str(tmp_path), "--data-dir", str(data), "--out", str(tmp_path / "r")]) == 1
     # the shipped Fashion-MNIST classifier (10 classes, grey) does not fit a 3-class RGB generator
     _byo_models = tmp_path / "m"
-    import train_nat
-    import train_tokenizer
-
+    train_nat, train_tokenizer = experiment_script("train_nat"), experiment_script("train_tokenizer")
     train_tokenizer.main(["--data-dir", str(data), "--out", str(_byo_models / "tok"), "--steps", "1", "--batch-size", "4",
                           "--ch", "8", "--embed-dim", "8", "--n-embed", "16", "--norm-groups", "4", "--resolution", "16",
                           "--data-workers", "0"])

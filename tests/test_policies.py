@@ -207,34 +207,3 @@ def test_reference_kl_replaces_the_constant_entropy_by_entropy_minus_kl(tiny_gen
     buf.seek(0)
     assert PPO.load(buf, device="cpu").policy.reference_kl
 
-
-def test_shared_noise_groups_match_the_discriminators_minibatch_std_groups(tiny_generator):
-    from agents.registry import make_algo
-    from rewards.discriminator import minibatch_std, same_class_groups
-
-    labels = torch.tensor([3, 1, 3, 1, 2, 3, 1, 2])
-    ids = same_class_groups(labels, 2)
-    x = torch.randn(8, 1, 2, 2)
-    std_channel = minibatch_std(x, 2, labels)[:, 1, 0, 0]
-    for g in ids.unique():  # same group <=> same minibatch-std value
-        members = ids == g
-        assert torch.equal(std_channel[members], std_channel[members][:1].expand(int(members.sum())))
-    assert len(ids.unique()) == 4
-
-    env = to_sb3(VectorTerminalRewardWrapper(AdaNATVectorEnv(tiny_generator, num_envs=8, steps=2), _brightness))
-    model = make_algo("ppo", env, lr=1e-3, n_steps=2, minibatch=16, epochs=1, seed=0, device="cpu", noise_group=4)
-    p = model.policy
-    obs = {"features": torch.randn(8, 16, 32), "step": torch.zeros(8, 1), "label": labels.float().reshape(-1, 1)}
-    actions, _, _ = p(obs)
-    mean = p.get_distribution(obs).distribution.mean
-    noise = (actions - mean) / p.action_std
-    groups = same_class_groups(labels, 4)
-    for g in groups.unique():
-        assert torch.allclose(noise[groups == g], noise[groups == g][:1].expand(int((groups == g).sum()), 4), atol=1e-5)
-    assert not torch.allclose(noise[groups == 0][:1], noise[groups == 1][:1])
-    assert torch.equal(p(obs, deterministic=True)[0], mean)  # the mean action is unaffected
-    model.learn(32)  # rollouts and PPO updates run with shared noise
-    with pytest.raises(ValueError, match="needs ppo, a2c or trpo"):
-        from agents.trainer import TrainConfig
-
-        TrainConfig(algo="sac", noise_group=16).validate()

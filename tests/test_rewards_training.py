@@ -23,12 +23,12 @@ def _real(n: int = 64, side: int = 16, channels: int = 3, classes: int = 10, see
     return RealImages(g.integers(0, 256, (n, channels, side, side), dtype=np.uint8), g.integers(0, classes, n), seed=seed)
 
 
-@pytest.mark.parametrize("kind", ["conv", "projected-tokenizer", "projected-efficientnet"])
+@pytest.mark.parametrize("kind", ["conv", "projected-nat", "projected-efficientnet"])
 @pytest.mark.parametrize("sn", [True, False])
 def test_discriminator_shapes_and_reward_range(kind, sn, tiny_generator):
     if kind == "projected-efficientnet":
         pytest.importorskip("efficientnet_lite_pytorch")
-    d = build_discriminator(kind, tiny_generator.image_shape, 10, tokenizer=tiny_generator.tokenizer, sn=sn)
+    d = build_discriminator(kind, tiny_generator.image_shape, 10, sn=sn, generator=tiny_generator)
     reward = AdversarialReward(d, _real())
     x, y = torch.rand(8, 3, 16, 16), torch.arange(8)
     r = reward(x, y)
@@ -37,13 +37,25 @@ def test_discriminator_shapes_and_reward_range(kind, sn, tiny_generator):
     assert torch.allclose(reward(x[:3], y[:3]), r[:3], atol=1e-4)
 
 
-def test_projected_discriminator_keeps_feature_net_frozen(tiny_generator):
-    d = build_discriminator("projected-tokenizer", tiny_generator.image_shape, 10, tokenizer=tiny_generator.tokenizer)
-    enc_before = {k: v.clone() for k, v in tiny_generator.tokenizer.encoder.state_dict().items()}
+@pytest.mark.parametrize("kind", ["projected-nat", "projected-efficientnet"])
+def test_projected_discriminator_keeps_feature_net_frozen(kind, tiny_generator):
+    if kind == "projected-efficientnet":
+        pytest.importorskip("efficientnet_lite_pytorch")
+    d = build_discriminator(kind, tiny_generator.image_shape, 10, generator=tiny_generator)
+
+    def frozen() -> dict[str, torch.Tensor]:  # everything but the trainable heads, the generator's weights included
+        return {**{f"gen.{k}": v.clone() for k, v in tiny_generator.nat.state_dict().items()},
+                **{f"tok.{k}": v.clone() for k, v in tiny_generator.tokenizer.state_dict().items()},
+                **{k: v.clone() for k, v in d.state_dict().items() if not k.startswith("heads.")}}
+
+    before = frozen()
+    heads = {k: v.clone() for k, v in d.state_dict().items() if k.startswith("heads.")}
     reward = AdversarialReward(d, _real(), lr=1e-2)
     for _ in range(3):
         reward.update(torch.rand(8, 3, 16, 16), torch.arange(8))
-    assert all(torch.equal(enc_before[k], v) for k, v in tiny_generator.tokenizer.encoder.state_dict().items())
+    after = frozen()
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    assert not all(torch.equal(heads[k], v) for k, v in d.state_dict().items() if k.startswith("heads."))
 
 
 def test_discriminator_learns_real_vs_fake():
@@ -111,35 +123,6 @@ def test_wrapper_puts_reward_on_terminal_step_and_co_trains(tiny_generator):
     assert reward.num_updates == 1
 
 
-def test_discriminator_replay_mixes_past_fakes_in_and_keeps_the_last_pools(tiny_generator):
-    from adanat_env.envs import AdaNATVectorEnv
-
-    env = AdaNATVectorEnv(tiny_generator, num_envs=4, steps=2)
-    reward = AdversarialReward(build_discriminator("conv", tiny_generator.image_shape, 10, width=8), _real())
-    seen: list[torch.Tensor] = []
-    update = reward.update
-    reward.update = lambda x, y: (seen.append(x.clone()), update(x, y))[1]
-    w = AdversarialRewardWrapper(env, reward, epochs=1, batch_size=4, updates=3, minibatch=4, replay=2)
-    w.co_train(heuristic_schedule(2))  # nothing to replay yet: fresh fakes only
-    assert len(w.history) == 1 and w.history[0][0].dtype == torch.uint8 and w.history[0][0].shape[0] == 4
-    first = w.history[0][0].float() / 255
-    seen.clear()
-    w.co_train(heuristic_schedule(2))
-    # every update: half fresh, half replayed (the 8-bit copies of the first call's fakes)
-    for x in seen:
-        past = x[2:]
-        assert all(any(torch.equal(p, q) for q in first) for p in past)
-    for _ in range(2):
-        w.co_train(heuristic_schedule(2))
-    assert len(w.history) == 2  # only the last `replay` pools are kept
-    # the replay travels with the state: a fresh wrapper continues with the same history and draws
-    w2 = AdversarialRewardWrapper(env, copy.deepcopy(reward), epochs=1, batch_size=4, updates=3, minibatch=4, replay=2)
-    w2.load_state_dict(copy.deepcopy(w.state_dict()))
-    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(w.history, w2.history))
-    with pytest.raises(ValueError, match="replay"):
-        AdversarialRewardWrapper(env, reward, replay=-1)
-
-
 def test_rollout_fakes_train_the_discriminator_on_the_images_the_rollout_scored(tiny_generator):
     """fakes="rollout": the wrapper keeps the final images it scored (8-bit) and co_train_on_rollout trains on
     exactly those, generating nothing; the kept images are released after training or when a rollout starts."""
@@ -168,44 +151,6 @@ def test_rollout_fakes_train_the_discriminator_on_the_images_the_rollout_scored(
     assert w.rollout_fakes == []
     with pytest.raises(ValueError, match="fakes"):
         AdversarialRewardWrapper(env, reward, fakes="old")
-
-
-@pytest.mark.parametrize("kind", ["conv", "projected-tokenizer"])
-def test_the_r1_penalty_is_the_real_images_mean_squared_gradient_and_smooths_the_discriminator(kind, tiny_generator):
-    """--d-r1: the penalty is E_real |grad of the mean logit|^2 w.r.t. the heads' input (a projected
-    discriminator's frozen features) or the image (a pixel-space one), added as gamma / 2 to the loss."""
-    def make(r1: float) -> AdversarialReward:
-        torch.manual_seed(0)
-        d = build_discriminator(kind, tiny_generator.image_shape, 10, tokenizer=tiny_generator.tokenizer, width=8)
-        return AdversarialReward(d, _real(), lr=2e-3, augment=0, r1=r1)
-
-    reward = make(1.0)
-    x, y = reward.real.sample(6)
-    d = reward.discriminator.eval()  # spectral norm's power iteration holds still in eval mode
-    _, penalty = reward._real_logits_r1(x, y)
-    brute = []
-    for i in range(6):  # one image at a time (no minibatch-std coupling here), independently of the batch code
-        if kind == "conv":
-            xi = x[i:i + 1].clone().requires_grad_(True)
-            inputs = [xi]
-            logit = d(xi, y[i:i + 1])
-        else:
-            inputs = [f.detach().clone().requires_grad_(True) for f in d.features(x[i:i + 1])]
-            logit = d.head_logits(inputs, y[i:i + 1])
-        grads = torch.autograd.grad(logit.float().mean(), inputs)
-        brute.append(sum(float(g.square().sum()) for g in grads))
-    assert float(penalty.detach()) == pytest.approx(float(np.mean(brute)), rel=1e-4)
-
-    # the penalty does what it is for: the same discriminator trained with a large gamma is smoother at the reals
-    plain, smooth = make(0.0), make(1e4)
-    fake, labels = torch.rand(16, 3, 16, 16) * 0.2, torch.arange(16) % 10
-    for _ in range(15):
-        s_plain, s_smooth = plain.update(fake, labels), smooth.update(fake, labels)
-    assert "d_r1" not in s_plain and math.isfinite(s_smooth["d_r1"])
-    g_plain = float(plain._real_logits_r1(x, y)[1].detach())
-    assert g_plain > 0 and float(smooth._real_logits_r1(x, y)[1].detach()) < 0.5 * g_plain
-    with pytest.raises(ValueError, match="r1"):
-        make(-1.0)
 
 
 def test_a_discriminator_on_the_generators_own_features(tiny_generator):
@@ -248,13 +193,6 @@ def test_a_discriminator_on_the_generators_own_features(tiny_generator):
         build_discriminator("projected-nat", (3, 16, 16), 10, generator=NoFeatures())
 
 
-def test_the_r1_penalty_refuses_a_discriminator_of_sets():
-    pytest.importorskip("efficientnet_lite_pytorch")
-    d = build_discriminator("set-efficientnet", (3, 16, 16), 10, mbstd=4)
-    with pytest.raises(ValueError, match="R1 penalty needs"):
-        AdversarialReward(d, _real(), r1=1.0, kind="sigmoid")
-
-
 def test_jackknife_fid_matches_brute_force():
     g = np.random.default_rng(0)
     ref = feature_stats(g.normal(size=(500, 6)))
@@ -280,10 +218,44 @@ def test_batch_fid_reward_attributes_outliers_lower():
 
 
 def test_all_discriminator_names_known():
-    assert set(DISCRIMINATORS) == {"conv", "projected-tokenizer", "projected-nat", "projected-classifier", "projected-efficientnet",
-                                   "set-efficientnet"}
-    with pytest.raises(ValueError, match="choose one of"):
+    assert list(DISCRIMINATORS) == ["conv", "projected-nat", "projected-efficientnet"]
+    assert all(callable(b) for b in DISCRIMINATORS.values())
+    with pytest.raises(ValueError, match="unknown discriminator 'dino'; choose one of conv, projected-nat, "
+                                         "projected-efficientnet"):
         build_discriminator("dino", (3, 16, 16), 10)
+
+
+def test_build_discriminator_looks_up_the_registry_and_every_builder_ignores_what_it_does_not_need(tiny_generator):
+    """Every builder is called with the same keyword arguments; the conv one ignores the minibatch-std and
+    generator settings, a projected one the conv width; a registered builder is found by name."""
+    torch.manual_seed(0)
+    d = build_discriminator("conv", (3, 16, 16), 10, width=8, sn=False, mbstd=4, mbstd_by_label=True,
+                            generator=tiny_generator)
+    torch.manual_seed(0)
+    plain = build_discriminator("conv", (3, 16, 16), 10, width=8, sn=False)
+    assert d.state_dict().keys() == plain.state_dict().keys()
+    assert all(torch.equal(v, plain.state_dict()[k]) for k, v in d.state_dict().items())
+    assert d.body[0].out_channels == 8
+    torch.manual_seed(0)
+    a = build_discriminator("projected-nat", (3, 16, 16), 10, width=8, mbstd=4, mbstd_by_label=True,
+                            generator=tiny_generator)
+    torch.manual_seed(0)
+    b = build_discriminator("projected-nat", (3, 16, 16), 10, width=128, mbstd=4, mbstd_by_label=True,
+                            generator=tiny_generator)
+    assert a.group_size == 4 and all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())
+    seen = {}
+
+    def spy(**kwargs):
+        seen.update(kwargs)
+        return torch.nn.Identity()
+
+    DISCRIMINATORS["spy"] = spy
+    try:
+        assert isinstance(build_discriminator("spy", (3, 16, 16), 10), torch.nn.Identity)
+    finally:
+        del DISCRIMINATORS["spy"]
+    assert seen == {"image_shape": (3, 16, 16), "num_classes": 10, "width": 64, "sn": True, "mbstd": 0,
+                    "mbstd_by_label": False, "generator": None}
 
 
 def test_minibatch_std_channel_sees_diversity():
@@ -316,64 +288,21 @@ def test_minibatch_std_by_label_groups_same_class_samples():
     assert float(s[labels == 0].max()) < 1e-3 < float(s[labels == 1].min())
 
 
-def test_the_witness_reward_charges_crowding_and_trains():
-    """The MMD witness in the discriminator's embedding: a batch of identical fakes earns less than a diverse one
-    with the same members, and a tiny run trains and resumes with it."""
-    from dataclasses import replace as dc_replace
-
-    from agents.trainer import Trainer
-
-    from .test_training import tiny
-
-    t = Trainer(dc_replace(tiny(), d_reward="witness", d_witness_reals=64, iterations=1), None, log=lambda _: None)
-    reward = t.adversarial.reward
-    x, y = reward.real.sample(16)
-    y = torch.zeros_like(y)
-    diverse = reward(x, y)
-    crowded = reward(x[:1].expand(16, -1, -1, -1).clone(), y)
-    assert diverse.shape == (16,) and torch.isfinite(diverse).all()
-    assert float(crowded.mean()) < float(diverse.mean())
-    t.fit(progress=False)
-    assert "reward_mean" in t.history[-1]
-
-
-def test_the_logit_reward_is_the_discriminators_log_odds_and_trains():
-    """``d_reward="logit"``: the reward is the mean logit (the sigmoid reward's log-odds, unbounded), and a tiny
-    run trains with it and reports held-out accuracy at the logit's threshold 0."""
-    from dataclasses import replace as dc_replace
-
-    from agents.trainer import Trainer
-
-    from .test_training import tiny
-
-    t = Trainer(dc_replace(tiny(), d_reward="logit", iterations=1), None, log=lambda _: None)
-    reward = t.adversarial.reward
-    x, y = reward.real.sample(8)
-    r = reward(x, y)
-    assert r.shape == (8,) and torch.isfinite(r).all()
-    torch.testing.assert_close(torch.sigmoid(r), reward.probability(x, y))
-    assert not torch.allclose(r, reward.probability(x, y))  # the log-odds, not the probability
-    t.fit(progress=False)
-    h = t.history[-1]
-    assert "reward_mean" in h and 0.0 <= h["d_acc_heldout_fake"] <= 1.0
-
-
-@pytest.mark.parametrize("discriminator", ["projected-efficientnet", "set-efficientnet"])
-def test_the_jackknife_reward_is_the_groups_leave_one_out_pseudo_value_and_trains(discriminator):
+def test_the_jackknife_reward_is_the_groups_leave_one_out_pseudo_value_and_trains():
     """``d_reward="jackknife"``: r_i = g f(G) - (g - 1) f(G without i), checked against the plain discriminator run
-    on each group and each leave-one-out set alone (its minibatch-std channel, or the set discriminator's set,
-    then covers exactly that set), on a batch of two classes in shuffled order; invalid settings are refused; a
+    on each group and each leave-one-out set alone (its minibatch-std channel then covers exactly that set), on a
+    batch of two classes in shuffled order; invalid settings are refused; a
     tiny run trains with it."""
     from dataclasses import replace as dc_replace
 
-    from agents.trainer import Trainer
+    from agents.training import Trainer
     from rewards.discriminator import same_class_groups
 
     from .test_training import tiny
 
-    t = Trainer(dc_replace(tiny(), d_reward="jackknife", d_mbstd=4, iterations=1, discriminator=discriminator), None,
-                log=lambda _: None)
-    reward = t.adversarial.reward
+    t = Trainer(dc_replace(tiny(), d_reward="jackknife", d_mbstd=4, iterations=1,
+                           discriminator="projected-efficientnet"), None, log=lambda _: None)
+    reward = t.discriminator.reward
     x, _ = reward.real.sample(12)
     y = torch.tensor([1, 0, 0, 1, 1, 0, 1, 0, 0, 1, 1, 0])
     r = reward(x, y)
@@ -389,25 +318,19 @@ def test_the_jackknife_reward_is_the_groups_leave_one_out_pseudo_value_and_train
     one = reward(x[:1], y[:1])  # a group of one (a batch of prime size): its plain, finite logit
     assert torch.isfinite(one).all()
     torch.testing.assert_close(one, reward.logits(x[:1], y[:1]))
-    if discriminator == "projected-efficientnet":
-        with pytest.raises(ValueError, match="same-class minibatch-std"):
-            Trainer(dc_replace(tiny(), d_reward="jackknife", d_mbstd=0), None, log=lambda _: None)
-    else:  # every member of a group carries the group's one logit
-        logits = reward.logits(x, y)
-        for gid in ids.unique():
-            assert torch.allclose(logits[ids == gid], logits[ids == gid][0])
+    with pytest.raises(ValueError, match="same-class"):
+        Trainer(dc_replace(tiny(), d_reward="jackknife", d_mbstd=0), None, log=lambda _: None)
     t.fit(progress=False)
     assert math.isfinite(t.history[-1]["reward_mean"])
 
 
-@pytest.mark.parametrize("kind", ["sigmoid", "logit", "jackknife", "witness"])
+@pytest.mark.parametrize("kind", ["sigmoid", "jackknife"])
 def test_held_out_fake_accuracy_is_the_share_of_rewarded_fakes_with_a_negative_logit(kind):
     """Whatever the reward kind, the rewarded fakes are also judged by the discriminator's logit (a pseudo-value
-    or a witness is no probability), so the training curve's held-out fake accuracy exists for every kind."""
+    is no probability), so the training curve's held-out fake accuracy exists for every kind."""
     pytest.importorskip("efficientnet_lite_pytorch")
-    d = build_discriminator("projected-efficientnet", (3, 16, 16), 10, mbstd=4, mbstd_by_label=True) \
-        if kind != "witness" else build_discriminator("projected-efficientnet", (3, 16, 16), 10)
-    reward = AdversarialReward(d, _real(), kind=kind, witness_reals=16)
+    d = build_discriminator("projected-efficientnet", (3, 16, 16), 10, mbstd=4, mbstd_by_label=True)
+    reward = AdversarialReward(d, _real(), kind=kind)
     x, y = torch.rand(8, 3, 16, 16), torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
     assert math.isnan(reward.pop_fake_accuracy())  # nothing rewarded yet
     reward(x, y)
@@ -420,47 +343,28 @@ def test_held_out_fake_accuracy_is_the_share_of_rewarded_fakes_with_a_negative_l
     assert math.isnan(reward.pop_fake_accuracy())  # popped: the next iteration starts afresh
 
 
+def test_the_reward_kinds_are_the_official_sigmoid_and_the_jackknife():
+    from rewards.adversarial import REWARD_KINDS
+
+    assert REWARD_KINDS == ("sigmoid", "jackknife")
+    conv = build_discriminator("conv", (3, 16, 16), 10, width=8)
+    with pytest.raises(ValueError, match="kind must be one of sigmoid, jackknife"):
+        AdversarialReward(conv, _real(), kind="logit")
+    with pytest.raises(ValueError, match="same-class minibatch-std groups"):  # no groups to attribute
+        AdversarialReward(conv, _real(), kind="jackknife")
+
+
 def test_the_default_jackknife_reward_refuses_a_discriminator_without_same_class_groups():
     """The default reward needs same-class groups; other discriminators are refused before any work, naming the
     fix; the official preset keeps the official sigmoid reward."""
-    from agents.trainer import PRESETS, TrainConfig
+    from agents.training import PRESETS, TrainConfig
 
     assert TrainConfig().d_reward == "jackknife" and PRESETS["official-imagenet"]["d_reward"] == "sigmoid"
     for bad in (dict(discriminator="conv"), dict(d_mbstd=0), dict(d_mbstd_by_label=0)):
         with pytest.raises(ValueError, match="--d-reward sigmoid"):
             TrainConfig(**bad).validate()
         TrainConfig(**bad, d_reward="sigmoid").validate()
-    TrainConfig(discriminator="set-efficientnet", d_mbstd_by_label=0).validate()
     TrainConfig(discriminator="conv", reward="fid").validate()  # not an adversarial run
-
-
-def test_a_projected_classifier_discriminator_on_an_independent_backbone(tmp_path):
-    """``--d-backbone-dir``: the projected-classifier discriminator is built on that classifier (here one with
-    other weights), not the metric's; the option is refused with another discriminator."""
-    import json
-    from dataclasses import asdict
-    from dataclasses import replace as dc_replace
-
-    from safetensors.torch import save_file
-
-    from adanat_env.models.classifier import ClassifierConfig, SmallCNN, load_classifier
-    from agents.trainer import TrainConfig, Trainer
-
-    from .test_training import tiny
-
-    torch.manual_seed(5)
-    other = SmallCNN(ClassifierConfig())
-    save_file({k: v.contiguous() for k, v in other.state_dict().items()}, str(tmp_path / "classifier.safetensors"))
-    (tmp_path / "classifier.json").write_text(json.dumps({"config": asdict(other.config)}))
-    with pytest.raises(ValueError, match="--d-backbone-dir needs --discriminator projected-classifier"):
-        TrainConfig(d_backbone_dir=str(tmp_path)).validate()
-    t = Trainer(dc_replace(tiny(), discriminator="projected-classifier", d_backbone_dir=str(tmp_path), iterations=1),
-                None, log=lambda _: None)
-    net = t.adversarial.reward.discriminator.features.net
-    assert torch.equal(net.conv1.weight, other.conv1.weight)
-    assert not torch.equal(net.conv1.weight, load_classifier().conv1.weight)  # not the metric's classifier
-    t.fit(progress=False)
-    assert 0.0 <= t.history[-1]["d_acc_heldout_fake"] <= 1.0
 
 
 def _benchmark(name: str):
@@ -494,7 +398,7 @@ def test_reward_snr_runs_on_a_tiny_configuration(tmp_path):
     """The script end to end (tiny budget), from a warm-up and from a run's co-trained discriminator."""
     from dataclasses import replace as dc_replace
 
-    from agents.trainer import Trainer
+    from agents.training import Trainer
 
     from .test_training import tiny
 

@@ -1,4 +1,4 @@
-"""The training library (agents.trainer) on tiny configurations: every algorithm, exact resume, recovery from
+"""The training library (agents.training) on tiny configurations: every algorithm, exact resume, recovery from
 divergence, option validation, run-directory safety."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import torch
 
 from adanat_env.data import DEFAULT_DATA_DIR
 from agents.registry import ALGOS
-from agents.trainer import RunDirectoryError, TrainConfig, Trainer, load_checkpoint
+from agents.training import RunDirectoryError, TrainConfig, Trainer, load_checkpoint
 
 pytestmark = pytest.mark.skipif(not (DEFAULT_DATA_DIR / "train-labels-idx1-ubyte.gz").exists(),
                                 reason="Fashion-MNIST package not installed (real images for the discriminator)")
@@ -52,33 +52,17 @@ def test_a_trainer_from_a_config_resumes_to_the_same_weights_as_an_uninterrupted
     assert [h["iteration"] for h in history] == [1, 2, 3]
 
 
-def test_the_r1_penalty_trains_and_its_statistic_is_in_the_history(tmp_path):
-    """--d-r1 (the penalty itself: tests/test_rewards_training.py): the trainer passes it to the reward and logs
-    the real images' squared gradient norm next to the discriminator's accuracy."""
-    Trainer(tiny(d_r1=10.0, iterations=2), tmp_path / "run", log=lambda _: None).fit(progress=False)
-    history = json.loads((tmp_path / "run" / "history.json").read_text())
-    assert load_checkpoint(tmp_path / "run")["config"]["d_r1"] == 10.0
-    # the discriminator trains after every rollout (--d-fakes rollout): its statistics, the penalty's among them,
-    # are in every iteration's record; with --d-fakes fresh it trains before every rollout but the first
-    assert all(h["d_r1"] > 0 and "d_acc" in h for h in history)
-    Trainer(tiny(d_r1=10.0, iterations=2, d_fakes="fresh"), tmp_path / "fresh", log=lambda _: None).fit(progress=False)
-    history = json.loads((tmp_path / "fresh" / "history.json").read_text())
-    assert "d_r1" not in history[0] and history[1]["d_r1"] > 0 and "d_acc" in history[1]
-    with pytest.raises(ValueError, match="--d-r1"):
-        tiny(d_r1=-1.0).validate()
-
-
-def test_the_discriminator_replay_is_saved_with_the_run_and_resumed(tmp_path):
-    """--d-replay: the replayed fakes travel with the checkpoint, so a resumed run draws from the same ones
-    (the wrapper-level round trip is exact: tests/test_rewards_training.py)."""
-    Trainer(tiny(d_replay=2, iterations=1), tmp_path / "run", log=lambda _: None).fit(progress=False)
-    saved = load_checkpoint(tmp_path / "run")["reward"]["history"]
-    # one iteration: the warm-up's pool and the rollout's (the discriminator trains after every rollout)
-    assert [len(x) for x, _ in saved] == [TINY.d_batch_size, TINY.episodes]
-    assert all(x.dtype == torch.uint8 and len(x) == len(y) for x, y in saved)
-    resumed = Trainer.resume(tmp_path / "run", log=lambda _: None)
-    assert all(torch.equal(a.cpu(), x) and torch.equal(b.cpu(), y)
-               for (a, b), (x, y) in zip(resumed.adversarial.history, saved))
+def test_the_discriminator_trains_where_algorithm_1_says_for_each_source_of_fakes(tmp_path):
+    """agents.training.trainer's table: with the rollout's fakes the discriminator trains after every rollout (its
+    statistics are in every record, the first included); with fresh fakes before every rollout but the first."""
+    rollout = Trainer(tiny(iterations=2), tmp_path / "rollout", log=lambda _: None)
+    rollout.fit(progress=False)
+    assert all("d_acc" in h for h in rollout.history)
+    assert rollout.discriminator.reward.num_updates == TINY.d_warmup + 2 * TINY.d_updates
+    fresh = Trainer(tiny(iterations=2, d_fakes="fresh"), tmp_path / "fresh", log=lambda _: None)
+    fresh.fit(progress=False)
+    assert "d_acc" not in fresh.history[0] and "d_acc" in fresh.history[1]
+    assert fresh.discriminator.reward.num_updates == TINY.d_warmup + TINY.d_updates
 
 
 def test_rollout_fakes_resume_exactly_and_train_the_discriminator_every_iteration(tmp_path):
@@ -87,8 +71,8 @@ def test_rollout_fakes_resume_exactly_and_train_the_discriminator_every_iteratio
     full = Trainer(tiny(d_fakes="rollout", iterations=2), tmp_path / "full", log=lambda _: None)
     full.fit(progress=False)
     # warm-up + d_updates after each of the two rollouts; nothing kept after the last one
-    assert full.adversarial.reward.num_updates == TINY.d_warmup + 2 * TINY.d_updates
-    assert full.adversarial.rollout_fakes == [] and all("d_acc" in h for h in full.history)
+    assert full.discriminator.reward.num_updates == TINY.d_warmup + 2 * TINY.d_updates
+    assert full.discriminator.rollout_fakes == [] and all("d_acc" in h for h in full.history)
     Trainer(tiny(d_fakes="rollout", iterations=1), tmp_path / "cut", log=lambda _: None).fit(progress=False)
     Trainer.resume(tmp_path / "cut", iterations=2, log=lambda _: None).fit(progress=False)
     assert _same(_weights(tmp_path / "full"), _weights(tmp_path / "cut"))
@@ -104,7 +88,7 @@ def test_state_dict_round_trips_through_a_fresh_trainer(tmp_path):
     b = Trainer(tiny(iterations=1), None, log=lambda _: None)
     b.load_state_dict(a.state_dict())
     assert b.iteration == 1 and _same(a.model.policy.state_dict(), b.model.policy.state_dict())
-    assert _same(a.adversarial.reward.discriminator.state_dict(), b.adversarial.reward.discriminator.state_dict())
+    assert _same(a.discriminator.reward.discriminator.state_dict(), b.discriminator.reward.discriminator.state_dict())
 
 
 @pytest.mark.parametrize("algo", sorted(ALGOS))
@@ -152,7 +136,7 @@ def test_a_diverged_discriminator_stops_the_run_and_the_advised_recovery_works(t
 
     monkeypatch.setattr(AdversarialReward, "update", original)
     resumed = Trainer.resume(tmp_path, d_lr=5e-4, lr=1e-4, log=lambda _: None)  # what the error advises
-    assert resumed.adversarial.reward.optimizer.param_groups[0]["lr"] == 5e-4
+    assert resumed.discriminator.reward.optimizer.param_groups[0]["lr"] == 5e-4
     resumed.fit(progress=False)
     assert resumed.model.policy.optimizer.param_groups[0]["lr"] == 1e-4
     state = load_checkpoint(tmp_path)
@@ -181,7 +165,7 @@ def test_resume_refuses_a_change_outside_the_resumable_options(tmp_path):
 def test_a_run_saved_before_the_default_reward_changed_resumes_with_the_reward_it_ran_with(tmp_path):
     """A checkpoint older than ``--d-reward`` lacks it and ran with the sigmoid reward (the default then), not
     today's default: resume and the protocol's config check read it as such (trainer.LEGACY_DEFAULTS)."""
-    from agents.trainer import saved_options
+    from agents.training import saved_options
 
     Trainer(tiny(iterations=2, d_reward="sigmoid"), tmp_path, log=lambda _: None).fit(max_iterations=1, progress=False)
     state = load_checkpoint(tmp_path)
@@ -207,6 +191,7 @@ def test_every_choice_is_checked_before_any_work(option, value, tmp_path):
 @pytest.mark.parametrize("changes, match", [({"episodes": 12}, "multiple of --batch-size"),
                                             ({"steps": 0}, "--steps must be >= 1"),
                                             ({"lr": float("nan")}, "--lr must be a finite number"),
+                                            ({"kl_coef": float("inf")}, "--kl-coef must be a finite number >= 0"),
                                             ({"algo": "sac", "policy": "step-only"}, "needs an actor-critic")])
 def test_inconsistent_options_are_refused(changes, match):
     with pytest.raises(ValueError, match=match):
@@ -281,8 +266,30 @@ def test_the_multi_seed_protocol_writes_mean_and_std_and_continues_where_it_stop
     assert run_protocol(base, tmp_path, seeds=(2,), arms={"adv": {}}, log=lambda _: None, progress=False)["arms"]["adv"]["seeds"] == [2]
 
 
-def test_freeze_takes_components_and_single_steps():
-    tiny(freeze="sample_temp@-1,remask_temp").validate()
-    for bad in ("tau1", "sample_temp@2", "sample_temp@last"):  # T = 2 in the tiny config
-        with pytest.raises(ValueError, match="--freeze"):
-            tiny(freeze=bad).validate()
+def test_retired_and_unknown_options_in_a_saved_run_are_named(tmp_path):
+    """Options retired in 0.2.0 load when they were off and are refused by name (with the version that still runs
+    them) when they were on; an option of a newer version is refused, not ignored."""
+    from agents.training import RETIRED, saved_options
+
+    Trainer(tiny(iterations=2), tmp_path, log=lambda _: None).fit(max_iterations=1, progress=False)
+    state = load_checkpoint(tmp_path)
+    state["config"].update(RETIRED)  # a 0.1.0 run with every retired option off
+    torch.save(state, tmp_path / "checkpoint.pt")
+    assert Trainer.resume(tmp_path, log=lambda _: None).iteration == 1
+    with pytest.raises(ValueError, match="--d-replay 4, retired in adanat-gym 0.2.0.*0ba36bb"):
+        saved_options({**state["config"], "d_replay": 4})
+    with pytest.raises(ValueError, match="--d-reward witness, retired"):
+        saved_options({**state["config"], "d_reward": "witness"})
+    with pytest.raises(ValueError, match="options this version does not know \\(d_future\\)"):
+        saved_options({**state["config"], "d_future": 1})
+
+
+def test_a_checkpoint_of_version_0_1_0_resumes(tmp_path):
+    """0.1.0 wrote format 2: the reward's rollout counter in ``disc_callback``; it is read as today's format."""
+    Trainer(tiny(iterations=2), tmp_path / "full", log=lambda _: None).fit(progress=False)
+    Trainer(tiny(iterations=2), tmp_path / "cut", log=lambda _: None).fit(max_iterations=1, progress=False)
+    state = load_checkpoint(tmp_path / "cut")
+    state["format"], state["disc_callback"] = "adanat-train/2", {"rollouts": state.pop("rollouts")}
+    torch.save(state, tmp_path / "cut" / "checkpoint.pt")
+    Trainer.resume(tmp_path / "cut", log=lambda _: None).fit(progress=False)
+    assert _same(_weights(tmp_path / "full"), _weights(tmp_path / "cut"))

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from adanat_env.data import DEFAULT_DATA_DIR
-from agents.trainer import TrainConfig, Trainer
+from agents.training import TrainConfig, Trainer
 
 _spec = importlib.util.spec_from_file_location(
     "ppo_adversarial", Path(__file__).resolve().parents[1] / "experiments" / "ppo_adversarial.py")
@@ -32,6 +32,19 @@ def test_help_documents_every_option_with_its_default():
         assert flag in text, flag
     assert text.count("(default:") >= len(fields(TrainConfig)) + 4
     assert "(default: 'projected-" in text and "minibatch-std group size" in text
+
+
+def test_help_groups_the_options_by_the_step_they_configure():
+    """--help shows TrainConfig's groups (agents.training.config.GROUPS), each option under its own step."""
+    from agents.training import GROUPS
+
+    text = ppo_adversarial.build_parser().format_help()
+    assert [g.split(":")[0] for g in GROUPS] == ["generator", "data", "policy", "discriminator", "evaluation"]
+    assert sorted(f for members in GROUPS.values() for f in members) == sorted(f.name for f in fields(TrainConfig))
+    starts = [text.index(f"\n{title}:") for title in GROUPS]
+    assert starts == sorted(starts)
+    within = text[starts[3]:starts[4]]  # the discriminator's options are all in its group
+    assert "--d-fakes" in within and "--d-lr" in within and "--lr " not in within
 
 
 def test_abbreviations_are_refused(capsys):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import torch
@@ -15,7 +17,24 @@ from adanat_env.schedules import heuristic_schedule
 
 from .test_data import _write_idx
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+
+
+def experiment_script(name: str) -> ModuleType:
+    """``experiments/<name>.py`` as the module ``name``, loaded from its file once per process (the scripts are
+    files, not a package; they import the installed packages, and a sibling such as ``figures`` that one of them
+    imports is found once loaded here)."""
+    path = EXPERIMENTS / f"{name}.py"
+    if getattr(sys.modules.get(name), "__file__", None) != str(path):
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # before it runs: its dataclasses look their module up
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[name]
+            raise
+    return sys.modules[name]
 
 
 def _synthetic_idx(d: Path, n: int = 120, classes: int = 3) -> None:
@@ -31,8 +50,7 @@ def _synthetic_idx(d: Path, n: int = 120, classes: int = 3) -> None:
 
 
 def test_tokenizer_and_nat_scripts_on_a_tiny_idx_set(tmp_path: Path):
-    import train_nat
-    import train_tokenizer
+    train_nat, train_tokenizer = experiment_script("train_nat"), experiment_script("train_tokenizer")
 
     data = tmp_path / "data"
     data.mkdir()
@@ -52,7 +70,7 @@ def test_tokenizer_and_nat_scripts_on_a_tiny_idx_set(tmp_path: Path):
 
 
 def test_training_is_seeded(tmp_path: Path):
-    import train_tokenizer
+    train_tokenizer = experiment_script("train_tokenizer")
 
     data = tmp_path / "data"
     data.mkdir()

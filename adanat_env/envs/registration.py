@@ -22,6 +22,7 @@ from gymnasium.vector import VectorEnv
 from ..embedded import load_embedded_generator
 from ..generator import Generator, NATGenerator
 from ..models import load_nat, load_tokenizer
+from ..models.classifier import load_classifier
 from ..utils import resolve_device
 from ..wrappers import RewardModel, TerminalRewardWrapper, VectorTerminalRewardWrapper
 from .adanat import AdaNATEnv, AdaNATVectorEnv
@@ -48,8 +49,6 @@ def _with_reward(env: Any, reward: str | RewardModel | None, vector: bool) -> An
         if reward not in REWARD_CHOICES:
             raise ValueError(f"reward must be one of {', '.join(REWARD_CHOICES)} or a callable "
                              f"(images, labels) -> (B,) rewards, got {reward!r}")
-        from ..models.classifier import load_classifier
-
         reward = load_classifier(device=env.unwrapped.generator.device).label_probability
     elif not callable(reward):
         raise ValueError(f"reward must be one of {', '.join(REWARD_CHOICES)} or a callable, got {type(reward).__name__}")

