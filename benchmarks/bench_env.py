@@ -24,11 +24,14 @@ import time
 import gymnasium as gym
 import numpy as np
 import torch
+from stable_baselines3 import PPO
 
 import adanat_env  # noqa: F401
 from adanat_env.sampler import generate
 from adanat_env.schedules import heuristic_schedule
 from adanat_env.sb3 import to_sb3
+from agents.callbacks import RolloutTimer
+from agents.device_buffer import DeviceDictRolloutBuffer
 
 
 def _sync(device: torch.device) -> None:
@@ -94,21 +97,15 @@ def main(argv: list[str] | None = None) -> dict:
     results.update(raw_images_per_s=n_images / raw_s, env_images_per_s=n_images / env_s, env_over_raw=raw_s / env_s)
 
     if not args.skip_sb3:
-        from stable_baselines3 import PPO
-
         on_device = args.rollout_buffer == "device" or (args.rollout_buffer == "auto" and device.type == "cuda")
         results["device_rollout_buffer"] = float(on_device)
         sb3_env = to_sb3(venv, device_observations=on_device)
         sb3_env.seed(args.seed)
         extra = {}
         if on_device:
-            from agents.device_buffer import DeviceDictRolloutBuffer
-
             extra["rollout_buffer_class"] = DeviceDictRolloutBuffer
         model = PPO("MultiInputPolicy", sb3_env, n_steps=t * args.episodes, batch_size=b, seed=args.seed, device="cpu"
                     if device.type == "cpu" else device, **extra)
-        from agents.callbacks import RolloutTimer
-
         timer = RolloutTimer(device)
         # three rollouts (the first is a warm-up), each followed by one PPO update, which is not timed
         model.learn(3 * model.n_steps * b, callback=timer)

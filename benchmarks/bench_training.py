@@ -20,10 +20,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 
 from adanat_env.sampler import generate
 from adanat_env.schedules import heuristic_schedule
@@ -38,11 +41,6 @@ def _sync(device: torch.device) -> None:
 
 def synthetic_image_folder(classes: int = 8, per_class: int = 32, side: int = 256) -> str:
     """A temporary ImageNet-layout folder (``train/<class>/*.png``, random images) for runs without ImageNet."""
-    import tempfile
-
-    import numpy as np
-    from PIL import Image
-
     root = Path(tempfile.mkdtemp(prefix="adanat-bench-"))
     rng = np.random.default_rng(0)
     for c in range(classes):

@@ -30,9 +30,18 @@ import torch
 
 import figures  # experiments/figures.py, found beside this script when it runs
 from adanat_env.config import add_config_arguments, config_from_args, run_continuable
+from adanat_env.evaluation.metrics import extract_features, feature_stats, frechet_distance
+from adanat_env.evaluation.sampling import sample_images
+from adanat_env.models.classifier import load_classifier
+from adanat_env.schedules import heuristic_schedule, maskgit_cosine_schedule
+from adanat_env.utils import resolve_device, seed_everything
+from agents.analysis import adaptivity_table, is_effectively_static, record_step_params, split_by_score
+from agents.budget import evaluate_family, save_family_file
 from agents.protocol import run_protocol
 from agents.registry import ALGOS, ARS_N_DELTA
-from agents.training import TrainConfig
+from agents.search import cem_search, rl_generation_budget
+from agents.training import (TrainConfig, Trainer, build_env, evaluate_on_test, metric_features, real_features,
+                             train_split)
 
 #: Suite -> arms (name -> changes to the common configuration); ``algos`` builds its arms with :func:`algo_arms`.
 ARMS: dict[str, dict[str, dict[str, Any]]] = {
@@ -139,9 +148,6 @@ def suite_rewards(base: TrainConfig, out: Path, seeds: list[int], argv: list[str
 
 
 def suite_adaptive(base: TrainConfig, out: Path, seeds: list[int], argv: list[str] | None, samples: int) -> str:
-    from adanat_env.models.classifier import load_classifier
-    from agents.analysis import adaptivity_table, is_effectively_static, record_step_params, split_by_score
-    from agents.training import Trainer
 
     seed = seeds[0]
     cfg = replace(base, seed=seed)
@@ -187,12 +193,6 @@ def suite_adaptive(base: TrainConfig, out: Path, seeds: list[int], argv: list[st
 
 def suite_search(base: TrainConfig, out: Path, seeds: list[int], argv: list[str] | None,
                  population: int, elites: int, samples: int) -> str:
-    from adanat_env.evaluation.metrics import extract_features, feature_stats, frechet_distance
-    from adanat_env.evaluation.sampling import sample_images
-    from adanat_env.schedules import heuristic_schedule, maskgit_cosine_schedule
-    from adanat_env.utils import resolve_device, seed_everything
-    from agents.search import cem_search, rl_generation_budget
-    from agents.training import build_env, evaluate_on_test, metric_features, real_features, train_split
 
     budget = rl_generation_budget(base)
     device = resolve_device(base.device)
@@ -306,8 +306,7 @@ def family_arms(out: Path, seeds: list[int], steps: list[int], lams: list[float]
     """The budget-family arms of the compute suite from its fixed-T runs (:func:`agents.budget.evaluate_family`):
     lam -> one test-metrics row per seed. Each seed's rows are kept in ``out/family/seed<s>.json`` and reused
     while the family, prices and sample count are unchanged; a family file per seed and price is written beside
-    them (``python -m adanat_env.cli --family FILE``)."""
-    from agents.budget import evaluate_family, save_family_file
+    them (``python -m agents.sample --family FILE``)."""
 
     res: dict[float, list[dict[str, Any]]] = {float(lam): [] for lam in lams}
     for seed in seeds:

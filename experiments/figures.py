@@ -6,11 +6,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 
 def _plt():  # type: ignore[no-untyped-def]
     try:
-        import matplotlib
+        import matplotlib  # optional: the [plots] extra
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
@@ -22,8 +23,6 @@ def _plt():  # type: ignore[no-untyped-def]
 def image_panels(images: dict[str, str | Path], out: str | Path, title: str = "") -> None:
     """PNG image files side by side, each titled with its name (e.g. the sample grids of several rewards)."""
     plt = _plt()
-    from PIL import Image
-
     fig, axes = plt.subplots(1, len(images), figsize=(3.6 * len(images), 3.9), squeeze=False)
     for ax, (name, path) in zip(axes[0], images.items()):
         ax.imshow(np.asarray(Image.open(path).convert("L")), cmap="gray", vmin=0, vmax=255)

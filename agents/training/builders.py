@@ -33,7 +33,7 @@ from rewards.fid_reward import BatchFIDReward
 from ..registry import ALGOS
 
 if TYPE_CHECKING:
-    from .config import TrainConfig
+    from .config import TrainConfig  # type-only: config imports this module (its registries)
 
 __all__ = ["METRICS", "REWARDS", "BuiltReward", "build_env", "build_reward", "run_data_dir", "open_split",
            "train_split", "real_features", "real_images", "check_models", "run_classifier", "metric_features"]

@@ -23,7 +23,7 @@ from adanat_env.utils import save_grid
 from .builders import metric_features, open_split, real_features, run_classifier, train_split
 
 if TYPE_CHECKING:
-    from .config import TrainConfig
+    from .config import TrainConfig  # type-only: annotations
 
 __all__ = ["Validation", "rollout_diagnostics", "heldout_real_accuracy", "reference_of_test_split",
            "evaluate_on_test", "plot_training_curve", "STEP_PARAM_NAMES"]
