@@ -69,6 +69,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type, defaults: A
     helps = field_help(cls)
     defaults = cls() if defaults is None else defaults
     group_of = {f: title for title, members in field_groups(cls).items() for f in members}
+    if not isinstance(parser, argparse.ArgumentParser):  # already a group: argument groups do not nest
+        group_of = {}
     groups = {title: parser.add_argument_group(title) for title in dict.fromkeys(group_of.values())}
     for f in fields(cls):
         default = getattr(defaults, f.name)

@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="compute: prices (validation-FID points per NAT evaluation) of the budget-family arms: each "
                         "class runs the fixed-T learned policy (T <= --max-steps) of a per-class budget chosen on "
                         "validation (agents.budget); none: no family arms")
-    add_config_arguments(p.add_argument_group("training options, common to every run of the suite"), TrainConfig)
+    add_config_arguments(p, TrainConfig)  # training options, common to every run of the suite, grouped by step
     return p
 
 

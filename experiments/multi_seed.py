@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arms", nargs="+", default=["default"], metavar="NAME[=FLAGS]",
                    help="arms: a name, or name=training flags for that arm (default: one arm, 'default')")
     p.add_argument("--out", default="runs/multi_seed", help="protocol directory (default: runs/multi_seed)")
-    add_config_arguments(p.add_argument_group("training options, common to every arm"), TrainConfig)
+    add_config_arguments(p, TrainConfig)  # training options, common to every arm, grouped by step
     return p
 
 

@@ -52,14 +52,10 @@ def test_a_trainer_from_a_config_resumes_to_the_same_weights_as_an_uninterrupted
     assert [h["iteration"] for h in history] == [1, 2, 3]
 
 
-def test_the_discriminator_trains_where_algorithm_1_says_for_each_source_of_fakes(tmp_path):
-    """agents.training.trainer's table: with the rollout's fakes the discriminator trains after every rollout (its
-    statistics are in every record, the first included); with fresh fakes before every rollout but the first."""
-    rollout = Trainer(tiny(iterations=2), tmp_path / "rollout", log=lambda _: None)
-    rollout.fit(progress=False)
-    assert all("d_acc" in h for h in rollout.history)
-    assert rollout.discriminator.reward.num_updates == TINY.d_warmup + 2 * TINY.d_updates
-    fresh = Trainer(tiny(iterations=2, d_fakes="fresh"), tmp_path / "fresh", log=lambda _: None)
+def test_fresh_fakes_train_the_discriminator_before_every_rollout_but_the_first(tmp_path):
+    """agents.training.trainer's table, official loop: no policy update precedes the first rollout, so the
+    discriminator's statistics first appear in the second record (rollout fakes: the test below)."""
+    fresh = Trainer(tiny(iterations=2, d_fakes="fresh"), tmp_path, log=lambda _: None)
     fresh.fit(progress=False)
     assert "d_acc" not in fresh.history[0] and "d_acc" in fresh.history[1]
     assert fresh.discriminator.reward.num_updates == TINY.d_warmup + TINY.d_updates
@@ -266,30 +262,23 @@ def test_the_multi_seed_protocol_writes_mean_and_std_and_continues_where_it_stop
     assert run_protocol(base, tmp_path, seeds=(2,), arms={"adv": {}}, log=lambda _: None, progress=False)["arms"]["adv"]["seeds"] == [2]
 
 
-def test_retired_and_unknown_options_in_a_saved_run_are_named(tmp_path):
-    """Options retired in 0.2.0 load when they were off and are refused by name (with the version that still runs
-    them) when they were on; an option of a newer version is refused, not ignored."""
+def test_a_run_of_version_0_1_0_resumes_exactly_and_retired_options_are_named(tmp_path):
+    """0.1.0 wrote checkpoint format 2 (the rollout counter in ``disc_callback``) and configurations with the
+    options retired in 0.2.0: such a run resumes exactly when they were off; a run that used one, or a
+    configuration with an option of a newer version, is refused by name."""
     from agents.training import RETIRED, saved_options
 
-    Trainer(tiny(iterations=2), tmp_path, log=lambda _: None).fit(max_iterations=1, progress=False)
-    state = load_checkpoint(tmp_path)
-    state["config"].update(RETIRED)  # a 0.1.0 run with every retired option off
-    torch.save(state, tmp_path / "checkpoint.pt")
-    assert Trainer.resume(tmp_path, log=lambda _: None).iteration == 1
+    Trainer(tiny(iterations=2), tmp_path / "full", log=lambda _: None).fit(progress=False)
+    Trainer(tiny(iterations=2), tmp_path / "cut", log=lambda _: None).fit(max_iterations=1, progress=False)
+    state = load_checkpoint(tmp_path / "cut")
+    state["format"], state["disc_callback"] = "adanat-train/2", {"rollouts": state.pop("rollouts")}
+    state["config"].update(RETIRED)  # every retired option off
+    torch.save(state, tmp_path / "cut" / "checkpoint.pt")
+    Trainer.resume(tmp_path / "cut", log=lambda _: None).fit(progress=False)
+    assert _same(_weights(tmp_path / "full"), _weights(tmp_path / "cut"))
     with pytest.raises(ValueError, match="--d-replay 4, retired in adanat-gym 0.2.0.*0ba36bb"):
         saved_options({**state["config"], "d_replay": 4})
     with pytest.raises(ValueError, match="--d-reward witness, retired"):
         saved_options({**state["config"], "d_reward": "witness"})
     with pytest.raises(ValueError, match="options this version does not know \\(d_future\\)"):
         saved_options({**state["config"], "d_future": 1})
-
-
-def test_a_checkpoint_of_version_0_1_0_resumes(tmp_path):
-    """0.1.0 wrote format 2: the reward's rollout counter in ``disc_callback``; it is read as today's format."""
-    Trainer(tiny(iterations=2), tmp_path / "full", log=lambda _: None).fit(progress=False)
-    Trainer(tiny(iterations=2), tmp_path / "cut", log=lambda _: None).fit(max_iterations=1, progress=False)
-    state = load_checkpoint(tmp_path / "cut")
-    state["format"], state["disc_callback"] = "adanat-train/2", {"rollouts": state.pop("rollouts")}
-    torch.save(state, tmp_path / "cut" / "checkpoint.pt")
-    Trainer.resume(tmp_path / "cut", log=lambda _: None).fit(progress=False)
-    assert _same(_weights(tmp_path / "full"), _weights(tmp_path / "cut"))
