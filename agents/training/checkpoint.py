@@ -25,19 +25,24 @@ class RunDirectoryError(FileExistsError):
     """A new run was asked to write into a directory that holds another run."""
 
 
-def claim_run_directory(out: Path, overwrite: bool) -> None:
-    """Make ``out`` this run's: refuse another run's files unless ``overwrite`` (which removes them).
+def claim_run_directory(out: Path, overwrite: bool) -> bool:
+    """Make ``out`` this run's: refuse another run's files unless ``overwrite`` (which removes them). A run that
+    stopped before its first checkpoint (``config.json`` and perhaps ``history.json``, nothing to resume) is
+    replaced: a retry of the same command works.
 
+    :return: whether such a failed start was replaced.
     :raises RunDirectoryError: ``out`` holds another run.
     """
     present = [f for f in RUN_FILES if (out / f).exists()]
-    if present and not overwrite:
+    failed_start = bool(present) and set(present) <= {"config.json", "history.json", "checkpoint.tmp"}
+    if present and not overwrite and not failed_start:
         raise RunDirectoryError(
             f"'{out}' already holds a run ({', '.join(present)}); continue it with --resume {out}, "
             "pick another --out, or pass --overwrite to replace it")
     for f in present:
         (out / f).unlink()
     out.mkdir(parents=True, exist_ok=True)
+    return failed_start and not overwrite
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -51,7 +56,9 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     if p.is_dir():
         p = p / "checkpoint.pt"
     if not p.is_file():
-        raise FileNotFoundError(f"no checkpoint at '{p}' (a run directory holds 'checkpoint.pt')")
+        raise FileNotFoundError(f"no checkpoint at '{p}' (a run directory holds 'checkpoint.pt' from its first "
+                                "finished iteration on; a run that stopped before it starts again with the same "
+                                "command, without --resume)")
     state = read_checkpoint(p, what="training checkpoint")
     if not isinstance(state, dict) or state.get("format") not in _READABLE:
         raise ValueError(f"'{p}' is not a checkpoint of agents.training (format {CHECKPOINT_FORMAT})")

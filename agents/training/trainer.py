@@ -108,7 +108,8 @@ class Trainer:
         self.config, self.command, self.log = config, command, log
         self.out = Path(out) if out is not None else None
         if self.out is not None and not _resuming:
-            claim_run_directory(self.out, overwrite)
+            if claim_run_directory(self.out, overwrite):
+                log(f"'{self.out}' held a run that stopped before its first checkpoint: starting it again")
             (self.out / "config.json").write_text(json.dumps({**asdict(config), "command": command}, indent=2))
         seed_everything(config.seed)
         self.device = resolve_device(config.device)
