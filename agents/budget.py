@@ -254,9 +254,21 @@ def load_family_file(path: str | os.PathLike[str], device: str = "auto") -> tupl
     if not path.is_file():
         raise FileNotFoundError(f"no budget-family file at '{path}' (write one with "
                                 "benchmarks/family_allocation.py --out DIR or agents.budget.save_family_file)")
-    body = json.loads(path.read_text())
+    try:
+        body = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"'{path}' is not valid JSON ({e}); write family files with "
+                         "agents.budget.save_family_file") from None
     if not isinstance(body, dict) or body.get("format") != FAMILY_FORMAT:
         raise ValueError(f"'{path}' is not a budget-family file (format {FAMILY_FORMAT!r})")
+    missing = [k for k in ("members", "table") if not isinstance(body.get(k), dict)]
+    if missing:
+        raise ValueError(f"the budget-family file '{path}' has no {' and no '.join(missing)} (a mapping); write "
+                         "family files with agents.budget.save_family_file")
+    bad = [k for k in [*body["members"], *body["table"].values(), *body["table"]] if not str(k).isdigit()]
+    if bad:
+        raise ValueError(f"the budget-family file '{path}' has a step count or class that is not a whole number "
+                         f"({bad[0]!r}); member keys and table entries are integers, e.g. \"4\"")
     members, generator, ref = {}, None, None
     for t, rel in sorted(body["members"].items(), key=lambda kv: int(kv[0])):
         run = path.parent / rel
