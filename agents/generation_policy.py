@@ -20,7 +20,7 @@ from adanat_env.policy import PolicyInput, StepDecision
 
 from .sb3_internals import predict_tensor
 
-__all__ = ["SB3GenerationPolicy"]
+__all__ = ["SB3GenerationPolicy", "check_model_fits"]
 
 
 class SB3GenerationPolicy:
@@ -61,7 +61,9 @@ class SB3GenerationPolicy:
         :param env: the env the model was trained on.
         :param deterministic: mean action (evaluation) or sampled (exploration).
         """
-        return cls(model, decoding_spec_of(env), deterministic)
+        spec = decoding_spec_of(env)
+        check_model_fits(getattr(model, "policy", model), spec)
+        return cls(model, spec, deterministic)
 
     @property
     def num_steps(self) -> int:
@@ -116,3 +118,32 @@ class SB3GenerationPolicy:
             return StepDecision(params, self.spec.finish(raw))
         finally:
             self.policy.set_training_mode(was_training)
+
+
+def check_model_fits(policy: Any, spec: DecodingSpec) -> None:
+    """Refuse a model trained on another env: its action size (the stop action of adaptive step counts), its step
+    count T and its observation's token grid, feature size and classes (Dict observations; a pooled one only by its size) must be the env's. (The action residual
+    is not in the model's spaces: a model trained with ``residual="none"`` on a ``"heuristic"`` env cannot be told
+    apart here; sample a trained run with :func:`agents.export.load_generation_policy`, which builds its own env.)
+
+    :raises ValueError: naming what differs, the model's value and the env's.
+    """
+    def differs(what: str, model: Any, env: Any) -> ValueError:
+        return ValueError(f"the model does not fit this env: its {what} is {model}, the env's {env}; build the env "
+                          "with the options the model was trained with (its run's config.json)")
+
+    n_actions = 5 if spec.adaptive else 4
+    if tuple(policy.action_space.shape) != (n_actions,):
+        raise differs("action size (5 = with the stop action of --adaptive-steps)", policy.action_space.shape[0],
+                      n_actions)
+    obs = policy.observation_space
+    if isinstance(obs, spaces.Dict):
+        if int(obs["step"].high.max()) != spec.steps:
+            raise differs("number of decoding steps T", int(obs["step"].high.max()), spec.steps)
+        if tuple(obs["features"].shape) != (spec.num_tokens, spec.feature_dim):
+            raise differs("feature shape (tokens, dim)", tuple(obs["features"].shape), (spec.num_tokens, spec.feature_dim))
+        if int(obs["label"].high.max()) + 1 != spec.num_classes:
+            raise differs("number of classes", int(obs["label"].high.max()) + 1, spec.num_classes)
+    elif tuple(obs.shape) != (spec.feature_dim + 1 + spec.num_classes,):
+        raise differs("pooled observation size", tuple(obs.shape)[0], spec.feature_dim + 1 + spec.num_classes)
+
