@@ -62,11 +62,17 @@ def record_step_params(generator: Generator, policy: Policy, num_steps: int, num
                       torch.cat(scores).numpy() if scores else None)
 
 
-def adaptivity_table(params: np.ndarray) -> list[dict[str, Any]]:
+def adaptivity_table(params: np.ndarray, labels: np.ndarray | None = None,
+                     score: np.ndarray | None = None) -> list[dict[str, Any]]:
     """One row per (step, parameter): mean, std, 10th / 90th percentile across samples, and the relative spread
-    ``std / |mean|`` (NaN where the mean is ~0).
+    ``std / |mean|`` (NaN where the mean is ~0). With ``labels``, also ``class_share``: the share of the
+    across-sample variance that lies between the class means (1: a per-class schedule; 0: all within classes);
+    with ``score`` as well, ``within_corr``: the correlation of the within-class part (the parameter minus its
+    class mean) with the per-sample score (e.g. the classifier's confidence in the final image).
 
     :param params: (T, N, 4) step parameters.
+    :param labels: (N,) class labels of the samples.
+    :param score: (N,) per-sample score (needs ``labels``).
     """
     if params.ndim != 3 or params.shape[2] != len(PARAM_NAMES):
         raise ValueError(f"params must have shape (T, N, 4), got {params.shape}")
@@ -75,9 +81,18 @@ def adaptivity_table(params: np.ndarray) -> list[dict[str, Any]]:
         for j, name in enumerate(PARAM_NAMES):
             x = params[t, :, j].astype(np.float64)
             mean, std = float(x.mean()), float(x.std())
-            rows.append({"step": t, "param": name, "mean": mean, "std": std,
-                         "p10": float(np.percentile(x, 10)), "p90": float(np.percentile(x, 90)),
-                         "rel_spread": std / abs(mean) if abs(mean) > 1e-3 else float("nan")})
+            row = {"step": t, "param": name, "mean": mean, "std": std,
+                   "p10": float(np.percentile(x, 10)), "p90": float(np.percentile(x, 90)),
+                   "rel_spread": std / abs(mean) if abs(mean) > 1e-3 else float("nan")}
+            if labels is not None:
+                lab = np.asarray(labels).astype(np.int64)
+                class_mean = np.bincount(lab, weights=x) / np.maximum(np.bincount(lab), 1)
+                within = x - class_mean[lab]
+                row["class_share"] = float(1 - within.var() / std ** 2) if std > 1e-12 else float("nan")
+                if score is not None:
+                    ok = within.std() > 1e-9 and np.std(score) > 0
+                    row["within_corr"] = float(np.corrcoef(within, score)[0, 1]) if ok else float("nan")
+            rows.append(row)
     return rows
 
 

@@ -21,6 +21,8 @@ Policies (usable by name through :mod:`agents.registry` or directly as ``policy=
 - :class:`AdaNATPolicy` (PPO, A2C, TRPO): adaptive, sees the NAT features and the step.
 - :class:`StepOnlyPolicy`: the learnable NON-adaptive variant of the paper's Table 5 (middle row): the same
   head, but the extractor sees only the step index, so it learns one schedule for every sample.
+- :class:`ClassStepPolicy`: one learned schedule per class (sees the step and the label, not the canvas): what
+  per-class adaptation alone buys.
 - :class:`AdaNATRecurrentPolicy` (RecurrentPPO): the adaptive trunk followed by SB3-contrib's LSTM.
 """
 
@@ -41,8 +43,8 @@ from torch import nn
 
 from .policy_net import PolicyTrunk, _StepEmbedder, default_width
 
-__all__ = ["StdSchedule", "AdaNATExtractor", "StepOnlyExtractor", "AdaNATGaussian", "FixedStdMixin", "AdaNATPolicy",
-           "StepOnlyPolicy", "AdaNATRecurrentPolicy", "grid_of"]
+__all__ = ["StdSchedule", "AdaNATExtractor", "StepOnlyExtractor", "ClassStepExtractor", "AdaNATGaussian",
+           "FixedStdMixin", "AdaNATPolicy", "StepOnlyPolicy", "ClassStepPolicy", "AdaNATRecurrentPolicy", "grid_of"]
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,53 @@ class StepOnlyExtractor(BaseFeaturesExtractor):
 
     def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
         return nn.functional.gelu(self.out(self.t_embedder(observations["step"].reshape(-1).long())))
+
+
+class ClassStepExtractor(BaseFeaturesExtractor):
+    """Per-class schedule: sees the step index and the class label, not the canvas (one schedule per class).
+
+    :param observation_space: the env's Dict observation space (``step`` and ``label`` are read).
+    :param hidden: embedding width; ``None``: the adaptive trunk's default for these features.
+    """
+
+    def __init__(self, observation_space: spaces.Dict, hidden: int | None = None) -> None:
+        feats = _check_obs_space(observation_space)
+        if "label" not in observation_space.spaces:
+            raise ValueError("the per-class policy needs the env's 'label' observation")
+        hidden = default_width(feats.shape[1]) if hidden is None else hidden
+        super().__init__(observation_space, hidden)
+        self.t_embedder = _StepEmbedder(hidden)
+        self.y_embedder = nn.Embedding(int(observation_space["label"].high.max()) + 1, hidden)
+        nn.init.normal_(self.y_embedder.weight, std=0.02)
+        self.out = nn.Linear(hidden, hidden)
+
+    def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
+        c = self.t_embedder(observations["step"].reshape(-1).long())
+        c = c + self.y_embedder(observations["label"].reshape(-1).long())
+        return nn.functional.gelu(self.out(c))
+
+
+class StepPlusFeaturesExtractor(BaseFeaturesExtractor):
+    """A schedule shared by every sample plus a slow per-sample part: ``[StepOnlyExtractor(step),
+    scale * AdaNATExtractor(features, step)]``. The factor ``scale`` slows the per-sample part: with Adam, it
+    moves the action ``scale`` times as fast as the shared part, so a shift every sample needs is learned by the
+    step path, not as a side effect of the feature path (whose latent varies across samples).
+
+    :param observation_space: the env's Dict observation space.
+    :param hidden: width of each half; ``None``: the adaptive trunk's default for these features.
+    :param scale: the per-sample part's factor.
+    """
+
+    def __init__(self, observation_space: spaces.Dict, hidden: int | None = None, scale: float = 0.1) -> None:
+        feats = _check_obs_space(observation_space)
+        hidden = default_width(feats.shape[1]) if hidden is None else hidden
+        super().__init__(observation_space, 2 * hidden)
+        self.scale = float(scale)
+        self.step_path = StepOnlyExtractor(observation_space, hidden)
+        self.feature_path = AdaNATExtractor(observation_space, hidden)
+
+    def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
+        return torch.cat([self.step_path(observations), self.scale * self.feature_path(observations)], dim=-1)
 
 
 class AdaNATGaussian(DiagGaussianDistribution):
@@ -216,6 +265,18 @@ class StepOnlyPolicy(_FixedStdActorCritic):
     """Learnable non-adaptive schedule: sees only the step index (paper Table 5, middle row)."""
 
     extractor = StepOnlyExtractor
+
+
+class ClassStepPolicy(_FixedStdActorCritic):
+    """One learned schedule per class (:class:`ClassStepExtractor`)."""
+
+    extractor = ClassStepExtractor
+
+
+class StepPlusFeaturesPolicy(_FixedStdActorCritic):
+    """Adaptive: a shared per-step schedule plus a slow per-sample part (:class:`StepPlusFeaturesExtractor`)."""
+
+    extractor = StepPlusFeaturesExtractor
 
 
 class AdaNATRecurrentPolicy(FixedStdMixin, RecurrentMultiInputActorCriticPolicy):

@@ -1,7 +1,7 @@
 """The paper's analyses and the algorithm comparison: one command per suite, each writing a Markdown table (and a
 figure: rewards, adaptive, search, algos, compute) into --out (default docs/results/<suite>/).
 
-    python experiments/compare.py table5     # heuristic vs learnable non-adaptive vs adaptive (paper Table 5)
+    python experiments/compare.py table5     # heuristic, static search, step-only, adaptive, its mean (paper Table 5)
     python experiments/compare.py rewards    # adversarial vs batch-FID vs PRM stand-in (paper Fig. 4)
     python experiments/compare.py adaptive   # how the learned policy adapts per sample (paper Fig. 3)
     python experiments/compare.py search     # CEM over static schedules, as many generations as one RL run
@@ -33,10 +33,11 @@ from adanat_env.config import add_config_arguments, config_from_args, run_contin
 from adanat_env.evaluation.metrics import extract_features, feature_stats, frechet_distance
 from adanat_env.evaluation.sampling import sample_images
 from adanat_env.models.classifier import load_classifier
-from adanat_env.schedules import heuristic_schedule, maskgit_cosine_schedule
+from adanat_env.schedules import Schedule, heuristic_schedule, maskgit_cosine_schedule
 from adanat_env.utils import resolve_device, seed_everything
 from agents.analysis import adaptivity_table, is_effectively_static, record_step_params, split_by_score
 from agents.budget import evaluate_family, save_family_file
+from agents.paired import paired_evaluation
 from agents.protocol import run_protocol
 from agents.registry import ALGOS, ARS_N_DELTA
 from agents.search import cem_search, rl_generation_budget
@@ -50,7 +51,7 @@ ARMS: dict[str, dict[str, dict[str, Any]]] = {
     "adaptive": {"adaptive": {}},
 }
 SUITES = ("table5", "rewards", "adaptive", "search", "algos", "compute")
-DEFAULT_SEEDS = {"table5": [0, 1, 2], "rewards": [0, 1, 2], "adaptive": [0], "search": [0, 1, 2], "algos": [0, 1],
+DEFAULT_SEEDS = {"table5": [0, 1, 2, 3, 4], "rewards": [0, 1, 2], "adaptive": [0], "search": [0, 1, 2], "algos": [0, 1],
                  "compute": [0, 1, 2]}
 
 
@@ -63,7 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--analysis-samples", type=int, default=1000, help="adaptive: samples whose step parameters are recorded")
     p.add_argument("--population", type=int, default=8, help="search: CEM candidates per round")
     p.add_argument("--elites", type=int, default=3, help="search: CEM elites per round")
-    p.add_argument("--search-samples", type=int, default=256, help="search: generations per candidate (validation FID)")
+    p.add_argument("--search-samples", type=int, default=256,
+                   help="search, table5: generations per CEM candidate (validation FID)")
+    p.add_argument("--eval-seeds", type=int, nargs="+", default=[0, 1],
+                   help="table5: evaluation seeds, the same for every arm (paired; default: 0 1)")
+    p.add_argument("--second-metric", default="efficientnet-lite0",
+                   help="table5: a second FID feature space that neither the reward nor the selection uses "
+                        "(default: efficientnet-lite0; 'none' for none)")
     p.add_argument("--algos", nargs="+", choices=list(ALGOS), default=list(ALGOS), help="algos: which algorithms (default: all)")
     p.add_argument("--fixed-steps", type=int, nargs="*", default=[2, 3, 4, 6, 8],
                    help="compute: T of the fixed-T learned policies (and of the heuristic they are evaluated with)")
@@ -123,14 +130,78 @@ def _header(suite: str, base: TrainConfig, seeds: list[int], argv: list[str] | N
 
 
 # ------------------------------------------------------------------------------------------------ suites
-def suite_table5(base: TrainConfig, out: Path, seeds: list[int], argv: list[str] | None) -> str:
+#: Table 5's arms, in the order of its table: (name, what it is).
+TABLE5_ARMS = (("heuristic", "hand-designed (the official heuristic)"),
+               ("static-search", "one schedule for all samples, CEM-searched on validation FID (same budget)"),
+               ("step-only", "learnable non-adaptive (`--policy step-only`)"),
+               ("adaptive", "adaptive (the default main job)"),
+               ("adaptive-mean", "the adaptive policy's own per-step mean schedule"))
+_PAIRED_KEYS = ("fid", "kid_x1e3", "precision", "recall", "class_accuracy")
+
+
+def _paired_row(rows: list[dict[str, Any]], second: str | None) -> dict[str, Any]:
+    """One (arm, seed): the mean over evaluation seeds of each metric, each evaluation seed's FID, per-class FID."""
+    out: dict[str, Any] = {k: statistics.fmean(r[k] for r in rows) for k in _PAIRED_KEYS if k in rows[0]}
+    out["fid_eval_seeds"] = [r["fid"] for r in rows]
+    out["per_class_fid"] = [statistics.fmean(v) for v in zip(*(r["per_class_fid"] for r in rows))]
+    out["per_class_recall"] = [statistics.fmean(v) for v in zip(*(r["per_class_recall"] for r in rows))]
+    if second:
+        out[f"fid_{second}"] = statistics.fmean(r[f"fid_{second}"] for r in rows)
+    return out
+
+
+def suite_table5(base: TrainConfig, out: Path, seeds: list[int], argv: list[str] | None, population: int,
+                 elites: int, samples: int, eval_seeds: list[int], second_metric: str | None) -> str:
+    """Heuristic, static-search, step-only, adaptive and adaptive-mean per seed, every arm evaluated paired (the
+    same sampling seeds, :func:`agents.paired.paired_evaluation`) at every evaluation seed; ``summary.json``."""
     run_protocol(base, out, seeds, ARMS["table5"], command=_command(argv))
-    ms = {arm: _run_metrics(out, arm, seeds) for arm in ARMS["table5"]}
-    rows = {"hand-designed (heuristic)": [m["details"]["heuristic"] for m in ms["adaptive"]],
-            "learnable non-adaptive (`--policy step-only`)": [m["details"]["learned"] for m in ms["step-only"]],
-            "adaptive (the default)": [m["details"]["learned"] for m in ms["adaptive"]]}
-    red = {"FID vs heuristic": ["—"] + [_reduction(v) for v in ms.values()]}
-    return _header("Table 5: learnable non-adaptive vs adaptive", base, seeds, argv) + metrics_table(rows, red)
+    per_seed: dict[int, dict[str, Any]] = {}
+    for seed in seeds:
+        found = _static_search(base, out / "static-search" / f"seed{seed}", seed, population, elites, samples)
+        cache = out / "paired" / f"seed{seed}.json"
+        if cache.is_file():
+            table = json.loads(cache.read_text())
+        else:
+            runs = {arm: out / arm / f"seed{seed}" for arm in ARMS["table5"]}
+            table = paired_evaluation(runs, eval_seeds=eval_seeds, num_samples=base.eval_samples, means=("adaptive",),
+                                      mean_samples=min(1000, base.eval_samples),
+                                      schedules={"static-search": Schedule(**found["schedule"], name="static-search")},
+                                      second_metric=second_metric, cache_dir=out / "paired", device=base.device)
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            cache.write_text(json.dumps(table, indent=1))
+        per_seed[seed] = {arm: _paired_row(table[arm], second_metric) for arm, _ in TABLE5_ARMS}
+    arms: dict[str, Any] = {}
+    for arm, what in TABLE5_ARMS:
+        fids = [per_seed[s][arm]["fid"] for s in seeds]
+        arms[arm] = {"what": what, "per_seed": {s: per_seed[s][arm] for s in seeds},
+                     "fid_mean": statistics.fmean(fids), "fid_std": statistics.stdev(fids) if len(fids) > 1 else 0.0,
+                     "fid_worst": max(fids),
+                     "eval_seed_spread_max": max(max(v) - min(v) for v in
+                                                 (per_seed[s][arm]["fid_eval_seeds"] for s in seeds))}
+    summary = {"seeds": seeds, "eval_seeds": eval_seeds, "samples": base.eval_samples, "second_metric": second_metric,
+               "command": _command(argv), "arms": arms}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    figures.curves({what: [(seeds, [per_seed[s][arm]["fid"] for s in seeds])] for arm, what in TABLE5_ARMS},
+                   out / "table5.png", xlabel="training seed", ylabel="test FID (mean over evaluation seeds)")
+    rows = {f"{arm}: {what}": [per_seed[s][arm] for s in seeds] for arm, what in TABLE5_ARMS}
+    heur = [per_seed[s]["heuristic"]["fid"] for s in seeds]
+    vs = {"FID vs heuristic (worst seed)": [
+        "—" if arm == "heuristic" else _ms_pct([1 - per_seed[s][arm]["fid"] / h for s, h in zip(seeds, heur)])
+        for arm, _ in TABLE5_ARMS],
+        "eval-seed spread, max": [f"{arms[arm]['eval_seed_spread_max']:.2f}" for arm, _ in TABLE5_ARMS]}
+    if second_metric:
+        vs[f"FID in {second_metric}"] = [_ms([per_seed[s][arm][f"fid_{second_metric}"] for s in seeds])
+                                         for arm, _ in TABLE5_ARMS]
+    return (_header("Table 5: hand-designed, static, learnable non-adaptive, adaptive", base, seeds, argv)
+            + f"Every arm of a seed on the same labels and noise at evaluation seeds {' '.join(map(str, eval_seeds))} "
+            f"({base.eval_samples} samples each; a figure is the mean over them). static-search: CEM, {population} "
+            f"candidates per round, {samples} generations each, the generations of one training run.\n\n"
+            + metrics_table(rows, vs) + "\n![table5](table5.png)\n")
+
+
+def _ms_pct(reductions: list[float]) -> str:
+    red = [-100 * r for r in reductions]
+    return f"{_ms(red, '{:+.1f}')}% ({max(red):+.1f}%)"
 
 
 def suite_rewards(base: TrainConfig, out: Path, seeds: list[int], argv: list[str] | None) -> str:
@@ -168,16 +239,17 @@ def suite_adaptive(base: TrainConfig, out: Path, seeds: list[int], argv: list[st
     clf = load_classifier(device=trainer.device)
     rec = record_step_params(trainer.generator, policy, cfg.steps, samples, seed=seed + 777,
                              score_fn=clf.label_probability)
-    table = adaptivity_table(rec.params)
+    table = adaptivity_table(rec.params, rec.labels.numpy(), rec.score)
     easy, hard = split_by_score(rec.score, 0.3)
     figures.adaptive_figure(rec.params, easy, hard, rec.images[:, 0].numpy(), out / "adaptive.png")
-    lines = ["| step | parameter | mean | std across samples | p10 | p90 | std / mean | mean, easy | mean, hard |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| step | parameter | mean | std across samples | p10 | p90 | std / mean | share between classes "
+             "| corr. within class with confidence | mean, easy | mean, hard |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in table:
         j = ("m", "tau1", "tau2", "w").index(r["param"])
         pe, ph = rec.params[r["step"], easy, j].mean(), rec.params[r["step"], hard, j].mean()
         lines.append(f"| {r['step']} | {r['param']} | {r['mean']:.4f} | {r['std']:.4f} | {r['p10']:.4f} | {r['p90']:.4f} "
-                     f"| {r['rel_spread']:.3f} | {pe:.4f} | {ph:.4f} |")
+                     f"| {r['rel_spread']:.3f} | {r['class_share']:.2f} | {r['within_corr']:+.2f} | {pe:.4f} | {ph:.4f} |")
     static = is_effectively_static(table)
     spread = max((r["rel_spread"] for r in table if r["rel_spread"] == r["rel_spread"]), default=float("nan"))
     verdict = (f"**Effectively static**: no parameter varies by more than 2% (std / mean) across samples at any step "
@@ -187,51 +259,55 @@ def suite_adaptive(base: TrainConfig, out: Path, seeds: list[int], argv: list[st
                                                    "samples": samples}, indent=2))
     return (_header("Adaptive: how the learned policy adapts per sample", base, [seed], argv)
             + f"The selected policy (iteration {it}) of the default run, seed {seed}; {samples} class-balanced samples; "
-            "easy / hard = the 30% of samples the shipped classifier is most / least confident in.\n\n"
+            "easy / hard = the 30% of samples the shipped classifier is most / least confident in; share between "
+            "classes = the part of the across-sample variance that the class explains; corr. within class = the "
+            "correlation of the rest with that confidence (what a per-sample choice should follow).\n\n"
             + "\n".join(lines) + f"\n\n{verdict}\n\n![adaptive](adaptive.png)\n")
+
+
+def _static_search(base: TrainConfig, run: Path, seed: int, population: int, elites: int, samples: int
+                   ) -> dict[str, Any]:
+    """CEM over one schedule for every sample, with one training run's generations, scored by validation FID;
+    evaluated on the test split. Reads ``run/metrics.json`` when it is there."""
+    if (run / "metrics.json").is_file():
+        return json.loads((run / "metrics.json").read_text())
+    budget = rl_generation_budget(base)
+    device = resolve_device(base.device)
+    run.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    cfg = replace(base, seed=seed)
+    seed_everything(seed)
+    env = build_env(cfg, device)
+    gen = env.unwrapped.generator
+    fn = metric_features(cfg, device)
+    ds, _, val_idx = train_split(cfg, gen)
+    ref = feature_stats(real_features(fn, ds, val_idx, gen, device))
+
+    def score(schedule, round_seed, n=samples):  # type: ignore[no-untyped-def]
+        images, _ = sample_images(gen, schedule, cfg.steps, n, seed=round_seed)
+        return frechet_distance(feature_stats(extract_features(fn, images)), ref)
+
+    found = cem_search(score, cfg.steps, budget, population=population, elites=elites, samples=samples,
+                       residual=cfg.residual == "heuristic", seed=seed, progress=True)
+    res = evaluate_on_test(cfg, gen, {"cosine": maskgit_cosine_schedule(cfg.steps),
+                                      "heuristic": heuristic_schedule(cfg.steps), "searched": found.schedule},
+                           run, device)
+    m = {"details": res, "fid_reduction_vs_heuristic": 1 - res["searched"]["fid"] / res["heuristic"]["fid"],
+         "schedule": {k: list(getattr(found.schedule, k)) for k in ("mask_ratio", "sample_temp", "remask_temp", "guidance")},
+         "raw": found.raw.tolist(), "history": found.history, "generations": found.generations, "seed": seed,
+         "wall_time_s": round(time.perf_counter() - t0, 1)}
+    (run / "metrics.json").write_text(json.dumps(m, indent=2))
+    return m
 
 
 def suite_search(base: TrainConfig, out: Path, seeds: list[int], argv: list[str] | None,
                  population: int, elites: int, samples: int) -> str:
-
-    budget = rl_generation_budget(base)
-    device = resolve_device(base.device)
     results = []
     for seed in seeds:
-        run = out / "search" / f"seed{seed}"
-        if (run / "metrics.json").is_file():
-            done = json.loads((run / "metrics.json").read_text())
-            if done.get("search_score", "fid") != "fid":  # a retired --search-score: not this suite's result
-                raise SystemExit(f"'{run}' holds a search scored by {done['search_score']}, not by the validation "
-                                 "FID: use another --out")
-            results.append(done)
-            continue
-        run.mkdir(parents=True, exist_ok=True)
-        t0 = time.perf_counter()
-        cfg = replace(base, seed=seed)
-        seed_everything(seed)
-        env = build_env(cfg, device)
-        gen = env.unwrapped.generator
-
-        fn = metric_features(cfg, device)
-        ds, _, val_idx = train_split(cfg, gen)
-        ref = feature_stats(real_features(fn, ds, val_idx, gen, device))
-
-        def score(schedule, round_seed, n=samples):  # type: ignore[no-untyped-def]
-            images, _ = sample_images(gen, schedule, cfg.steps, n, seed=round_seed)
-            return frechet_distance(feature_stats(extract_features(fn, images)), ref)
-
-        found = cem_search(score, cfg.steps, budget, population=population, elites=elites, samples=samples,
-                           residual=cfg.residual == "heuristic", seed=seed, progress=True)
-        res = evaluate_on_test(cfg, gen, {"cosine": maskgit_cosine_schedule(cfg.steps),
-                                          "heuristic": heuristic_schedule(cfg.steps), "searched": found.schedule},
-                               run, device)
-        m = {"details": res, "fid_reduction_vs_heuristic": 1 - res["searched"]["fid"] / res["heuristic"]["fid"],
-             "schedule": {k: list(getattr(found.schedule, k)) for k in ("mask_ratio", "sample_temp", "remask_temp", "guidance")},
-             "raw": found.raw.tolist(), "history": found.history, "generations": found.generations,
-             "seed": seed,
-             "wall_time_s": round(time.perf_counter() - t0, 1)}
-        (run / "metrics.json").write_text(json.dumps(m, indent=2))
+        m = _static_search(base, out / "search" / f"seed{seed}", seed, population, elites, samples)
+        if m.get("search_score", "fid") != "fid":  # a retired --search-score: not this suite's result
+            raise SystemExit(f"the search of seed {seed} in '{out}' was scored by {m['search_score']}, not by the "
+                             "validation FID: use another --out")
         results.append(m)
     rows = {"hand-designed (heuristic)": [m["details"]["heuristic"] for m in results],
             "CEM-searched static schedule": [m["details"]["searched"] for m in results]}
@@ -244,8 +320,8 @@ def suite_search(base: TrainConfig, out: Path, seeds: list[int], argv: list[str]
                    out / "search.png", xlabel="generations", ylabel=f"{what} ({samples} samples)")
     return (_header("Search: the strongest static schedule (CEM)", base, seeds, argv)
             + f"CEM over the (T, 4) raw schedule table: {population} candidates per round, {elites} elites, each scored "
-            f"by {what} on {samples} generations; {budget} generations per seed, as many as one training run's "
-            "rollouts and discriminator batches.\n\n" + metrics_table(rows, red)
+            f"by {what} on {samples} generations; {rl_generation_budget(base)} generations per seed, as many as one "
+            "training run's rollouts and discriminator batches.\n\n" + metrics_table(rows, red)
             + f"\nFound schedules (m, τ1, τ2, w per step):\n\n{sched}\n\n![search](search.png)\n")
 
 
@@ -398,6 +474,7 @@ def suite_compute(base: TrainConfig, out: Path, seeds: list[int], argv: list[str
 
 def main(argv: list[str] | None = None) -> str:
     args = build_parser().parse_args(argv)
+    args.second_metric = None if args.second_metric in ("", "none") else args.second_metric
     base, _ = config_from_args(TrainConfig, args)
     seeds = args.seeds or DEFAULT_SEEDS[args.suite]
     out = Path(args.out or f"docs/results/{args.suite}")
@@ -411,8 +488,11 @@ def main(argv: list[str] | None = None) -> str:
     elif args.suite == "compute":
         text = suite_compute(base, out, seeds, argv, args.fixed_steps, args.nfe_costs, args.max_steps,
                              args.family_lams)
+    elif args.suite == "table5":
+        text = suite_table5(base, out, seeds, argv, args.population, args.elites, args.search_samples,
+                            args.eval_seeds, args.second_metric)
     else:
-        text = {"table5": suite_table5, "rewards": suite_rewards}[args.suite](base, out, seeds, argv)
+        text = suite_rewards(base, out, seeds, argv)
     (out / f"{args.suite}.md").write_text(text)
     print(text)
     return text

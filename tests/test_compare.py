@@ -83,23 +83,40 @@ def test_adaptivity_table_and_the_static_verdict():
     assert easy.tolist() == [False] * 7 + [True] * 3 and hard.tolist() == [True] * 3 + [False] * 7
     with pytest.raises(ValueError):
         adaptivity_table(params[..., :3])
+    # step 0: tau1 set by the class alone; step 1: w by a per-sample score within each class
+    labels, score = np.arange(100) % 5, rng.normal(size=100)
+    params = np.ones((2, 100, 4))
+    params[0, :, 1] += 0.1 * labels
+    params[1, :, 3] += 0.2 * score
+    rows = {(r["step"], r["param"]): r for r in adaptivity_table(params, labels, score)}
+    assert rows[0, "tau1"]["class_share"] == pytest.approx(1.0) and rows[1, "w"]["within_corr"] > 0.95
+    assert rows[1, "w"]["class_share"] < 0.2 and np.isnan(rows[0, "m"]["class_share"])  # m does not vary
 
 
 # ----------------------------------------------------------------------------------------- suites at toy size
 @needs_data
 def test_table5_suite_writes_its_table_and_resumes_without_redoing_finished_runs(tmp_path, capsys):
     out = tmp_path / "table5"
-    text = compare.main(["table5", *TOY, "--seeds", "0", "--out", str(out)])
+    argv = ["table5", *TOY, "--seeds", "0", "--out", str(out), "--population", "2", "--elites", "1",
+            "--search-samples", "8", "--eval-seeds", "0", "1", "--second-metric", "none"]
+    text = compare.main(argv)
     assert (out / "table5.md").read_text() == text
-    for row in ("| hand-designed (heuristic) | 1 |", "| learnable non-adaptive (`--policy step-only`) | 1 |",
-                "| adaptive (the default) | 1 |"):
-        assert row in text
-    assert " ± " in text and "Command: `python experiments/compare.py table5" in text
+    for arm, _ in compare.TABLE5_ARMS:
+        assert f"| {arm}: " in text
+    assert " ± " in text and "Command: `python experiments/compare.py table5" in text and (out / "table5.png").is_file()
+    summary = json.loads((out / "summary.json").read_text())
+    assert list(summary["arms"]) == ["heuristic", "static-search", "step-only", "adaptive", "adaptive-mean"]
+    for arm in summary["arms"].values():
+        row = arm["per_seed"]["0"]
+        assert len(row["fid_eval_seeds"]) == 2 and row["fid"] == pytest.approx(sum(row["fid_eval_seeds"]) / 2)
+        assert set(row) >= {"kid_x1e3", "precision", "recall", "class_accuracy", "per_class_fid"}
+    paired = json.loads((out / "paired" / "seed0.json").read_text())
+    assert [r["fid"] for r in paired["heuristic"]] == summary["arms"]["heuristic"]["per_seed"]["0"]["fid_eval_seeds"]
     finished = out / "step-only" / "seed0" / "metrics.json"
     stamp = finished.stat().st_mtime_ns
     (out / "adaptive" / "seed0" / "metrics.json").unlink()  # interrupted after its last checkpoint
     capsys.readouterr()
-    again = compare.main(["table5", *TOY, "--seeds", "0", "--out", str(out)])
+    again = compare.main(argv)
     log = capsys.readouterr().out
     assert "step-only seed 0: finished earlier" in log and "adaptive seed 0: training" in log
     assert finished.stat().st_mtime_ns == stamp and again == text  # resumed exactly: the same table

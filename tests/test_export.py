@@ -67,3 +67,19 @@ def test_the_cli_samples_with_a_policy_and_with_a_schedule_file(step_only_run, t
     with pytest.raises(SystemExit):  # the policy brings its own T
         policy_cli(["--policy", str(step_only_run), "--steps", "3", "--out", str(tmp_path / "x.png")])
     assert policy_cli(["--policy", str(tmp_path / "nowhere"), "--out", str(tmp_path / "y.png")]) == 1
+
+
+def test_paired_evaluation_gives_every_arm_the_same_labels_and_noise(step_only_run, tmp_path):
+    from agents.paired import paired_evaluation, paired_summary
+    table = paired_evaluation({"step-only": step_only_run}, eval_seeds=(0, 1), num_samples=100, means=("step-only",), mean_samples=100,
+                              cache_dir=tmp_path, device="cpu", log=lambda _: None)
+    assert set(table) == {"step-only", "step-only-mean", "heuristic"}
+    for learned, mean in zip(table["step-only"], table["step-only-mean"]):
+        # a non-adaptive policy's mean schedule is the policy itself: paired, the two arms give the same images
+        assert learned["fid"] == mean["fid"] and learned["per_class_fid"] == mean["per_class_fid"]
+        assert len(learned["per_class_recall"]) == 10 and 0 <= learned["class_accuracy"] <= 1
+    assert table["step-only"][0]["fid"] != table["step-only"][1]["fid"]  # two evaluation seeds, two noises
+    assert table["heuristic"][0]["fid"] != table["step-only"][0]["fid"]
+    assert paired_summary(table)["heuristic"]["spread"] >= 0
+    with pytest.raises(ValueError, match="not one of the runs"):
+        paired_evaluation({"step-only": step_only_run}, means=("adaptive",), cache_dir=tmp_path, log=lambda _: None)

@@ -218,3 +218,33 @@ def test_a_model_of_another_env_is_refused_at_from_env(tiny_generator, env_kwarg
     SB3GenerationPolicy.from_env(model, AdaNATVectorEnv(tiny_generator, num_envs=2, steps=3))
     with pytest.raises(ValueError, match=match):
         SB3GenerationPolicy.from_env(model, AdaNATVectorEnv(tiny_generator, num_envs=2, **env_kwargs))
+
+
+def test_class_step_policy_reads_the_class_and_the_step_not_the_canvas(tiny_generator):
+    from agents.policies import ClassStepPolicy
+    model = _ppo(tiny_generator, ClassStepPolicy)
+    obs = _obs(tiny_generator)
+    with torch.no_grad():
+        assert torch.equal(model.policy.get_distribution(obs).distribution.mean, torch.zeros(3, 4))  # the heuristic
+        for q in model.policy.action_net.parameters():
+            q.normal_()
+        a = model.policy.get_distribution(_obs(tiny_generator)).distribution.mean
+        b = model.policy.get_distribution(_obs(tiny_generator)).distribution.mean  # other random features
+        other = _obs(tiny_generator)
+        other["label"] = torch.full((3, 1), 7)
+        c = model.policy.get_distribution(other).distribution.mean
+    assert torch.equal(a, b) and not torch.allclose(a, c)
+
+
+def test_step_plus_features_policy_starts_at_the_heuristic_and_reads_the_canvas(tiny_generator):
+    from agents.policies import StepPlusFeaturesPolicy
+    model = _ppo(tiny_generator, StepPlusFeaturesPolicy)
+    obs = _obs(tiny_generator)
+    with torch.no_grad():
+        assert torch.equal(model.policy.get_distribution(obs).distribution.mean, torch.zeros(3, 4))
+        for q in model.policy.parameters():
+            q.add_(0.05 * torch.randn_like(q))
+        a = model.policy.get_distribution(_obs(tiny_generator)).distribution.mean
+        b = model.policy.get_distribution(_obs(tiny_generator)).distribution.mean
+    assert not torch.allclose(a, b)  # other features, other actions
+    model.learn(24)  # and SB3 trains it
