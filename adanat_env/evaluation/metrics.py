@@ -111,10 +111,11 @@ _RADII: dict[tuple[str, int], torch.Tensor] = {}
 
 def _real_radii(r: torch.Tensor, k: int) -> torch.Tensor:
     """k-NN radii of the real features (the costly part: an M x M distance matrix), computed once per real set:
-    every policy evaluated against the same reference reuses them."""
+    every policy evaluated against the same reference reuses them (up to 32 sets: the per-class references of a
+    paired evaluation; each entry is only M floats)."""
     key = (hashlib.blake2b(r.numpy().tobytes(), digest_size=16).hexdigest(), k)
     if key not in _RADII:
-        if len(_RADII) >= 4:
+        if len(_RADII) >= 32:
             _RADII.pop(next(iter(_RADII)))
         _RADII[key] = torch.cdist(r, r).kthvalue(k + 1, dim=1).values  # +1: distance to itself is 0
     return _RADII[key]
