@@ -146,29 +146,6 @@ class ClassStepExtractor(BaseFeaturesExtractor):
         return nn.functional.gelu(self.out(c))
 
 
-class StepPlusFeaturesExtractor(BaseFeaturesExtractor):
-    """A schedule shared by every sample plus a slow per-sample part: ``[StepOnlyExtractor(step),
-    scale * AdaNATExtractor(features, step)]``. The factor ``scale`` slows the per-sample part: with Adam, it
-    moves the action ``scale`` times as fast as the shared part, so a shift every sample needs is learned by the
-    step path, not as a side effect of the feature path (whose latent varies across samples).
-
-    :param observation_space: the env's Dict observation space.
-    :param hidden: width of each half; ``None``: the adaptive trunk's default for these features.
-    :param scale: the per-sample part's factor.
-    """
-
-    def __init__(self, observation_space: spaces.Dict, hidden: int | None = None, scale: float = 0.1) -> None:
-        feats = _check_obs_space(observation_space)
-        hidden = default_width(feats.shape[1]) if hidden is None else hidden
-        super().__init__(observation_space, 2 * hidden)
-        self.scale = float(scale)
-        self.step_path = StepOnlyExtractor(observation_space, hidden)
-        self.feature_path = AdaNATExtractor(observation_space, hidden)
-
-    def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
-        return torch.cat([self.step_path(observations), self.scale * self.feature_path(observations)], dim=-1)
-
-
 class AdaNATGaussian(DiagGaussianDistribution):
     """SB3's diagonal Gaussian with the fixed-std policies' option (see :class:`FixedStdMixin`): with
     ``reference_kl``, ``entropy()`` is ``H(pi) - KL(pi || N(0, std^2))``; with a fixed std,
@@ -271,12 +248,6 @@ class ClassStepPolicy(_FixedStdActorCritic):
     """One learned schedule per class (:class:`ClassStepExtractor`)."""
 
     extractor = ClassStepExtractor
-
-
-class StepPlusFeaturesPolicy(_FixedStdActorCritic):
-    """Adaptive: a shared per-step schedule plus a slow per-sample part (:class:`StepPlusFeaturesExtractor`)."""
-
-    extractor = StepPlusFeaturesExtractor
 
 
 class AdaNATRecurrentPolicy(FixedStdMixin, RecurrentMultiInputActorCriticPolicy):

@@ -235,16 +235,3 @@ def test_class_step_policy_reads_the_class_and_the_step_not_the_canvas(tiny_gene
         c = model.policy.get_distribution(other).distribution.mean
     assert torch.equal(a, b) and not torch.allclose(a, c)
 
-
-def test_step_plus_features_policy_starts_at_the_heuristic_and_reads_the_canvas(tiny_generator):
-    from agents.policies import StepPlusFeaturesPolicy
-    model = _ppo(tiny_generator, StepPlusFeaturesPolicy)
-    obs = _obs(tiny_generator)
-    with torch.no_grad():
-        assert torch.equal(model.policy.get_distribution(obs).distribution.mean, torch.zeros(3, 4))
-        for q in model.policy.parameters():
-            q.add_(0.05 * torch.randn_like(q))
-        a = model.policy.get_distribution(_obs(tiny_generator)).distribution.mean
-        b = model.policy.get_distribution(_obs(tiny_generator)).distribution.mean
-    assert not torch.allclose(a, b)  # other features, other actions
-    model.learn(24)  # and SB3 trains it
