@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+from dataclasses import replace
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,8 +30,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from adanat_env.evaluation.metrics import (ReferenceStats, extract_features, feature_stats, frechet_distance,
-                                           evaluate_images, precision_recall_coverage)
+from adanat_env.evaluation.metrics import (ReferenceStats, evaluate_images, extract_features, feature_stats,
+                                           frechet_distance, precision_recall_coverage)
 from adanat_env.evaluation.sampling import sample_images
 from adanat_env.schedules import Schedule, heuristic_schedule
 from adanat_env.utils import resolve_device
@@ -66,7 +67,6 @@ class _TestSpace:
     """One feature space's test reference, with per-class features when the split's labels are at hand."""
 
     def __init__(self, config: Any, metric: str, generator: Any, out: Path, device: torch.device) -> None:
-        from dataclasses import replace
         cfg = replace(config, metric=metric)
         self.fn = metric_features(cfg, device)
         self.ref: ReferenceStats = reference_of_test_split(cfg, self.fn, generator, out, device)
