@@ -22,8 +22,8 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-from dataclasses import replace
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
