@@ -20,6 +20,7 @@ the reward nor the selection of the iterate uses (the same images, features extr
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
@@ -32,12 +33,13 @@ import torch
 
 from adanat_env.evaluation.metrics import (ReferenceStats, evaluate_images, extract_features, feature_stats,
                                            frechet_distance, precision_recall_coverage)
+from adanat_env.data import resolve_data_dir
 from adanat_env.evaluation.sampling import sample_images
 from adanat_env.schedules import Schedule, heuristic_schedule
 from adanat_env.utils import resolve_device
 
 from .export import load_generation_policy, policy_schedule
-from .training.builders import metric_features, open_split, run_classifier
+from .training.builders import metric_features, open_split, run_classifier, run_data_dir
 from .training.report import reference_of_test_split
 
 __all__ = ["paired_evaluation", "per_class_metrics", "paired_summary", "EVAL_SEED_BASE"]
@@ -105,6 +107,7 @@ def paired_evaluation(runs: Mapping[str, str | Path], *, eval_seeds: Sequence[in
     :param heuristic: also evaluate the official heuristic schedule.
     :param second_metric: a second feature space (e.g. ``"efficientnet-lite0"``).
     :param mean_samples: class-balanced samples over which the ``-mean`` schedules are averaged.
+    :param cache_dir: the test split's features are cached under it, in one folder per data set and models.
     :return: arm -> one metrics dict per evaluation seed (in ``eval_seeds`` order).
     """
     if not runs:
@@ -132,7 +135,10 @@ def paired_evaluation(runs: Mapping[str, str | Path], *, eval_seeds: Sequence[in
     if heuristic:
         policies["heuristic"] = heuristic_schedule(config.steps)
     policies.update(schedules or {})
-    out = Path(cache_dir)
+    # the test split's features are cached per data set, generator and metric model: a cache of another never serves
+    key = json.dumps([config.env, config.nat_dir, config.tokenizer_dir, str(resolve_data_dir(run_data_dir(config))),
+                      config.classifier_dir, config.inception_weights, config.fid_stats])
+    out = Path(cache_dir) / hashlib.blake2b(key.encode(), digest_size=6).hexdigest()
     out.mkdir(parents=True, exist_ok=True)
     spaces = {config.metric: _TestSpace(config, config.metric, generator, out, dev)}
     if second_metric and second_metric != config.metric:
@@ -179,7 +185,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--samples", type=int, default=5000, help="samples per arm and evaluation seed (default 5000)")
     p.add_argument("--means", nargs="*", default=[], help="arms whose per-step mean schedule is also evaluated")
     p.add_argument("--second-metric", default=None, help="a second feature space, e.g. efficientnet-lite0")
-    p.add_argument("--cache-dir", default="runs/paired_cache", help="test-split features are cached here")
+    p.add_argument("--cache-dir", default="runs/paired_cache", help="test-split features are cached here, one folder per data set and models")
     p.add_argument("--out", default=None, help="write the table as JSON here")
     args = p.parse_args(argv)
     runs = {}

@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, allow_abbrev=False,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("suite", choices=SUITES, help="which analysis to run")
-    p.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds (default: 0 1 2; algos 0 1; adaptive 0)")
+    p.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds (default: 0 1 2; table5 0 1 2 3 4; algos 0 1; adaptive 0)")
     p.add_argument("--out", default="", help="suite directory (default: docs/results/<suite>)")
     p.add_argument("--analysis-samples", type=int, default=1000, help="adaptive: samples whose step parameters are recorded")
     p.add_argument("--population", type=int, default=8, help="search: CEM candidates per round")
@@ -114,7 +114,12 @@ def _run_metrics(out: Path, arm: str, seeds: list[int]) -> list[dict[str, Any]]:
 
 
 def _reduction(ms: list[dict[str, Any]]) -> str:
-    red = [-100 * m["fid_reduction_vs_heuristic"] for m in ms]
+    return _pct_change([m["fid_reduction_vs_heuristic"] for m in ms])
+
+
+def _pct_change(reductions: list[float]) -> str:
+    """FID reductions vs the heuristic (0.2 = 20% lower) as the change in %: mean ± std (worst seed)."""
+    red = [-100 * r for r in reductions]
     return f"{_ms(red, '{:+.1f}')}% (worst {max(red):+.1f}%)"
 
 
@@ -158,17 +163,22 @@ def suite_table5(base: TrainConfig, out: Path, seeds: list[int], argv: list[str]
     per_seed: dict[int, dict[str, Any]] = {}
     for seed in seeds:
         found = _static_search(base, out / "static-search" / f"seed{seed}", seed, population, elites, samples)
+        runs = {arm: out / arm / f"seed{seed}" for arm in ARMS["table5"]}
+        # what the paired table was made of: a cached one is read only if the settings and every run's result agree
+        made_of = {"eval_seeds": list(eval_seeds), "samples": base.eval_samples, "second_metric": second_metric,
+                   "static_search": found["schedule"],
+                   "runs": {a: json.loads((r / "metrics.json").read_text())["fid"]["learned"] for a, r in runs.items()}}
         cache = out / "paired" / f"seed{seed}.json"
-        if cache.is_file():
-            table = json.loads(cache.read_text())
+        cached = json.loads(cache.read_text()) if cache.is_file() else {}
+        if cached.get("made_of") == json.loads(json.dumps(made_of)):
+            table = cached["table"]
         else:
-            runs = {arm: out / arm / f"seed{seed}" for arm in ARMS["table5"]}
             table = paired_evaluation(runs, eval_seeds=eval_seeds, num_samples=base.eval_samples, means=("adaptive",),
                                       mean_samples=min(1000, base.eval_samples),
                                       schedules={"static-search": Schedule(**found["schedule"], name="static-search")},
                                       second_metric=second_metric, cache_dir=out / "paired", device=base.device)
             cache.parent.mkdir(parents=True, exist_ok=True)
-            cache.write_text(json.dumps(table, indent=1))
+            cache.write_text(json.dumps({"made_of": made_of, "table": table}, indent=1))
         per_seed[seed] = {arm: _paired_row(table[arm], second_metric) for arm, _ in TABLE5_ARMS}
     arms: dict[str, Any] = {}
     for arm, what in TABLE5_ARMS:
@@ -185,8 +195,8 @@ def suite_table5(base: TrainConfig, out: Path, seeds: list[int], argv: list[str]
                    out / "table5.png", xlabel="training seed", ylabel="test FID (mean over evaluation seeds)")
     rows = {f"{arm}: {what}": [per_seed[s][arm] for s in seeds] for arm, what in TABLE5_ARMS}
     heur = [per_seed[s]["heuristic"]["fid"] for s in seeds]
-    vs = {"FID vs heuristic (worst seed)": [
-        "—" if arm == "heuristic" else _ms_pct([1 - per_seed[s][arm]["fid"] / h for s, h in zip(seeds, heur)])
+    vs = {"FID vs heuristic": [
+        "—" if arm == "heuristic" else _pct_change([1 - per_seed[s][arm]["fid"] / h for s, h in zip(seeds, heur)])
         for arm, _ in TABLE5_ARMS],
         "eval-seed spread, max": [f"{arms[arm]['eval_seed_spread_max']:.2f}" for arm, _ in TABLE5_ARMS]}
     if second_metric:
@@ -197,11 +207,6 @@ def suite_table5(base: TrainConfig, out: Path, seeds: list[int], argv: list[str]
             f"({base.eval_samples} samples each; a figure is the mean over them). static-search: CEM, {population} "
             f"candidates per round, {samples} generations each, the generations of one training run.\n\n"
             + metrics_table(rows, vs) + "\n![table5](table5.png)\n")
-
-
-def _ms_pct(reductions: list[float]) -> str:
-    red = [-100 * r for r in reductions]
-    return f"{_ms(red, '{:+.1f}')}% ({max(red):+.1f}%)"
 
 
 def suite_rewards(base: TrainConfig, out: Path, seeds: list[int], argv: list[str] | None) -> str:

@@ -97,8 +97,9 @@ def test_adaptivity_table_and_the_static_verdict():
 @needs_data
 def test_table5_suite_writes_its_table_and_resumes_without_redoing_finished_runs(tmp_path, capsys):
     out = tmp_path / "table5"
-    argv = ["table5", *TOY, "--seeds", "0", "--out", str(out), "--population", "2", "--elites", "1",
-            "--search-samples", "8", "--eval-seeds", "0", "1", "--second-metric", "none"]
+    common = ["table5", *TOY, "--seeds", "0", "--out", str(out), "--population", "2", "--elites", "1",
+              "--search-samples", "8", "--second-metric", "none"]
+    argv = common + ["--eval-seeds", "0", "1"]
     text = compare.main(argv)
     assert (out / "table5.md").read_text() == text
     for arm, _ in compare.TABLE5_ARMS:
@@ -110,16 +111,21 @@ def test_table5_suite_writes_its_table_and_resumes_without_redoing_finished_runs
         row = arm["per_seed"]["0"]
         assert len(row["fid_eval_seeds"]) == 2 and row["fid"] == pytest.approx(sum(row["fid_eval_seeds"]) / 2)
         assert set(row) >= {"kid_x1e3", "precision", "recall", "class_accuracy", "per_class_fid"}
-    paired = json.loads((out / "paired" / "seed0.json").read_text())
+    paired = json.loads((out / "paired" / "seed0.json").read_text())["table"]
     assert [r["fid"] for r in paired["heuristic"]] == summary["arms"]["heuristic"]["per_seed"]["0"]["fid_eval_seeds"]
     finished = out / "step-only" / "seed0" / "metrics.json"
     stamp = finished.stat().st_mtime_ns
     (out / "adaptive" / "seed0" / "metrics.json").unlink()  # interrupted after its last checkpoint
+    (out / "paired" / "seed0.json").unlink()  # and evaluated again: the same table only if resumed exactly
     capsys.readouterr()
     again = compare.main(argv)
     log = capsys.readouterr().out
     assert "step-only seed 0: finished earlier" in log and "adaptive seed 0: training" in log
-    assert finished.stat().st_mtime_ns == stamp and again == text  # resumed exactly: the same table
+    assert finished.stat().st_mtime_ns == stamp and again == text
+    # other evaluation settings are not read from the cached paired table: evaluated again, at one seed
+    compare.main(common + ["--eval-seeds", "0"])
+    row = json.loads((out / "summary.json").read_text())["arms"]["adaptive"]["per_seed"]["0"]
+    assert row["fid_eval_seeds"] == summary["arms"]["adaptive"]["per_seed"]["0"]["fid_eval_seeds"][:1]
 
 
 @needs_data
