@@ -55,6 +55,7 @@ class CheckpointMismatchError(CheckpointError):
         missing: Sequence[str],
         unexpected: Sequence[str],
         mismatched: Sequence[tuple[str, tuple[int, ...], tuple[int, ...]]],
+        hint: str | None = None,
     ) -> None:
         self.missing = list(missing)
         self.unexpected = list(unexpected)
@@ -72,7 +73,8 @@ class CheckpointMismatchError(CheckpointError):
         if self.mismatched:
             shown = [f"{k}: checkpoint {tuple(a)} vs model {tuple(b)}" for k, a, b in self.mismatched]
             lines.append(f"  shape mismatches ({len(shown)}): {fmt(shown)}")
-        lines.append("  Check that the preset / config matches the checkpoint (e.g. imagenet256-L vs imagenet256-S).")
+        lines.append("  " + (hint or f"The file is not {what}'s checkpoint for this configuration: pass the weights "
+                                     "written together with that configuration."))
         super().__init__("\n".join(lines))
 
 
@@ -199,10 +201,13 @@ def extract_state_dict(obj: Any, *, keys: Sequence[str] = ("state_dict",), what:
     return sd
 
 
-def load_state_dict_strict(module: nn.Module, state_dict: Mapping[str, torch.Tensor], *, what: str = "the model") -> None:
+def load_state_dict_strict(module: nn.Module, state_dict: Mapping[str, torch.Tensor], *, what: str = "the model",
+                           hint: str | None = None) -> None:
     """Load ``state_dict`` into ``module`` strictly, checking everything first.
 
     The module is left untouched when anything mismatches.
+
+    :param hint: the fix a mismatch message ends with (default: pass the weights of this configuration).
 
     :raises CheckpointMismatchError: listing missing keys, unexpected keys and shape mismatches.
     """
@@ -215,7 +220,7 @@ def load_state_dict_strict(module: nn.Module, state_dict: Mapping[str, torch.Ten
         if tuple(state_dict[k].shape) != tuple(own[k].shape)
     ]
     if missing or unexpected or mismatched:
-        raise CheckpointMismatchError(what, missing, unexpected, mismatched)
+        raise CheckpointMismatchError(what, missing, unexpected, mismatched, hint)
     nonfinite = [k for k, v in state_dict.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if nonfinite:
         raise CheckpointError(f"checkpoint for {what} has NaN/inf values in {nonfinite[:10]}; the file is corrupt")

@@ -20,7 +20,8 @@ Trained policies (``--policy RUN_DIR``) and budget families (``--family FILE``) 
 them with ``python -m agents.sample`` (installed: ``adanat-policy-sample``), which takes the same options.
 
 One row per class, ``--per-class`` samples per row. Installed, the command is also ``adanat-sample``.
-Errors are one line on stderr: exit status 2 for bad options, 1 when loading or sampling fails, 130 on Ctrl-C.
+Errors are one line on stderr (``--debug``: the traceback): exit status 2 for bad options (checked before anything
+is loaded, the ``--out`` path included), 1 when loading or sampling fails, 130 on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ import torch
 from .checkpoint import CheckpointError
 from .embedded import load_embedded_generator
 from .generator import Generator, NATGenerator
+from .inputs import InputError, writable_file
 from .models import NAT_PRESETS, TOKENIZER_PRESETS, load_nat, load_tokenizer
 from .sampler import generate
 from .policy import Policy
@@ -212,6 +214,8 @@ def build_parser(prog: str | None = None, description: str | None = None,
     p.add_argument("--scale", type=_bounded_int(0), default=0,
                    help="integer upscaling of the saved grid; 0: 3 for images under 64 px, else 1 (default: %(default)s)")
     p.add_argument("--out", type=_png_path, default="grid.png", help="output PNG file (default: %(default)s)")
+    p.add_argument("--debug", action="store_true",
+                   help="show an error's traceback instead of its one line (default: off)")
     return p
 
 
@@ -221,6 +225,10 @@ def _check_combination(parser: argparse.ArgumentParser, args: argparse.Namespace
     :param parser: the CLI's parser.
     :param args: the parsed options.
     """
+    try:
+        writable_file("--out", args.out)  # before loading or sampling anything
+    except InputError as e:
+        parser.error(str(e))
     given = [dest for dest, model in MODEL_OPTIONS.items() if model != args.model and getattr(args, dest) not in (None, False)]
     if given:
         names = ", ".join("--" + dest.replace("_", "-") for dest in given)
@@ -339,14 +347,15 @@ def run(parser: argparse.ArgumentParser, argv: list[str] | None,
     _check_combination(parser, args)
     try:
         summary = sample(parser, args)
-    except KeyboardInterrupt:
-        print(f"{parser.prog}: interrupted", file=sys.stderr)
-        return 130
-    except torch.cuda.OutOfMemoryError:
-        print(f"{parser.prog}: error: out of GPU memory; lower --batch-size (now {args.batch_size})", file=sys.stderr)
-        return 1
-    except (OSError, ValueError, CheckpointError) as e:
-        print(f"{parser.prog}: error: {' '.join(str(e).split())}", file=sys.stderr)
+    except (KeyboardInterrupt, torch.cuda.OutOfMemoryError, OSError, ValueError, CheckpointError) as e:
+        if args.debug:
+            raise
+        if isinstance(e, KeyboardInterrupt):
+            print(f"{parser.prog}: interrupted", file=sys.stderr)
+            return 130
+        message = (f"out of GPU memory; lower --batch-size (now {args.batch_size})"
+                   if isinstance(e, torch.cuda.OutOfMemoryError) else " ".join(str(e).split()))
+        print(f"{parser.prog}: error: {message} (--debug shows the traceback)", file=sys.stderr)
         return 1
     print(json.dumps(summary))
     return 0

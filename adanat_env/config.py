@@ -23,7 +23,7 @@ import torch
 from .utils import resolve_device, seed_everything
 
 __all__ = ["field_help", "field_groups", "add_config_arguments", "config_parser", "parse_config", "config_from_args", "command_line",
-           "run_continuable", "start_run"]
+           "ANTICIPATED", "run_script", "start_run"]
 
 T = TypeVar("T")
 
@@ -118,21 +118,46 @@ def command_line(argv: list[str] | None) -> str:
 
 
 def start_run(cls: type[T], argv: list[str] | None, description: str | None) -> tuple[T, torch.device, Path, float]:
-    """Parse the config, seed everything, resolve ``cfg.device``, create ``cfg.out``; returns (cfg, device, out, t0)."""
+    """Parse the config, check it (its ``validate()``, where it has one: before anything is read or written), seed
+    everything, resolve ``cfg.device``, create ``cfg.out``; returns (cfg, device, out, t0).
+
+    :raises adanat_env.inputs.InputError: a bad option.
+    """
     cfg = parse_config(cls, argv, description)
+    if hasattr(cfg, "validate"):
+        cfg.validate()
     seed_everything(cfg.seed)  # type: ignore[attr-defined]
     out = Path(cfg.out)  # type: ignore[attr-defined]
     out.mkdir(parents=True, exist_ok=True)
     return cfg, resolve_device(cfg.device), out, time.perf_counter()  # type: ignore[attr-defined]
 
 
-def run_continuable(main: Callable[[], Any]) -> None:
-    """Run a script's ``main`` for the command line: line-buffered output, one-line errors (exit 1), and Ctrl-C
-    ending with how to continue (scripts whose re-run continues where it stopped: protocols and suites)."""
+#: The errors a command reports as one line (anything else is a bug and keeps its traceback).
+ANTICIPATED: tuple[type[BaseException], ...] = (ValueError, OSError, RuntimeError, FloatingPointError, ImportError)
+
+
+def run_script(main: Callable[[list[str]], Any], argv: list[str] | None = None, *, continue_hint: str = "") -> None:
+    """Run a command's ``main(argv)`` for the terminal: line-buffered output, the anticipated errors (bad inputs
+    among them: :class:`~adanat_env.inputs.InputError`) as one line on stderr (exit 1), Ctrl-C as one line (exit
+    130, with ``continue_hint``); ``--debug`` anywhere in the arguments keeps the traceback. Usage errors stay
+    argparse's (exit 2).
+
+    :param main: the command, called with the arguments less ``--debug``.
+    :param continue_hint: what to say after an interruption (e.g. how to continue where it stopped).
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     try:
-        main()
+        main(argv)
     except KeyboardInterrupt:
-        sys.exit("\ninterrupted; run the same command again to continue where it stopped")
-    except (ValueError, OSError, FloatingPointError, RuntimeError) as e:
-        sys.exit(f"error: {' '.join(str(e).split())}")
+        if debug:
+            raise
+        print(f"\ninterrupted{'; ' + continue_hint if continue_hint else ''}", file=sys.stderr)
+        sys.exit(130)
+    except ANTICIPATED as e:
+        if debug:
+            raise
+        print(f"error: {' '.join(str(e).split())} (--debug shows the traceback)", file=sys.stderr)
+        sys.exit(1)

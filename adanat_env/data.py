@@ -184,7 +184,10 @@ def _read_split(directory: Path, split: str, image_file: Path, label_file: Path)
     if images.ndim != 3 or labels.ndim != 1:
         raise DataError(f"expected (N, H, W) images and (N,) labels in '{directory}', got {images.shape} and {labels.shape}")
     if len(images) != len(labels):
-        raise DataError(f"'{directory}' {split}: {len(images)} images but {len(labels)} labels")
+        raise DataError(f"'{directory}' {split}: '{image_file.name}' holds {len(images)} images but '{label_file.name}' "
+                        f"{len(labels)} labels: the two files must come from the same data set")
+    if len(images) == 0:
+        raise DataError(f"'{directory}' {split}: '{image_file.name}' holds no images: pass a data set with images")
     h = hashlib.sha256()
     h.update(images.tobytes())
     h.update(labels.tobytes())
@@ -207,6 +210,9 @@ def open_dataset(split: str = "train", data_dir: str | os.PathLike[str] | None =
     prefix = _SPLIT_PREFIX.get(split)
     if prefix is None:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    if directory.is_file():
+        raise DataError(f"data directory '{directory}' is a file, not a directory: pass the directory that holds the "
+                        "IDX files or the image folder (--data-dir / data_dir= / $" + DATA_DIR_ENV + ")")
     if any((directory / f"{prefix}-images-idx3-ubyte{gz}").is_file() for gz in ("", ".gz")):
         return load_idx_dataset(split, directory)
     if is_image_folder(directory):

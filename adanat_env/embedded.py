@@ -9,20 +9,22 @@ models, at tiny sizes. Loading needs no network. ``experiments/train_tokenizer.p
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
 from .generator import NATGenerator
+from .inputs import InputError, read_json
 from .models import UViT, UViTConfig, VQGAN, VQGANConfig, load_nat, load_tokenizer
 from .utils import resolve_device
 
 __all__ = ["ASSET_DIR", "load_tokenizer_dir", "load_nat_dir", "load_embedded_generator", "read_meta"]
 
 ASSET_DIR = Path(__file__).parent / "assets" / "fashion_mnist"
+T = TypeVar("T")
 
 
 def read_meta(directory: str | os.PathLike[str] | None, kind: str) -> tuple[Path, dict[str, Any]]:
@@ -34,19 +36,37 @@ def read_meta(directory: str | os.PathLike[str] | None, kind: str) -> tuple[Path
             hint = ("the package's shipped weights are missing: reinstall the package" if directory is None
                     else f"train them with 'python experiments/train_{kind}.py --out {d}'")
             raise FileNotFoundError(f"'{f}' not found ({hint}).")
-    return weights, json.loads(meta.read_text())
+    fix = (f"re-create it with 'python experiments/train_{kind}.py --out {d}'" if directory is not None
+           else "reinstall the package")
+    record = read_json(meta, f"the {kind}'s record", fix)
+    if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
+        raise InputError(f"the {kind}'s record '{meta}' has no 'config' object (the architecture): {fix}")
+    return weights, record
+
+
+def _config(cls: type[T], meta: dict[str, Any], kind: str) -> T:
+    """The architecture config of a record from :func:`read_meta`, refusing fields of another version by name."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(meta["config"]) - known)
+    if unknown:
+        raise InputError(f"the {kind}'s record has config fields this version does not know ({', '.join(unknown)}): "
+                         "it was written by another version; load it with that version or re-train it")
+    try:
+        return cls(**meta["config"])
+    except (TypeError, ValueError) as e:
+        raise InputError(f"the {kind}'s record has an invalid config ({e}): re-train it") from None
 
 
 def load_tokenizer_dir(directory: str | os.PathLike[str] | None = None, device: str | torch.device = "cpu") -> tuple[VQGAN, dict]:
     """The frozen tokenizer saved in ``directory`` (default: shipped) and its metadata."""
     weights, meta = read_meta(directory, "tokenizer")
-    return load_tokenizer(VQGANConfig(**meta["config"]), weights, resolve_device(device)), meta
+    return load_tokenizer(_config(VQGANConfig, meta, "tokenizer"), weights, resolve_device(device)), meta
 
 
 def load_nat_dir(directory: str | os.PathLike[str] | None = None, device: str | torch.device = "cpu") -> tuple[UViT, dict]:
     """The frozen NAT saved in ``directory`` (default: shipped) and its metadata."""
     weights, meta = read_meta(directory, "nat")
-    return load_nat(UViTConfig(**meta["config"]), weights, resolve_device(device)), meta
+    return load_nat(_config(UViTConfig, meta, "nat"), weights, resolve_device(device)), meta
 
 
 def load_embedded_generator(

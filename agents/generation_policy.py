@@ -62,7 +62,14 @@ class SB3GenerationPolicy:
         :param deterministic: mean action (evaluation) or sampled (exploration).
         """
         spec = decoding_spec_of(env)
-        check_model_fits(getattr(model, "policy", model), spec)
+        trained = None  # the spec of the env the model holds, where it holds one (a model loaded bare holds none)
+        own_env = model.get_env() if callable(getattr(model, "get_env", None)) else None
+        if own_env is not None:
+            try:
+                trained = decoding_spec_of(own_env)
+            except TypeError:  # trained on something else: only its spaces can be compared
+                pass
+        check_model_fits(getattr(model, "policy", model), spec, trained)
         return cls(model, spec, deterministic)
 
     @property
@@ -120,11 +127,12 @@ class SB3GenerationPolicy:
             self.policy.set_training_mode(was_training)
 
 
-def check_model_fits(policy: Any, spec: DecodingSpec) -> None:
+def check_model_fits(policy: Any, spec: DecodingSpec, trained: DecodingSpec | None = None) -> None:
     """Refuse a model trained on another env: its action size (the stop action of adaptive step counts), its step
-    count T and its observation's token grid, feature size and classes (Dict observations; a pooled one only by its size) must be the env's. (The action residual
-    is not in the model's spaces: a model trained with ``residual="none"`` on a ``"heuristic"`` env cannot be told
-    apart here; sample a trained run with :func:`agents.export.load_generation_policy`, which builds its own env.)
+    count T and its observation's token grid, feature size and classes (Dict observations; a pooled one only by
+    its size) must be the env's; with ``trained``, the spec of the env the model was built on, also its action
+    mapping (residual, action bound, frozen components). A model loaded without its env carries no residual: sample
+    a trained run with :func:`agents.export.load_generation_policy`, which builds the run's own env.
 
     :raises ValueError: naming what differs, the model's value and the env's.
     """
@@ -146,4 +154,7 @@ def check_model_fits(policy: Any, spec: DecodingSpec) -> None:
             raise differs("number of classes", int(obs["label"].high.max()) + 1, spec.num_classes)
     elif tuple(obs.shape) != (spec.feature_dim + 1 + spec.num_classes,):
         raise differs("pooled observation size", tuple(obs.shape)[0], spec.feature_dim + 1 + spec.num_classes)
+    for what in ("residual", "action_bound", "frozen", "stop_threshold"):
+        if trained is not None and getattr(trained, what) != getattr(spec, what):
+            raise differs(f"action mapping's {what}", repr(getattr(trained, what)), repr(getattr(spec, what)))
 

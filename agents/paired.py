@@ -31,9 +31,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from adanat_env.config import run_script
+from adanat_env.data import resolve_data_dir
 from adanat_env.evaluation.metrics import (ReferenceStats, evaluate_images, extract_features, feature_stats,
                                            frechet_distance, precision_recall_coverage)
-from adanat_env.data import resolve_data_dir
 from adanat_env.evaluation.sampling import sample_images
 from adanat_env.schedules import Schedule, heuristic_schedule
 from adanat_env.utils import resolve_device
@@ -204,4 +205,4 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

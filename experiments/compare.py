@@ -29,7 +29,7 @@ from typing import Any
 import torch
 
 import figures  # experiments/figures.py, found beside this script when it runs
-from adanat_env.config import add_config_arguments, config_from_args, run_continuable
+from adanat_env.config import add_config_arguments, config_from_args, run_script
 from adanat_env.evaluation.metrics import extract_features, feature_stats, frechet_distance
 from adanat_env.evaluation.sampling import sample_images
 from adanat_env.models.classifier import load_classifier
@@ -504,4 +504,4 @@ def main(argv: list[str] | None = None) -> str:
 
 
 if __name__ == "__main__":
-    run_continuable(main)
+    run_script(main, continue_hint="run the same command again to continue where it stopped")

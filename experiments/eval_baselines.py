@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from adanat_env.config import run_script
 from adanat_env.data import load_idx_dataset, to_model_images
 from adanat_env.embedded import load_embedded_generator
 from adanat_env.evaluation.metrics import (extract_features, feature_extractor, feature_stats, frechet_distance,
@@ -117,4 +118,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -17,7 +17,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from adanat_env.config import add_config_arguments, command_line, config_from_args, config_parser, run_continuable
+from adanat_env.config import add_config_arguments, command_line, config_from_args, config_parser, run_script
 from agents.protocol import run_protocol
 from agents.training import TrainConfig
 
@@ -61,4 +61,4 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    run_continuable(main)
+    run_script(main, continue_hint="run the same command again to continue where it stopped")

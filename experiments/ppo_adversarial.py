@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from adanat_env.config import add_config_arguments, command_line, config_from_args
+from adanat_env.config import ANTICIPATED, add_config_arguments, command_line, config_from_args
 from agents.training import PRESETS, RESUMABLE, TrainConfig, Trainer
 
 SCRIPT = "python experiments/ppo_adversarial.py"
@@ -44,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "(default: none)")
     run.add_argument("--max-iterations-this-call", type=int, default=0, metavar="N",
                      help="stop after N iterations in this call, resumable (default: 0 = run to the end)")
+    run.add_argument("--debug", action="store_true", help="show an error's traceback instead of its one line "
+                                                          "(default: off)")
     add_config_arguments(p, TrainConfig)  # grouped by step: agents.training.config.GROUPS
     return p
 
@@ -83,7 +85,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 def cli(argv: list[str] | None = None) -> int:
-    """:func:`main` for a terminal: errors and Ctrl-C as one line (with the resume command where one exists)."""
+    """:func:`main` for a terminal: errors and Ctrl-C as one line (with the resume command where one exists);
+    ``--debug`` keeps the traceback."""
     argv = sys.argv[1:] if argv is None else argv
     args = parse(argv)  # usage errors exit 2 here, with argparse's one-line message
     run_dir = Path(args.resume or args.out)
@@ -95,9 +98,13 @@ def cli(argv: list[str] | None = None) -> int:
     try:
         main(argv)
     except KeyboardInterrupt:
+        if args.debug:
+            raise
         print(f"\ninterrupted{resume_hint()}", file=sys.stderr)
         return 130
-    except (ValueError, OSError, FloatingPointError, RuntimeError, ImportError) as e:
+    except ANTICIPATED as e:
+        if args.debug:
+            raise
         message = " ".join(str(e).split())
         print(f"error: {message}{resume_hint() if '--resume' not in message else ''}", file=sys.stderr)
         return 1

@@ -17,8 +17,9 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from tqdm import tqdm
 
-from adanat_env.config import command_line, start_run
+from adanat_env.config import command_line, run_script, start_run
 from adanat_env.data import open_dataset
+from adanat_env.inputs import InputError, check_fields, class_coverage
 from adanat_env.models.classifier import ClassifierConfig, SmallCNN
 
 
@@ -35,6 +36,11 @@ class Config:
     lr: float = 2e-3  # Adam learning rate (cosine decay)
     device: str = "cpu"  # cpu | cuda | auto
 
+    def validate(self) -> None:
+        """Every option, before anything is read. :raises InputError: the first bad one."""
+        check_fields(self, positive=("resolution", "epochs", "batch_size", "lr"), nonnegative=("seed", "data_workers"),
+                     choices={"channels": (1, 3)})
+
 
 def main(argv: list[str] | None = None) -> dict:
     cfg, device, out, t0 = start_run(Config, argv, __doc__)
@@ -42,10 +48,15 @@ def main(argv: list[str] | None = None) -> dict:
     train, test = (open_dataset(split, cfg.data_dir, resolution=cfg.resolution, channels=cfg.channels,
                                 workers=cfg.data_workers) for split in ("train", "test"))
     side = train.images.shape[-1] if hasattr(train, "images") else cfg.resolution  # IDX: native side
+    class_coverage(train.labels, train.num_classes, f"the train split of '{train.directory}'",
+                   "every class id below the largest needs images (renumber the classes)")
+    test.check_classes(train.num_classes)  # fail now, not after training
+    if len(train) < cfg.batch_size:
+        raise InputError(f"--batch-size {cfg.batch_size}: the train split of '{train.directory}' has only {len(train)} "
+                         f"images: pass --batch-size {len(train)} or fewer")
     x, y = train.load(None, side, train.channels)
     x = x.float().div_(255.0)
     ccfg = ClassifierConfig(in_channels=train.channels, resolution=side, num_classes=train.num_classes)
-    test.check_classes(ccfg.num_classes)
     model = SmallCNN(ccfg).to(device)
     steps = cfg.epochs * (len(x) // cfg.batch_size)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -89,4 +100,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

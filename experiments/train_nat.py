@@ -23,9 +23,10 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from tqdm import tqdm
 
-from adanat_env.config import command_line, start_run
+from adanat_env.config import command_line, run_script, start_run
 from adanat_env.data import open_dataset
 from adanat_env.embedded import load_tokenizer_dir
+from adanat_env.inputs import InputError, check_fields, class_coverage
 from adanat_env.generator import NATGenerator
 from adanat_env.models import UViT, UViTConfig
 from adanat_env.sampler import generate
@@ -56,6 +57,17 @@ class Config:
     mlp_ratio: float = 4.0
     dropout: float = 0.1
 
+    def validate(self) -> None:
+        """Every option, before anything is read. :raises InputError: the first bad one."""
+        check_fields(self, positive=("steps", "batch_size", "lr", "embed_dim", "depth", "num_heads", "mlp_ratio"),
+                     nonnegative=("seed", "data_workers", "warmup", "weight_decay", "label_drop", "label_smoothing",
+                                  "ema", "dropout"))
+        for name in ("label_drop", "label_smoothing", "ema", "dropout"):
+            if getattr(self, name) >= 1:
+                raise InputError(f"--{name.replace('_', '-')} must be below 1, got {getattr(self, name)}")
+        if self.embed_dim % self.num_heads:
+            raise InputError(f"--embed-dim {self.embed_dim} must be a multiple of --num-heads {self.num_heads}")
+
 
 def random_mask(batch: int, n: int, gen: torch.Generator) -> torch.Tensor:
     """Boolean (batch, n): MaskGIT cosine-schedule masking, at least one masked position per row."""
@@ -73,6 +85,8 @@ def main(argv: list[str] | None = None) -> dict:
     train, test = (open_dataset(split, cfg.data_dir, resolution=side, channels=channels, workers=cfg.data_workers)
                    for split in ("train", "test"))
     num_classes = train.num_classes
+    class_coverage(train.labels, num_classes, f"the train split of '{train.directory}'",
+                   "every class id below the largest needs images (renumber the classes)")
     test.check_classes(num_classes)  # fail now, not after training
     with torch.inference_mode():  # tokenize the train split once, streamed (unreadable image files are skipped)
         parts = [(tokenizer.encode(xb.to(device).float().div_(255.0)).cpu(), yb)
@@ -162,4 +176,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

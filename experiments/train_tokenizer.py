@@ -22,8 +22,9 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from tqdm import tqdm
 
-from adanat_env.config import command_line, start_run
+from adanat_env.config import command_line, run_script, start_run
 from adanat_env.data import open_dataset
+from adanat_env.inputs import InputError, check_fields
 from adanat_env.models import VQGAN, VQGANConfig
 from adanat_env.utils import save_grid
 
@@ -50,6 +51,15 @@ class Config:
     embed_dim: int = 32
     n_embed: int = 256
     norm_groups: int = 8
+
+    def validate(self) -> None:
+        """Every option, before anything is read. :raises InputError: the first bad one."""
+        check_fields(self, positive=("steps", "batch_size", "lr", "resolution", "ch", "num_res_blocks", "embed_dim",
+                                     "n_embed", "norm_groups"),
+                     nonnegative=("seed", "data_workers", "beta", "restart_every"),
+                     choices={"channels": (1, 3), "amp": ("bf16", "none")})
+        if not self.ch_mult or min(self.ch_mult) < 1:
+            raise InputError(f"--ch-mult must be one or more integers >= 1, got {' '.join(map(str, self.ch_mult))}")
 
 
 def vq_losses(model: VQGAN, x: torch.Tensor, beta: float) -> tuple[torch.Tensor, dict[str, float], torch.Tensor]:
@@ -158,4 +168,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -114,11 +114,14 @@ def test_damaged_weights_exit_1_naming_the_file_and_the_fix(capsys, tmp_path: Pa
     _assert_one_line_error(err, str(tmp_path / "nat.safetensors"), "SHA-256", "git checkout --")
 
 
-def test_unwritable_output_exits_1(capsys, tmp_path: Path):
+def test_an_unwritable_output_is_a_bad_option_refused_before_sampling(capsys, monkeypatch, tmp_path: Path):
+    """#27 defect 10: --out is checked with the options (exit 2), before the generator is loaded or sampled."""
+    loads = []
+    monkeypatch.setattr(cli, "load_generator", lambda args: loads.append(args))
     (tmp_path / "a_file").write_text("")
     code, _, err = _run([*CHEAP, "--out", str(tmp_path / "a_file" / "grid.png")], capsys)
-    assert code == 1
-    _assert_one_line_error(err, "a_file")
+    assert code == 2 and loads == []
+    _assert_one_line_error(err, "--out", "a_file", "is a file, not a directory")
 
 
 def test_ctrl_c_is_one_line_and_exit_130(capsys, monkeypatch, tmp_path: Path):

@@ -209,17 +209,6 @@ def test_reference_kl_replaces_the_constant_entropy_by_entropy_minus_kl(tiny_gen
 
 
 
-@pytest.mark.parametrize("env_kwargs, match", [({"steps": 5}, "number of decoding steps T is 3, the env's 5"),
-                                                ({"steps": 3, "adaptive_steps": True}, "action size .* is 4, the env's 5")])
-def test_a_model_of_another_env_is_refused_at_from_env(tiny_generator, env_kwargs, match):
-    """#27 defect 2: a T = 3 model on a T = 5 env, or a fixed-T model on an adaptive-step env, is one ValueError at
-    from_env (0.1.0: sampled silently, or an IndexError mid-generation); the env it was trained on is accepted."""
-    model = _ppo(tiny_generator, steps=3)
-    SB3GenerationPolicy.from_env(model, AdaNATVectorEnv(tiny_generator, num_envs=2, steps=3))
-    with pytest.raises(ValueError, match=match):
-        SB3GenerationPolicy.from_env(model, AdaNATVectorEnv(tiny_generator, num_envs=2, **env_kwargs))
-
-
 def test_class_step_policy_reads_the_class_and_the_step_not_the_canvas(tiny_generator):
     from agents.policies import ClassStepPolicy
     model = _ppo(tiny_generator, ClassStepPolicy)

@@ -202,38 +202,6 @@ def test_a_new_run_into_an_existing_run_directory_is_refused_unless_overwrite(tm
     assert not (tmp_path / "checkpoint.pt").exists() and json.loads((tmp_path / "config.json").read_text())["seed"] == 4
 
 
-def test_a_run_that_failed_before_its_first_checkpoint_starts_again_with_the_same_command(tmp_path, monkeypatch):
-    """A failed start leaves config.json and history.json but nothing to resume: the same command starts it
-    again (it is not refused with advice to --resume), and --resume says to do that."""
-    def fail(self):  # the first iteration fails, e.g. out of memory
-        raise RuntimeError("first iteration failed")
-
-    with monkeypatch.context() as m:
-        m.setattr(Trainer, "train_iteration", fail)
-        with pytest.raises(RuntimeError, match="first iteration failed"):
-            Trainer(tiny(iterations=1), tmp_path, log=lambda _: None).fit(progress=False)
-    assert (tmp_path / "config.json").exists() and not (tmp_path / "checkpoint.pt").exists()
-    with pytest.raises(FileNotFoundError, match="starts again with the same command, without --resume"):
-        Trainer.resume(tmp_path)
-    lines: list[str] = []
-    Trainer(tiny(iterations=1), tmp_path, log=lines.append).fit(progress=False)
-    assert (tmp_path / "checkpoint.pt").exists() and "stopped before its first checkpoint" in lines[0]
-
-
-def test_checkpoints_with_the_right_tag_but_missing_contents_are_named(tmp_path):
-    """A damaged checkpoint (format tag right, ``config`` or ``model`` missing) is one clear error, in training and
-    in sampling (both read it through load_checkpoint)."""
-    from agents.export import load_generation_policy
-
-    Trainer(tiny(iterations=1), tmp_path, log=lambda _: None).fit(progress=False)
-    state = load_checkpoint(tmp_path)
-    del state["model"]
-    torch.save(state, tmp_path / "checkpoint.pt")
-    for load in (Trainer.resume, load_generation_policy):
-        with pytest.raises(ValueError, match="damaged training checkpoint \\(no model\\); start a new run"):
-            load(tmp_path)
-
-
 def test_labels_outside_the_models_classes_are_a_clear_error(tmp_path):
     import numpy as np
 

@@ -19,10 +19,14 @@ from gymnasium.vector.utils import batch_space
 from ..actions import ACTION_NAMES
 from ..decoding import StepParams
 from ..generator import GenerationState, Generator
+from ..inputs import integer, number
 from .spec import DEFAULT_ACTION_BOUND, DEFAULT_STOP_THRESHOLD, STOP_ACTION, DecodingSpec, decoding_spec_of
 
 __all__ = ["AdaNATEnv", "AdaNATVectorEnv", "DecodingSpec", "decoding_spec_of", "DEFAULT_ACTION_BOUND",
            "DEFAULT_STOP_THRESHOLD", "STOP_ACTION"]
+
+#: the largest float32: finite float64 actions beyond it are clipped to it (then to the action bound), not made inf
+_F32_MAX = float(np.finfo(np.float32).max)
 
 _DOC_SPACES = """
     **Action Space**: ``Box(-10, 10, (4,), float32)`` (``(5,)`` with ``adaptive_steps``, below) of raw pre-activation values (the official raw order,
@@ -71,10 +75,11 @@ class _DecodingCore:
                  action_bound: float, frozen_actions: tuple[str, ...] = (), adaptive_steps: bool = False,
                  stop_threshold: float = DEFAULT_STOP_THRESHOLD, autoreset: bool = False) -> None:
         self.generator = generator
-        self.batch_size = int(batch_size)
-        self.spec = DecodingSpec(int(steps), residual, float(action_bound), generator.num_tokens,
-                                 generator.feature_dim, generator.num_classes, dtype, tuple(frozen_actions),
-                                 bool(adaptive_steps), float(stop_threshold))
+        self.batch_size = integer("batch_size (num_envs)", batch_size, 1)
+        frozen = (frozen_actions,) if isinstance(frozen_actions, str) else tuple(frozen_actions)  # one name or several
+        self.spec = DecodingSpec(integer("steps", steps, 1), residual, number("action_bound", action_bound, 0, strict=True),
+                                 generator.num_tokens, generator.feature_dim, generator.num_classes, dtype, frozen,
+                                 bool(adaptive_steps), number("stop_threshold", stop_threshold))
         self.steps = self.spec.steps
         self.adaptive = self.spec.adaptive
         #: adaptive mode: restart finished rows in place (the vector env's same-step autoreset)
@@ -148,7 +153,9 @@ class _DecodingCore:
         }
 
     def check_actions(self, actions: Any) -> np.ndarray:
-        a = np.asarray(actions, dtype=np.float32)
+        a = np.asarray(actions)
+        if a.dtype.kind not in "biuf":
+            raise ValueError(f"actions must be numbers, got an array of {a.dtype}; the episode was not advanced")
         d = self.spec.action_dim
         if a.shape == (d,) and self.batch_size == 1:
             a = a[None]
@@ -158,7 +165,8 @@ class _DecodingCore:
         if not np.isfinite(a).all():
             bad = np.argwhere(~np.isfinite(a))[:4].tolist()
             raise ValueError(f"actions contain NaN or inf at (env, dim) {bad}; the episode was not advanced")
-        return a
+        # finite values beyond float32's range are clipped like any other out-of-bound action, not made inf
+        return np.clip(a, -_F32_MAX, _F32_MAX).astype(np.float32, copy=False)
 
     def step(self, actions: Any) -> np.ndarray:
         """Apply one step; returns the (B,) bool mask of the samples that finished with it.
@@ -401,7 +409,7 @@ class AdaNATEnv(_CoreAccess, gym.Env):
         if seed is not None or self.core.rng is None:
             self.core.seed(self.np_random)
         label = (options or {}).get("label", (options or {}).get("labels"))
-        obs = self.core.start(self.np_random, None if label is None else [int(np.asarray(label).reshape(-1)[0])])
+        obs = self.core.start(self.np_random, None if label is None else np.asarray(label).reshape(-1))
         return {k: v[0] for k, v in obs.items()}, {}
 
     def step(self, action):

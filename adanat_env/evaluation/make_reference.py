@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..config import run_script
 from ..data import load_idx_dataset, to_model_images
 from .metrics import extract_features, feature_extractor, save_reference
 
@@ -30,4 +31,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -87,10 +87,13 @@ def tokenizer_config(spec: str | Mapping[str, Any] | VQGANConfig) -> VQGANConfig
 
 
 def _finish(model: nn.Module, checkpoint: str | os.PathLike[str] | Mapping[str, torch.Tensor] | None,
-            device: str | torch.device, dtype: torch.dtype | None, frozen: bool, what: str) -> nn.Module:
+            device: str | torch.device, dtype: torch.dtype | None, frozen: bool, what: str, preset: bool) -> nn.Module:
     if checkpoint is not None:
         raw = checkpoint if isinstance(checkpoint, Mapping) else read_checkpoint(checkpoint, what=f"{what} checkpoint")
-        load_state_dict_strict(model, extract_state_dict(raw, what=f"{what} checkpoint"), what=what)
+        load_state_dict_strict(model, extract_state_dict(raw, what=f"{what} checkpoint"), what=what,
+                               hint="Check that the preset matches the checkpoint (e.g. imagenet256-L vs imagenet256-S)."
+                               if preset else "Pass the weights written with this configuration (a trained model's "
+                               "directory holds both; re-create it with its recorded command).")
     model = model.to(device=device, dtype=dtype)
     if frozen:
         model.eval().requires_grad_(False)
@@ -120,7 +123,8 @@ def load_nat(
     :raises CheckpointMismatchError: keys or shapes do not match the preset (all of them are listed).
     """
     cfg = nat_config(preset)
-    return _finish(UViT(cfg), checkpoint, device, dtype, frozen, f"NAT ({preset if isinstance(preset, str) else 'custom config'})")
+    return _finish(UViT(cfg), checkpoint, device, dtype, frozen, f"NAT ({preset if isinstance(preset, str) else 'custom config'})",
+                   isinstance(preset, str))
 
 
 def load_tokenizer(
@@ -143,4 +147,5 @@ def load_tokenizer(
     :raises FileNotFoundError / UnsafeCheckpointError / CheckpointMismatchError: as for :func:`load_nat`.
     """
     cfg = tokenizer_config(preset)
-    return _finish(VQGAN(cfg), checkpoint, device, dtype, frozen, f"tokenizer ({preset if isinstance(preset, str) else 'custom config'})")
+    return _finish(VQGAN(cfg), checkpoint, device, dtype, frozen,
+                   f"tokenizer ({preset if isinstance(preset, str) else 'custom config'})", isinstance(preset, str))

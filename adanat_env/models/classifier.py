@@ -10,7 +10,6 @@ classifier.safetensors``; ``experiments/train_classifier.py`` re-creates them.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from torch import nn
 
 from ..checkpoint import load_state_dict_strict, read_checkpoint
 from ..embedded import ASSET_DIR
+from ..inputs import InputError, read_json
 
 __all__ = ["ClassifierConfig", "SmallCNN", "load_classifier"]
 
@@ -105,8 +105,14 @@ def load_classifier(directory: str | os.PathLike[str] | None = None, device: str
     meta_path, weights = d / "classifier.json", d / "classifier.safetensors"
     if not meta_path.is_file() or not weights.is_file():
         raise FileNotFoundError(f"classifier files not found in '{d}' (train with 'python experiments/train_classifier.py --out {d}')")
-    cfg = ClassifierConfig(**json.loads(meta_path.read_text())["config"])
+    fix = f"re-create it with 'python experiments/train_classifier.py --out {d}'"
+    record = read_json(meta_path, "the classifier's record", fix)
+    try:
+        cfg = ClassifierConfig(**record["config"])
+    except (TypeError, KeyError) as e:
+        raise InputError(f"the classifier's record '{meta_path}' has no valid 'config' ({e}): {fix}") from None
     model = SmallCNN(cfg)
-    load_state_dict_strict(model, read_checkpoint(weights, what="classifier"), what="classifier")
+    load_state_dict_strict(model, read_checkpoint(weights, what="classifier"), what=f"the classifier in '{d}'",
+                           hint=f"its weights do not fit its record's config: {fix}")
     return model.to(device).eval().requires_grad_(False)
 

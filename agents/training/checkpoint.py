@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from adanat_env.checkpoint import read_checkpoint
+from adanat_env.inputs import InputError
 
 __all__ = ["CHECKPOINT_FORMAT", "RUN_FILES", "RunDirectoryError", "claim_run_directory", "load_checkpoint", "save_atomic"]
 
@@ -50,7 +51,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     in today's format (a 0.1.0 checkpoint's reward state is moved under ``reward``).
 
     :raises FileNotFoundError: no checkpoint there.
-    :raises ValueError: not a checkpoint of this trainer.
+    :raises InputError: not a checkpoint of this trainer.
     """
     p = Path(path)
     if p.is_dir():
@@ -61,10 +62,10 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
                                 "command, without --resume)")
     state = read_checkpoint(p, what="training checkpoint")
     if not isinstance(state, dict) or state.get("format") not in _READABLE:
-        raise ValueError(f"'{p}' is not a checkpoint of agents.training (format {CHECKPOINT_FORMAT})")
+        raise InputError(f"'{p}' is not a checkpoint of agents.training (format {CHECKPOINT_FORMAT})")
     missing = [k for k in ("config", "model", "iteration", "history") if k not in state]
     if missing:
-        raise ValueError(f"'{p}' is a damaged training checkpoint (no {', '.join(missing)}); start a new run")
+        raise InputError(f"'{p}' is a damaged training checkpoint (no {', '.join(missing)}); start a new run")
     if state["format"] == "adanat-train/2":
         state = dict(state, format=CHECKPOINT_FORMAT)
         if "reward_model" in state:

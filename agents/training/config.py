@@ -15,6 +15,7 @@ from typing import Any
 from adanat_env.config import field_groups
 from adanat_env.envs import ENV_IDS
 from adanat_env.envs.registration import IMAGENET_DIR_ENV
+from adanat_env.inputs import InputError
 from rewards.adversarial import REWARD_KINDS
 from rewards.discriminator import DISCRIMINATORS
 
@@ -100,51 +101,51 @@ class TrainConfig:
     def validate(self) -> None:
         """Check every option before any work.
 
-        :raises ValueError: naming the option, the bad value and the valid ones (or the fix).
+        :raises InputError: naming the option, the bad value and the valid ones (or the fix).
         """
         for name, valid in CHOICES.items():
             if getattr(self, name) not in valid:
-                raise ValueError(f"--{_flag(name)} must be one of {', '.join(map(str, valid))}; got {getattr(self, name)!r}")
+                raise InputError(f"--{_flag(name)} must be one of {', '.join(map(str, valid))}; got {getattr(self, name)!r}")
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
-            raise ValueError(f"--device must be auto, cpu, cuda or cuda:N; got {self.device!r}")
+            raise InputError(f"--device must be auto, cpu, cuda or cuda:N; got {self.device!r}")
         for name in _POSITIVE + _NONNEGATIVE:
             low = 1 if name in _POSITIVE else 0
             if getattr(self, name) < low:
-                raise ValueError(f"--{_flag(name)} must be >= {low}, got {getattr(self, name)}")
+                raise InputError(f"--{_flag(name)} must be >= {low}, got {getattr(self, name)}")
         for name in ("lr", "d_lr", "clip_range", "std_init", "std_min"):
             if not (getattr(self, name) > 0 and math.isfinite(getattr(self, name))):
-                raise ValueError(f"--{_flag(name)} must be a finite number > 0, got {getattr(self, name)}")
+                raise InputError(f"--{_flag(name)} must be a finite number > 0, got {getattr(self, name)}")
         for name in ("kl_coef", "std_rate", "nfe_cost", "stop_std"):
             if not (getattr(self, name) >= 0 and math.isfinite(getattr(self, name))):
-                raise ValueError(f"--{_flag(name)} must be a finite number >= 0, got {getattr(self, name)}")
+                raise InputError(f"--{_flag(name)} must be a finite number >= 0, got {getattr(self, name)}")
         actor_critic = ("ppo", "a2c", "trpo")
         if self.policy != "adaptive" and self.algo not in actor_critic:
-            raise ValueError(f"--policy {self.policy} needs an actor-critic algorithm (ppo, a2c, trpo); "
+            raise InputError(f"--policy {self.policy} needs an actor-critic algorithm (ppo, a2c, trpo); "
                              f"--algo {self.algo} has its own policy")
         if self.adaptive_steps and self.algo not in actor_critic:
-            raise ValueError(f"--adaptive-steps 1 needs ppo, a2c or trpo; got --algo {self.algo}")
+            raise InputError(f"--adaptive-steps 1 needs ppo, a2c or trpo; got --algo {self.algo}")
         if self.stop_std and not self.adaptive_steps:
-            raise ValueError("--stop-std needs --adaptive-steps 1")
+            raise InputError("--stop-std needs --adaptive-steps 1")
         if self.rollout_buffer == "device" and self.algo not in DEVICE_BUFFER_ALGOS:
-            raise ValueError(f"--rollout-buffer device needs {', '.join(DEVICE_BUFFER_ALGOS)}; got --algo {self.algo}")
+            raise InputError(f"--rollout-buffer device needs {', '.join(DEVICE_BUFFER_ALGOS)}; got --algo {self.algo}")
         if self.episodes % self.batch_size:
-            raise ValueError(f"--episodes ({self.episodes}) must be a multiple of --batch-size ({self.batch_size})")
+            raise InputError(f"--episodes ({self.episodes}) must be a multiple of --batch-size ({self.batch_size})")
         if self.env == "AdaNAT-ImageNet256-v0" and not (self.data_dir or os.environ.get(IMAGENET_DIR_ENV)):
-            raise ValueError(f"training on {self.env} needs real images: pass --data-dir with the ImageNet train "
+            raise InputError(f"training on {self.env} needs real images: pass --data-dir with the ImageNet train "
                              f"folder (<dir>/train/<wnid>/*.JPEG, or the class folders themselves) or set "
                              f"${IMAGENET_DIR_ENV} (its train/ is used)")
         own_generator = bool(self.nat_dir or self.env != "AdaNAT-FashionMNIST-v0")
         if own_generator and not self.classifier_dir and (self.metric == "classifier" or self.reward == "prm"):
-            raise ValueError(
+            raise InputError(
                 "with your own generator the metric's classifier must come from its data: train it with "
                 "'python experiments/train_classifier.py --data-dir DATA --out CLS' and pass --classifier-dir CLS "
                 "(or use --metric efficientnet-lite0 / inception; the PRM reward needs the classifier)")
         if self.metric == "inception" and not self.inception_weights:
-            raise ValueError("--metric inception needs --inception-weights (the local pt_inception-2015-12-05-6726825d"
+            raise InputError("--metric inception needs --inception-weights (the local pt_inception-2015-12-05-6726825d"
                              ".pth; nothing is downloaded)")
         if (self.reward == "adversarial" and self.d_reward == "jackknife"
                 and (self.discriminator == "conv" or not self.d_mbstd or not self.d_mbstd_by_label)):
-            raise ValueError("--d-reward jackknife (the default) needs a projected discriminator that scores same-class "
+            raise InputError("--d-reward jackknife (the default) needs a projected discriminator that scores same-class "
                              "groups (--d-mbstd > 0 --d-mbstd-by-label 1); for the official per-sample reward pass "
                              "--d-reward sigmoid")
 
@@ -204,26 +205,28 @@ def saved_options(saved: dict[str, Any]) -> dict[str, Any]:
     """A saved configuration's options with the values it ran with: lists as tuples, the :data:`LEGACY_DEFAULTS`
     of options it predates (other missing options ran with their current default), retired options dropped.
 
-    :raises ValueError: it used a retired option or value (naming it and the version that still runs it), or an
+    :raises InputError: it used a retired option or value (naming it and the version that still runs it), or an
         option this version does not know (a newer version's).
     """
     out = {**LEGACY_DEFAULTS, **{k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()}}
     used = [f"--{_flag(k)} {out[k]}" for k, off in RETIRED.items() if k in out and out[k] != off]
     used += [f"--{_flag(k)} {out[k]}" for k, values in _RETIRED_VALUES.items() if out.get(k) in values]
     if used:
-        raise ValueError(f"this run used {', '.join(used)}, retired in adanat-gym 0.2.0 (it did not help: "
+        raise InputError(f"this run used {', '.join(used)}, retired in adanat-gym 0.2.0 (it did not help: "
                          "docs/results.md, 'What did not work'); continue or evaluate it with version 0.1.0 "
                          "(git checkout 0ba36bb)")
     for k in RETIRED:
         out.pop(k, None)
     unknown = sorted(set(out) - {f.name for f in fields(TrainConfig)} - {"command"})
     if unknown:
-        raise ValueError(f"the saved configuration has options this version does not know ({', '.join(unknown)}): "
+        raise InputError(f"the saved configuration has options this version does not know ({', '.join(unknown)}): "
                          "it was written by a newer adanat-gym; upgrade to read it")
     out.pop("command", None)
     return out
 
 
-#: Options that may change when resuming: the run's length and evaluation, and the recovery options that the
-#: divergence errors advise (learning rates). Changes are recorded in the checkpoint and ``history.json``.
-RESUMABLE = ("iterations", "device", "eval_samples", "curve_every", "curve_samples", "select", "lr", "d_lr")
+#: Options that may change when resuming: the run's length and evaluation, the recovery options that the
+#: divergence errors advise (learning rates), and the evaluation's files (``--fid-stats``, ``--inception-weights``:
+#: a file moved since the start). Changes are recorded in the checkpoint and ``history.json``.
+RESUMABLE = ("iterations", "device", "eval_samples", "curve_every", "curve_samples", "select", "lr", "d_lr",
+             "fid_stats", "inception_weights")

@@ -62,6 +62,7 @@ from ..sb3_internals import generations_done, restart_rollouts
 from .builders import build_env, build_reward, train_split
 from .checkpoint import CHECKPOINT_FORMAT, claim_run_directory, load_checkpoint, save_atomic
 from .config import RESUMABLE, TrainConfig, saved_options
+from .preflight import preflight
 from .report import (Validation, evaluate_on_test, heldout_real_accuracy, plot_training_curve,
                      rollout_diagnostics)
 
@@ -94,12 +95,14 @@ class Trainer:
     """One training run: the env with its reward, the discriminator (adversarial reward), the algorithm, the
     history.
 
-    :param config: the run's options (validated here, before any work).
+    :param config: the run's options (validated here, and every input they name checked against the generator by
+        :func:`~agents.training.preflight.preflight`, before any work and before anything is written to ``out``).
     :param out: the run directory (``None``: nothing is written, e.g. for benchmarks).
     :param overwrite: replace the files of another run in ``out`` (otherwise that is refused).
     :param command: the command line that started the run, recorded in ``config.json`` and ``metrics.json``.
     :param log: where progress lines go.
     :raises RunDirectoryError: ``out`` holds another run and neither ``overwrite`` nor :meth:`resume` was used.
+    :raises adanat_env.inputs.InputError: a bad option, data set or file (one line naming it and the fix).
     """
 
     def __init__(self, config: TrainConfig, out: str | os.PathLike[str] | None = None, *, overwrite: bool = False,
@@ -107,15 +110,18 @@ class Trainer:
         config.validate()
         self.config, self.command, self.log = config, command, log
         self.out = Path(out) if out is not None else None
-        if self.out is not None and not _resuming:
-            if claim_run_directory(self.out, overwrite):
-                log(f"'{self.out}' held a run that stopped before its first checkpoint: starting it again")
-            (self.out / "config.json").write_text(json.dumps({**asdict(config), "command": command}, indent=2))
+        if self.out is not None and not _resuming and claim_run_directory(self.out, overwrite):
+            log(f"'{self.out}' held a run that stopped before its first checkpoint: starting it again")
         seed_everything(config.seed)
         self.device = resolve_device(config.device)
         self._t0, self._elapsed_before = time.perf_counter(), 0.0
 
-        built = build_reward(config, build_env(config, self.device), self.device)
+        venv = build_env(config, self.device)
+        with torch.random.fork_rng(devices=[]):  # the checks draw nothing from the run's random streams
+            preflight(config, venv.unwrapped.generator, self.device)
+        if self.out is not None and not _resuming:
+            (self.out / "config.json").write_text(json.dumps({**asdict(config), "command": command}, indent=2))
+        built = build_reward(config, venv, self.device)
         self.generator = built.env.unwrapped.generator
         #: the adversarial reward's wrapper (``None`` for other rewards): it scores final images and trains here
         self.discriminator = built.discriminator
