@@ -352,4 +352,12 @@ def test_the_clis_print_one_line_and_debug_keeps_the_traceback(tmp_path, capsys,
     assert e.value.code == 1 and err.count("\n") == 1 and "--channels must be one of 1, 3" in err
     with pytest.raises(InputError):
         run_script(classifier.main, ["--data-dir", str(tmp_path / "data"), "--channels", "2", "--debug"])
+    from adanat_env import cli
+
+    sample = ["--nat-dir", str(tmp_path / "nowhere"), "--steps", "2", "--out", str(tmp_path / "g.png")]
+    assert cli.main(sample) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "nowhere" in err and "experiments/train_nat.py" in err
+    with pytest.raises(FileNotFoundError):
+        cli.main([*sample, "--debug"])
     assert work == {"nat_forwards": 0, "optimizer_steps": 0}
