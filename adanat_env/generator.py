@@ -18,7 +18,10 @@ The env, rewards and agents never touch U-ViT internals, so other generator fami
 AdaGen) can plug in by implementing this class.
 
 :class:`NATGenerator` implements it for a masked-token NAT (:class:`~adanat_env.models.UViT`) and a VQ
-tokenizer (:class:`~adanat_env.models.VQGAN`). Cost: one batched forward of 2B sequences (conditional and
+tokenizer (:class:`~adanat_env.models.VQGAN`), class- or text-conditioned. A text-conditioned NAT (the CC3M
+U-ViT) keeps the interface: its "labels" are ids of prompts in a prompt bank (their precomputed text-encoder
+states, :mod:`adanat_env.prompts`), and its empty class is the empty prompt, the unconditional branch of
+guidance; the env, the decoding step and the agents see ids as for classes. Cost: one batched forward of 2B sequences (conditional and
 unconditional together) per step; step 0's unconditional pass is shared by the whole batch (the canvas is
 all-mask for every sample), and no forward runs after the last step. So a T-step batch of B images costs
 ``B + 1 + 2B(T - 1)`` sequence-forwards, less than the ``2BT`` of 2 forwards per step (the official loop
@@ -176,19 +179,30 @@ class Generator(ABC):
 class NATGenerator(Generator):
     """A MaskGIT-style NAT (U-ViT) plus VQ tokenizer behind the :class:`Generator` interface.
 
-    :param nat: the frozen U-ViT (its ``num_classes - 1`` is the empty class).
+    :param nat: the frozen U-ViT (class-conditional: its ``num_classes - 1`` is the empty class).
     :param tokenizer: the frozen VQGAN whose codebook the NAT predicts.
     :param amp: ``None`` (float32), ``"bf16"`` or ``"fp16"`` autocast for the NAT and the decoder
         (the decoding-step math always runs in float32).
-    :raises ValueError: the NAT and the tokenizer do not fit each other.
+    :param prompts: a text-conditioned NAT's prompt bank, (P + 1, num_clip_tokens, clip_dim): the text-encoder
+        states of P prompts (ids 0 .. P - 1, the "labels") and, last, of the empty prompt (the empty class).
+        :func:`adanat_env.prompts.load_prompts` reads one.
+    :raises ValueError: the NAT and the tokenizer (or the prompts) do not fit each other.
     """
 
-    def __init__(self, nat: UViT, tokenizer: VQGAN, amp: str | None = None) -> None:
+    def __init__(self, nat: UViT, tokenizer: VQGAN, amp: str | None = None,
+                 prompts: torch.Tensor | None = None) -> None:
         nc, tc = nat.config, tokenizer.config
         if nc.codebook_size != tc.n_embed:
             raise ValueError(f"NAT predicts {nc.codebook_size} codes but the tokenizer has {tc.n_embed}")
         if nc.num_tokens != tc.num_tokens:
             raise ValueError(f"NAT works on {nc.num_tokens} tokens but the tokenizer makes {tc.num_tokens}")
+        if nc.text != (prompts is not None):
+            raise ValueError("a text-conditioned NAT needs a prompt bank (prompts=), a class-conditional one none"
+                             if nc.text else "prompts= is for a text-conditioned NAT; this one is class-conditional")
+        if prompts is not None and (prompts.dim() != 3 or prompts.shape[0] < 2
+                                    or tuple(prompts.shape[1:]) != (nc.num_clip_tokens, nc.clip_dim)):
+            raise ValueError(f"prompts must be (P + 1 >= 2, {nc.num_clip_tokens}, {nc.clip_dim}): P prompts and the "
+                             f"empty one, got {tuple(prompts.shape)}")
         self.nat = nat.eval().requires_grad_(False)
         self.tokenizer = tokenizer.eval().requires_grad_(False)
         self.amp = amp
@@ -197,13 +211,20 @@ class NATGenerator(Generator):
         self.num_tokens = nc.num_tokens
         self.grid_shape = (nc.img_size, nc.img_size)
         self.feature_dim = nc.embed_dim
-        self.num_classes = nc.num_classes - 1
-        self.null_class = nc.null_class
+        self.prompts = None if prompts is None else prompts.to(self.device)
+        #: conditions: classes, or the prompts of the bank; the empty class (or prompt) is the last id
+        self.num_classes = nc.num_classes - 1 if prompts is None else prompts.shape[0] - 1
+        self.null_class = self.num_classes
         self.mask_id = nc.mask_id
         self.image_shape = (tc.in_channels, tc.resolution, tc.resolution)
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         return autocast_context(self.device, self.amp)
+
+    def _nat(self, ids: torch.Tensor, conditions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The NAT on canvases ``ids`` under condition ids (classes, or prompts of the bank; the last id is the
+        empty one): ``(logits, features)``."""
+        return self.nat(ids, conditions if self.prompts is None else self.prompts[conditions])
 
     def _check_labels(self, labels: torch.Tensor) -> torch.Tensor:
         labels = torch.as_tensor(labels, device=self.device)
@@ -227,7 +248,7 @@ class NATGenerator(Generator):
         ids = torch.cat([tokens, tokens[:1]])
         ctx = torch.cat([labels, labels.new_full((1,), self.null_class)])
         with self._autocast():
-            logits, feat = self.nat(ids, ctx)
+            logits, feat = self._nat(ids, ctx)
         lc, lu = logits[:b], logits[b:].expand(b, -1, -1)
         return GenerationState(tokens, labels, 0, int(num_steps), feat[:b], (lc, lu))
 
@@ -246,7 +267,7 @@ class NATGenerator(Generator):
             return replace(state, tokens=next_tokens, step=state.step + 1, features=None, cache=None)
         b = state.batch_size
         with self._autocast():
-            logits, feat = self.nat(torch.cat([next_tokens, next_tokens]),
+            logits, feat = self._nat(torch.cat([next_tokens, next_tokens]),
                                     torch.cat([state.labels, state.labels.new_full((b,), self.null_class)]))
         return replace(state, tokens=next_tokens, step=state.step + 1, features=feat[:b], cache=(logits[:b], logits[b:]))
 
@@ -279,7 +300,7 @@ class NATGenerator(Generator):
             if nc == 0:
                 return replace(state, tokens=toks_c, labels=labels_c, step=steps[:0], features=None, cache=None), canvases
             with self._autocast():
-                logits, feat = self.nat(torch.cat([toks_c, toks_c]), torch.cat([labels_c, null(nc)]))
+                logits, feat = self._nat(torch.cat([toks_c, toks_c]), torch.cat([labels_c, null(nc)]))
             return GenerationState(toks_c, labels_c, steps[cont] + 1, state.num_steps, feat[:nc],
                                    (logits[:nc], logits[nc:])), canvases
         new_labels = torch.as_tensor(restart_labels, device=self.device).reshape(-1).long()
@@ -288,7 +309,7 @@ class NATGenerator(Generator):
             raise ValueError(f"restart_labels must hold one class per finished row ({nr}), got {tuple(new_labels.shape)}")
         fresh = torch.full((nr, n), self.mask_id, dtype=torch.long, device=self.device)
         with self._autocast():
-            logits, feat = self.nat(torch.cat([toks_c, toks_c, fresh, fresh[:1]]),
+            logits, feat = self._nat(torch.cat([toks_c, toks_c, fresh, fresh[:1]]),
                                     torch.cat([labels_c, null(nc), new_labels, null(min(nr, 1))]))
         tokens = canvases.index_copy(0, done_d, fresh)
         labels = state.labels.index_copy(0, done_d, new_labels)
@@ -324,7 +345,7 @@ class NATGenerator(Generator):
             raise ValueError("canvas_features needs complete canvases (no mask tokens)")
         tokens = tokens.to(self.device).long()
         with self._autocast():
-            _, feat = self.nat(tokens, tokens.new_full((tokens.shape[0],), self.null_class))
+            _, feat = self._nat(tokens, tokens.new_full((tokens.shape[0],), self.null_class))
         return feat.float()
 
     @torch.inference_mode()

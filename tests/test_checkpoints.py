@@ -14,6 +14,7 @@ import torch
 from adanat_env.checkpoint import (CheckpointError, CheckpointIntegrityError, CheckpointMismatchError,
                                    UnsafeCheckpointError, file_sha256, read_checkpoint, verify_recorded_sha256)
 from adanat_env.embedded import ASSET_DIR, load_nat_dir
+from adanat_env import models
 from adanat_env.models import load_nat, load_tokenizer
 
 from .conftest import TINY_NAT, load_manifest
@@ -29,6 +30,7 @@ def _random_state_dict(manifest: str, seed: int = 0) -> dict[str, torch.Tensor]:
 @pytest.mark.parametrize("preset,manifest", [
     ("imagenet256-L", "adanat_L_uvit_imagenet256.json"),
     ("imagenet256-S", "adanat_S_uvit_imagenet256_INFERRED.json"),
+    ("cc3m-t2i", "adanat_cc3m_uvit_t2i.json"),
 ])
 def test_official_nat_checkpoint_loads_strictly(tmp_path: Path, preset: str, manifest: str):
     sd = _random_state_dict(manifest)
@@ -42,6 +44,12 @@ def test_official_nat_checkpoint_loads_strictly(tmp_path: Path, preset: str, man
     for k in ("token_emb.word_embeddings.weight", "mlm_layer.bias", "out_blocks.0.skip_linear.weight", "norm.weight"):
         torch.testing.assert_close(loaded[k], sd[k])
     assert set(loaded) == set(sd)
+    if preset == "cc3m-t2i":  # one forward at full size: the manifest's shapes, with 77 CLIP-bigG tokens
+        _, meta = load_manifest(manifest)
+        with torch.inference_mode():
+            logits, feat = nat(torch.full((1, 256), 1024), torch.randn(1, 77, 1280))
+        assert list(logits.shape) == meta["forward_check_B1"]["logits_shape"]
+        assert list(feat.shape) == meta["forward_check_B1"]["feat_shape"] and bool(torch.isfinite(feat).all())
 
 
 @pytest.mark.slow
@@ -112,7 +120,7 @@ class _Payload:
         return (os.system, (f"touch {self.marker}",))
 
 
-def test_malicious_pickle_is_refused_and_never_runs(tmp_path: Path):
+def test_malicious_pickle_is_refused_and_never_runs(tmp_path: Path, monkeypatch):
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.pth"
     sd = load_nat(TINY_NAT).state_dict()
@@ -125,6 +133,11 @@ def test_malicious_pickle_is_refused_and_never_runs(tmp_path: Path):
         load_tokenizer("maskgit-vqgan-f16", path)
     with pytest.raises(UnsafeCheckpointError):
         read_checkpoint(path)
+    built = []
+    monkeypatch.setattr(models, "UViT", lambda cfg: built.append(cfg))
+    with pytest.raises(UnsafeCheckpointError):  # refused before the 503 M-parameter model is built
+        load_nat("cc3m-t2i", path)
+    assert built == []
     assert not marker.exists(), "the pickle payload ran"
 
 

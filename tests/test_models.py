@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from adanat_env.models import NAT_PRESETS, TOKENIZER_PRESETS, UViT, VQGAN, load_nat, load_tokenizer
+from adanat_env.models import NAT_PRESETS, TOKENIZER_PRESETS, UViT, UViTConfig, VQGAN, load_nat, load_tokenizer
 from adanat_env.models.vqgan import _ResBlock
 
 from .conftest import TINY_NAT, TINY_VQ, load_manifest
@@ -23,6 +23,7 @@ def _shapes_on_meta(cls: type[nn.Module], cfg) -> dict[str, list[int]]:
     [
         (UViT, NAT_PRESETS["imagenet256-L"], "adanat_L_uvit_imagenet256.json"),
         (UViT, NAT_PRESETS["imagenet256-S"], "adanat_S_uvit_imagenet256_INFERRED.json"),
+        (UViT, NAT_PRESETS["cc3m-t2i"], "adanat_cc3m_uvit_t2i.json"),
         (VQGAN, TOKENIZER_PRESETS["maskgit-vqgan-f16"], "vqgan_maskgit_f16_1024.json"),
     ],
 )
@@ -57,6 +58,34 @@ def test_uvit_forward_contract():
     emb = nat.token_emb.word_embeddings.weight
     expected = h @ emb[: TINY_NAT.codebook_size].t() + head.bias[..., : TINY_NAT.codebook_size]
     torch.testing.assert_close(logits, expected)
+
+
+TINY_T2I = UViTConfig(img_size=4, codebook_size=32, embed_dim=32, depth=2, num_heads=2, num_classes=0, clip_dim=24,
+                      num_clip_tokens=5)
+
+
+def test_text_conditioned_uvit_forward_contract():
+    """The CC3M variant: the context is num_clip_tokens text-encoder vectors, each through one Linear; the features
+    are the image positions' final LayerNorm output; the prompt changes the logits."""
+    torch.manual_seed(0)
+    nat = UViT(TINY_T2I).eval()
+    assert isinstance(nat.context_embed, nn.Linear) and TINY_T2I.text
+    ids = torch.randint(0, TINY_T2I.codebook_size + 1, (2, TINY_T2I.num_tokens))
+    prompt = 10 * torch.randn(2, 5, 24)
+    captured = {}
+    hook = nat.norm.register_forward_hook(lambda m, i, o: captured.__setitem__("norm", o))
+    with torch.no_grad():
+        logits, feat = nat(ids, prompt)
+        hook.remove()
+        other, _ = nat(ids, 10 * torch.randn(2, 5, 24))
+    assert logits.shape == (2, 16, 32) and feat.shape == (2, 16, 32)
+    torch.testing.assert_close(feat, captured["norm"][:, 5:])  # the 5 context positions dropped
+    assert float((logits - other).abs().max()) > 1e-3
+    for bad in (torch.randn(2, 4, 24), torch.zeros(2, 1, dtype=torch.long)):
+        with pytest.raises(ValueError, match="float context of shape \\(2, 5, 24\\)"):
+            nat(ids, bad)
+    with pytest.raises(ValueError, match="empty prompt"):
+        TINY_T2I.null_class
 
 
 def test_uvit_long_skips_pair_last_in_block_with_first_out_block():

@@ -6,6 +6,14 @@
   ``nnet_ema.pth`` and ``vqgan_jax_strongaug.ckpt`` (the files the official AdaNAT README links as
   ``assets/nnet_ema.pth`` and ``assets/vqgan_jax_strongaug.ckpt``); ``weights="random"`` builds it with
   random weights for smoke tests and benchmarks.
+- ``AdaNAT-CC3M256-v0``: the official CC3M text-to-image U-ViT (AdaNAT-Muse; 77 CLIP ViT-bigG-14 token states as
+  its context) + the same VQGAN. Episodes draw prompts from a prompt file (``prompts=``,
+  :mod:`adanat_env.prompts`): the observation's ``label`` is the prompt's id in it, the features are the NAT's
+  under that prompt. Weights from ``nat_checkpoint=`` (the MUSE release's ``nnet_ema.pth``) /
+  ``tokenizer_checkpoint=``, or ``$ADANAT_CC3M_DIR`` holding both and ``prompts.safetensors``; ``weights="random"``
+  for smoke tests (with random prompt states when no file is given). The official CC3M policy uses the residual
+  (``heu = 1``), the default here. Training on it is not built yet: the trainer's ``--env`` choices are
+  :data:`ENV_IDS`.
 
 No ``max_episode_steps`` is registered: episodes end with ``terminated=True`` after exactly ``steps`` steps.
 """
@@ -17,21 +25,25 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+import torch
 from gymnasium.vector import VectorEnv
 
 from ..embedded import load_embedded_generator
 from ..generator import Generator, NATGenerator
-from ..models import load_nat, load_tokenizer
+from ..models import load_nat, load_tokenizer, nat_config
 from ..models.classifier import load_classifier
+from ..prompts import load_prompts
 from ..utils import resolve_device
 from ..wrappers import RewardModel, TerminalRewardWrapper, VectorTerminalRewardWrapper
 from .adanat import AdaNATEnv, AdaNATVectorEnv
 
-__all__ = ["IMAGENET_DIR_ENV", "REWARD_CHOICES", "register_envs", "make_fashion_mnist_env", "make_fashion_mnist_vector_env",
-           "make_imagenet256_env", "make_imagenet256_vector_env", "imagenet256_generator"]
+__all__ = ["IMAGENET_DIR_ENV", "CC3M_DIR_ENV", "REWARD_CHOICES", "register_envs", "make_fashion_mnist_env",
+           "make_fashion_mnist_vector_env", "make_imagenet256_env", "make_imagenet256_vector_env",
+           "imagenet256_generator", "make_cc3m256_env", "make_cc3m256_vector_env", "cc3m256_generator"]
 
 IMAGENET_DIR_ENV = "ADANAT_IMAGENET_DIR"
-_NAT_FILE, _VQ_FILE = "nnet_ema.pth", "vqgan_jax_strongaug.ckpt"
+CC3M_DIR_ENV = "ADANAT_CC3M_DIR"
+_NAT_FILE, _VQ_FILE, _PROMPTS_FILE = "nnet_ema.pth", "vqgan_jax_strongaug.ckpt", "prompts.safetensors"
 
 
 #: Reward names a registered id's factory accepts (besides a callable ``(images, labels) -> (B,)``).
@@ -117,14 +129,86 @@ def make_imagenet256_vector_env(num_envs: int = 8, steps: int = 8, device: str =
     return _with_reward(env, reward, vector=True)
 
 
+def cc3m256_generator(weights: str = "official", nat_checkpoint: str | None = None,
+                      tokenizer_checkpoint: str | None = None, prompts: str | None = None, device: str = "auto",
+                      amp: str | None = None, nat_preset: Any = "cc3m-t2i",
+                      tokenizer_preset: Any = "maskgit-vqgan-f16") -> Generator:
+    """The CC3M text-to-image generator with its prompt bank; see module docstring for where files come from.
+
+    The prompt file is read and checked before the 503 M-parameter NAT is built.
+
+    :param nat_preset: the NAT's preset or config (a smaller text-conditioned config for tests).
+    :param tokenizer_preset: the tokenizer's preset or config.
+    :raises FileNotFoundError: naming the expected files and where they are published.
+    :raises adanat_env.inputs.InputError: a prompt file that is missing, malformed or of another encoder's shape.
+    """
+    dev = resolve_device(device)
+    if weights not in ("official", "random"):
+        raise ValueError(f"weights must be 'official' or 'random', got {weights!r}")
+    cfg = nat_config(nat_preset)
+    if not cfg.text:
+        raise ValueError(f"AdaNAT-CC3M256-v0 needs a text-conditioned NAT; {nat_preset!r} is class-conditional")
+    root = os.environ.get(CC3M_DIR_ENV)
+    prompt_path = prompts or (str(Path(root) / _PROMPTS_FILE) if root else None)
+    if prompt_path is not None:
+        bank = load_prompts(prompt_path, tokens=cfg.num_clip_tokens, dim=cfg.clip_dim).states
+    elif weights == "random":  # a smoke test: 8 random prompts and a random empty prompt
+        bank = torch.randn(9, cfg.num_clip_tokens, cfg.clip_dim, generator=torch.Generator().manual_seed(0))
+    else:
+        raise FileNotFoundError(f"AdaNAT-CC3M256-v0 needs prompts: pass prompts= (a file written by 'python -m "
+                                f"adanat_env.prompts') or put {_PROMPTS_FILE} in ${CC3M_DIR_ENV}")
+    if weights == "random":
+        return NATGenerator(load_nat(cfg, None, dev), load_tokenizer(tokenizer_preset, None, dev), amp=amp,
+                            prompts=bank)
+    nat_path = Path(nat_checkpoint) if nat_checkpoint else (Path(root) / _NAT_FILE if root else None)
+    vq_path = Path(tokenizer_checkpoint) if tokenizer_checkpoint else (Path(root) / _VQ_FILE if root else None)
+    missing = [str(p) if p else name for p, name in ((nat_path, _NAT_FILE), (vq_path, _VQ_FILE)) if p is None or not p.is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"AdaNAT-CC3M256-v0 needs the official weights; missing: {', '.join(missing)}. '{_NAT_FILE}' is the CC3M "
+            f"U-ViT of the MUSE release (linked from the official AdaNAT README), '{_VQ_FILE}' the MAGE VQGAN; pass "
+            f"nat_checkpoint= and tokenizer_checkpoint=, or put both in one directory and set ${CC3M_DIR_ENV}. For a "
+            f"smoke test use weights='random'.")
+    return NATGenerator(load_nat(nat_preset, nat_path, dev), load_tokenizer(tokenizer_preset, vq_path, dev), amp=amp,
+                        prompts=bank)
+
+
+def make_cc3m256_env(steps: int = 8, device: str = "auto", residual: str = "heuristic", dtype: str = "float32",
+                     weights: str = "official", nat_checkpoint: str | None = None,
+                     tokenizer_checkpoint: str | None = None, prompts: str | None = None, amp: str | None = None,
+                     reward: str | RewardModel | None = None, nat_preset: Any = "cc3m-t2i",
+                     tokenizer_preset: Any = "maskgit-vqgan-f16", **kwargs: Any) -> gym.Env:
+    """``gym.make("AdaNAT-CC3M256-v0", prompts=FILE, ...)`` (reward 0 unless a callable ``reward`` is given)."""
+    gen = cc3m256_generator(weights, nat_checkpoint, tokenizer_checkpoint, prompts, device, amp, nat_preset,
+                            tokenizer_preset)
+    return _with_reward(AdaNATEnv(gen, steps=steps, residual=residual, dtype=dtype, **kwargs), reward, vector=False)
+
+
+def make_cc3m256_vector_env(num_envs: int = 8, steps: int = 8, device: str = "auto", residual: str = "heuristic",
+                            dtype: str = "float32", weights: str = "official", nat_checkpoint: str | None = None,
+                            tokenizer_checkpoint: str | None = None, prompts: str | None = None,
+                            amp: str | None = None, reward: str | RewardModel | None = None,
+                            nat_preset: Any = "cc3m-t2i", tokenizer_preset: Any = "maskgit-vqgan-f16",
+                            **kwargs: Any) -> VectorEnv:
+    """``gym.make_vec("AdaNAT-CC3M256-v0", num_envs=B, vectorization_mode="vector_entry_point", prompts=FILE)``."""
+    gen = cc3m256_generator(weights, nat_checkpoint, tokenizer_checkpoint, prompts, device, amp, nat_preset,
+                            tokenizer_preset)
+    env = AdaNATVectorEnv(gen, num_envs=num_envs, steps=steps, residual=residual, dtype=dtype, **kwargs)
+    return _with_reward(env, reward, vector=True)
+
+
+#: The ids the trainer (``--env``) takes.
 ENV_IDS = ("AdaNAT-FashionMNIST-v0", "AdaNAT-ImageNet256-v0")
+#: Text-to-image ids (registered; training on them is not built yet).
+TEXT_ENV_IDS = ("AdaNAT-CC3M256-v0",)
 
 
 def register_envs() -> None:
-    """Register both ids (idempotent)."""
+    """Register every id (idempotent)."""
     specs = {
         "AdaNAT-FashionMNIST-v0": ("make_fashion_mnist_env", "make_fashion_mnist_vector_env"),
         "AdaNAT-ImageNet256-v0": ("make_imagenet256_env", "make_imagenet256_vector_env"),
+        "AdaNAT-CC3M256-v0": ("make_cc3m256_env", "make_cc3m256_vector_env"),
     }
     for env_id, (single, vector) in specs.items():
         if env_id in gym.registry:

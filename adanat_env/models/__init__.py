@@ -9,6 +9,9 @@ Presets
 - ``"imagenet256-S"``: 512-d, 12 + 1 blocks. **Inferred**: no official S config exists; the width and depth
   follow the U-ViT-S convention and match the S manifest's shapes, and ``num_heads=8`` is a guess that does
   not show in the state dict (it does change the numerics).
+- ``"cc3m-t2i"``: the official CC3M text-to-image U-ViT (1152-d, 28 + 1 blocks, 16 heads, 503,628,929
+  parameters; the MUSE release's ``nnet_ema.pth``), conditioned on 77 CLIP ViT-bigG-14 ``last_hidden_state``
+  tokens (1280-d) through one Linear (``context_embed``); its state dict equals the official manifest key for key.
 
 ``TOKENIZER_PRESETS``:
 
@@ -26,7 +29,7 @@ optional extra ``metrics``).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -56,6 +59,9 @@ NAT_PRESETS: dict[str, UViTConfig] = {
     # Inferred (see module docstring): no official S config; num_heads=8 is not visible in the state dict.
     "imagenet256-S": UViTConfig(img_size=16, codebook_size=1024, embed_dim=512, depth=12, num_heads=8,
                                 mlp_ratio=4, qkv_bias=False, num_classes=1001, skip=True),
+    # The official CC3M text-to-image U-ViT (AdaNAT-Muse): 77 CLIP ViT-bigG-14 tokens of 1280 as the context.
+    "cc3m-t2i": UViTConfig(img_size=16, codebook_size=1024, embed_dim=1152, depth=28, num_heads=16, mlp_ratio=4,
+                           qkv_bias=False, num_classes=0, skip=True, clip_dim=1280, num_clip_tokens=77),
 }
 
 TOKENIZER_PRESETS: dict[str, VQGANConfig] = {
@@ -86,10 +92,15 @@ def tokenizer_config(spec: str | Mapping[str, Any] | VQGANConfig) -> VQGANConfig
     return _resolve(spec, TOKENIZER_PRESETS, VQGANConfig, "tokenizer")
 
 
-def _finish(model: nn.Module, checkpoint: str | os.PathLike[str] | Mapping[str, torch.Tensor] | None,
+def _finish(build: Callable[[], nn.Module], checkpoint: str | os.PathLike[str] | Mapping[str, torch.Tensor] | None,
             device: str | torch.device, dtype: torch.dtype | None, frozen: bool, what: str, preset: bool) -> nn.Module:
+    """The model from ``build()`` with ``checkpoint`` loaded; the file is read (and refused when unsafe or
+    missing) before the model is built, which for the large presets allocates gigabytes."""
+    raw = None
     if checkpoint is not None:
         raw = checkpoint if isinstance(checkpoint, Mapping) else read_checkpoint(checkpoint, what=f"{what} checkpoint")
+    model = build()
+    if raw is not None:
         load_state_dict_strict(model, extract_state_dict(raw, what=f"{what} checkpoint"), what=what,
                                hint="Check that the preset matches the checkpoint (e.g. imagenet256-L vs imagenet256-S)."
                                if preset else "Pass the weights written with this configuration (a trained model's "
@@ -110,7 +121,8 @@ def load_nat(
 ) -> UViT:
     """Build a U-ViT NAT and (optionally) load its weights.
 
-    :param preset: ``"imagenet256-L"``, ``"imagenet256-S"``, a :class:`UViTConfig` or a dict of its fields.
+    :param preset: ``"imagenet256-L"``, ``"imagenet256-S"``, ``"cc3m-t2i"``, a :class:`UViTConfig` or a dict of its
+        fields.
     :param checkpoint: ``None`` gives **random weights** (for tests and benchmarks only: such a model
         generates noise). A path loads the official format (a plain state dict; ``position_ids`` keys are
         dropped; a top-level ``state_dict`` is unwrapped) or a ``.safetensors`` file, always safely.
@@ -123,7 +135,7 @@ def load_nat(
     :raises CheckpointMismatchError: keys or shapes do not match the preset (all of them are listed).
     """
     cfg = nat_config(preset)
-    return _finish(UViT(cfg), checkpoint, device, dtype, frozen, f"NAT ({preset if isinstance(preset, str) else 'custom config'})",
+    return _finish(lambda: UViT(cfg), checkpoint, device, dtype, frozen, f"NAT ({preset if isinstance(preset, str) else 'custom config'})",
                    isinstance(preset, str))
 
 
@@ -147,5 +159,5 @@ def load_tokenizer(
     :raises FileNotFoundError / UnsafeCheckpointError / CheckpointMismatchError: as for :func:`load_nat`.
     """
     cfg = tokenizer_config(preset)
-    return _finish(VQGAN(cfg), checkpoint, device, dtype, frozen,
+    return _finish(lambda: VQGAN(cfg), checkpoint, device, dtype, frozen,
                    f"tokenizer ({preset if isinstance(preset, str) else 'custom config'})", isinstance(preset, str))

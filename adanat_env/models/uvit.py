@@ -34,9 +34,14 @@ class UViTConfig:
     :param mlp_ratio: MLP hidden width as a multiple of ``embed_dim``.
     :param qkv_bias: bias in the fused qkv projection (False in the official configs).
     :param num_classes: size of the class vocabulary *including* the trailing empty class used for
-        classifier-free guidance (1001 for ImageNet: classes 0..999 plus the empty class 1000).
+        classifier-free guidance (1001 for ImageNet: classes 0..999 plus the empty class 1000); unused (0) by a
+        text-conditioned model.
     :param skip: long skip connections between in- and out-blocks (True in all official configs).
     :param dropout: embedding dropout, active in training mode only (0.1 officially).
+    :param clip_dim: 0 for a class-conditional model; otherwise the model is text-conditioned: its context is
+        ``num_clip_tokens`` text-encoder vectors of this size (CC3M: 77 CLIP ViT-bigG-14 ``last_hidden_state``
+        tokens of 1280), each mapped by one Linear to a context token (the official ``context_embed``).
+    :param num_clip_tokens: context tokens of a text-conditioned model (77).
     """
 
     img_size: int = 16
@@ -49,14 +54,24 @@ class UViTConfig:
     num_classes: int = 1001
     skip: bool = True
     dropout: float = 0.1
+    clip_dim: int = 0
+    num_clip_tokens: int = 77
 
     def __post_init__(self) -> None:
         if self.embed_dim % self.num_heads != 0:
             raise ValueError(f"embed_dim ({self.embed_dim}) must be divisible by num_heads ({self.num_heads})")
         if self.depth < 0 or self.depth % 2 != 0:
             raise ValueError(f"depth must be a non-negative even number, got {self.depth}")
-        if self.num_classes < 2:
+        if self.clip_dim < 0 or (self.clip_dim and self.num_clip_tokens < 1):
+            raise ValueError(f"a text-conditioned model needs clip_dim > 0 and num_clip_tokens >= 1, got "
+                             f"{self.clip_dim} and {self.num_clip_tokens}")
+        if not self.clip_dim and self.num_classes < 2:
             raise ValueError("num_classes counts the real classes plus the empty class, so it must be >= 2")
+
+    @property
+    def text(self) -> bool:
+        """Whether the model is text-conditioned (its context: ``num_clip_tokens`` vectors of ``clip_dim``)."""
+        return self.clip_dim > 0
 
     @property
     def num_tokens(self) -> int:
@@ -70,7 +85,11 @@ class UViTConfig:
 
     @property
     def null_class(self) -> int:
-        """The empty ("unconditional") class id used by classifier-free guidance."""
+        """The empty ("unconditional") class id used by classifier-free guidance (class-conditional models; a
+        text-conditioned model's unconditional context is the empty prompt's embedding)."""
+        if self.text:
+            raise ValueError("a text-conditioned model has no empty class: its unconditional context is the empty "
+                             "prompt's embedding")
         return self.num_classes - 1
 
     def to_dict(self) -> dict[str, Any]:
@@ -153,9 +172,10 @@ class _MlmLayer(nn.Module):
 
 
 class UViT(nn.Module):
-    """Class-conditional masked-token transformer with long skips (U-ViT), as used by AdaNAT / AutoNAT.
+    """Class- or text-conditional masked-token transformer with long skips (U-ViT), as used by AdaNAT / AutoNAT
+    (ImageNet) and AdaNAT-Muse (CC3M).
 
-    ``forward(ids, labels)`` returns ``(logits, features)``:
+    ``forward(ids, context)`` returns ``(logits, features)``:
 
     - ``logits`` (B, N, codebook_size): scores over the codebook at every image position (the mask token
       column is removed, as in the official model);
@@ -170,7 +190,9 @@ class UViT(nn.Module):
         self.config = config
         c = config
         self.token_emb = _Embedding(c.codebook_size + 1, c.embed_dim, c.num_tokens, c.dropout)
-        self.context_embed = _Embedding(c.num_classes, c.embed_dim, 1, 0.0)
+        # one class token, or one token per text-encoder vector (no position embedding: the official CC3M model)
+        self.context_embed = (nn.Linear(c.clip_dim, c.embed_dim) if c.text
+                              else _Embedding(c.num_classes, c.embed_dim, 1, 0.0))
         blk = lambda skip: _Block(c.embed_dim, c.num_heads, c.mlp_ratio, c.qkv_bias, skip)  # noqa: E731
         self.in_blocks = nn.ModuleList([blk(False) for _ in range(c.depth // 2)])
         self.mid_block = blk(False)
@@ -193,19 +215,25 @@ class UViT(nn.Module):
     def num_tokens(self) -> int:
         return self.config.num_tokens
 
-    def forward(self, ids: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, ids: torch.Tensor, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Score every image position.
 
         :param ids: (B, N) long token ids in ``[0, codebook_size]``, ``codebook_size`` meaning masked,
             row-major over the token grid.
-        :param labels: (B,) or (B, 1) long class ids in ``[0, num_classes)``; ``num_classes - 1`` is the
-            empty class.
+        :param context: class-conditional: (B,) or (B, 1) long class ids in ``[0, num_classes)``
+            (``num_classes - 1`` is the empty class); text-conditioned: (B, num_clip_tokens, clip_dim) float
+            text-encoder states (the empty prompt's for the unconditional branch).
         :return: ``(logits (B, N, codebook_size), features (B, N, D))``.
         """
-        if labels.dim() == 1:
-            labels = labels[:, None]
+        if self.config.text:
+            want = (ids.shape[0], self.config.num_clip_tokens, self.config.clip_dim)
+            if tuple(context.shape) != want or not context.is_floating_point():
+                raise ValueError(f"a text-conditioned NAT takes a float context of shape {want}, got "
+                                 f"{tuple(context.shape)} {context.dtype}")
+            ctx = self.context_embed(context.to(self.context_embed.weight.dtype))
+        else:
+            ctx = self.context_embed(context[:, None] if context.dim() == 1 else context)
         x = self.token_emb(ids)
-        ctx = self.context_embed(labels)
         x = torch.cat([ctx, x], dim=1)
         skips = []
         for block in self.in_blocks:

@@ -1,0 +1,167 @@
+"""Prompts for text-to-image NATs, as precomputed text-encoder states (nothing is downloaded at run time).
+
+A prompt file (safetensors) holds, for P prompts and the empty prompt:
+
+============================  =====================  ==========================================================
+tensor                        shape                  what
+============================  =====================  ==========================================================
+``last_hidden_state``         (P, 77, 1280)          the text encoder's token states (the NAT's context)
+``text_embeds``               (P, 1280)              its pooled, projected embedding (a text-conditioned
+                                                     discriminator's condition, L2-normalised there)
+``empty_last_hidden_state``   (77, 1280)             the same for the empty prompt "": the unconditional
+``empty_text_embeds``         (1280,)                branch of classifier-free guidance
+============================  =====================  ==========================================================
+
+and, as metadata, the prompts' text (``prompts``, a JSON list) and the encoder (``encoder``). The official CC3M
+NAT reads CLIP ViT-bigG-14's ``last_hidden_state`` (77 x 1280). Write a file from a text file of prompts, one
+per line, with a local copy of that encoder (the optional ``transformers`` package; nothing is downloaded)::
+
+    python -m adanat_env.prompts --prompts prompts.txt --encoder /path/to/clip-vit-bigG-14 --out prompts.safetensors
+
+or from states computed elsewhere with :func:`save_prompts`. :func:`load_prompts` checks a file and returns a
+:class:`PromptBank`, whose ``states`` are a :class:`~adanat_env.generator.NATGenerator`'s ``prompts=`` (prompt
+ids 0 .. P - 1 are the generator's "labels"; the empty prompt is its empty class).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from .inputs import InputError, existing_file
+
+__all__ = ["PromptBank", "load_prompts", "save_prompts", "encode_prompts", "main"]
+
+_KEYS = ("last_hidden_state", "text_embeds", "empty_last_hidden_state", "empty_text_embeds")
+
+
+@dataclass(frozen=True)
+class PromptBank:
+    """P prompts and the empty one, as text-encoder outputs.
+
+    :param states: (P + 1, L, D) token states, the empty prompt's last.
+    :param pooled: (P + 1, E) pooled embeddings, the empty prompt's last.
+    :param texts: the P prompts.
+    :param encoder: the encoder that computed them.
+    """
+
+    states: torch.Tensor
+    pooled: torch.Tensor
+    texts: tuple[str, ...]
+    encoder: str
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+def save_prompts(path: str | os.PathLike[str], states: torch.Tensor, pooled: torch.Tensor,
+                 empty_states: torch.Tensor, empty_pooled: torch.Tensor, texts: list[str], encoder: str) -> Path:
+    """Write a prompt file (see the module docstring); returns its path.
+
+    :raises InputError: shapes that do not fit each other or the texts.
+    """
+    p = len(texts)
+    if states.dim() != 3 or states.shape[0] != p or pooled.shape != (p, pooled.shape[-1]):
+        raise InputError(f"{p} prompts need (P, L, D) states and (P, E) pooled embeddings, got {tuple(states.shape)} "
+                         f"and {tuple(pooled.shape)}")
+    if tuple(empty_states.shape) != tuple(states.shape[1:]) or tuple(empty_pooled.shape) != (pooled.shape[-1],):
+        raise InputError(f"the empty prompt's states must be {tuple(states.shape[1:])} and its pooled embedding "
+                         f"({pooled.shape[-1]},), got {tuple(empty_states.shape)} and {tuple(empty_pooled.shape)}")
+    tensors = dict(zip(_KEYS, (states, pooled, empty_states, empty_pooled)))
+    out = Path(path)
+    save_file({k: v.detach().float().contiguous().cpu() for k, v in tensors.items()}, str(out),
+              metadata={"prompts": json.dumps(list(texts)), "encoder": encoder})
+    return out
+
+
+def load_prompts(path: str | os.PathLike[str], *, tokens: int | None = None, dim: int | None = None) -> PromptBank:
+    """Read and check a prompt file.
+
+    :param tokens: the context length the NAT expects (77), checked when given.
+    :param dim: the state size the NAT expects (1280), checked when given.
+    :raises InputError: missing file, not a prompt file, or states of another shape than the NAT's.
+    """
+    fix = "write one with 'python -m adanat_env.prompts --prompts PROMPTS.txt --encoder DIR --out FILE'"
+    p = existing_file("prompt file", path, fix)
+    try:
+        with safe_open(str(p), framework="pt") as f:
+            missing = [k for k in _KEYS if k not in f.keys()]
+            if missing:
+                raise InputError(f"prompt file '{p}' lacks {', '.join(missing)}: {fix}")
+            t = {k: f.get_tensor(k).float() for k in _KEYS}
+            meta = f.metadata() or {}
+    except SafetensorError as e:
+        raise InputError(f"prompt file '{p}' is not a safetensors file ({e}): {fix}") from None
+    texts = tuple(json.loads(meta.get("prompts", "[]")))
+    states, pooled = t["last_hidden_state"], t["text_embeds"]
+    if states.dim() != 3 or len(texts) != states.shape[0] or pooled.shape != (len(texts), pooled.shape[-1]):
+        raise InputError(f"prompt file '{p}': {len(texts)} prompt texts but states {tuple(states.shape)} and pooled "
+                         f"embeddings {tuple(pooled.shape)}: {fix}")
+    if (tokens is not None and states.shape[1] != tokens) or (dim is not None and states.shape[2] != dim):
+        raise InputError(f"prompt file '{p}' holds {states.shape[1]} x {states.shape[2]} token states but the NAT "
+                         f"reads {tokens} x {dim}: encode the prompts with the NAT's text encoder")
+    if not all(bool(torch.isfinite(v).all()) for v in t.values()):
+        raise InputError(f"prompt file '{p}' holds NaN or inf: {fix}")
+    return PromptBank(torch.cat([states, t["empty_last_hidden_state"][None]]),
+                      torch.cat([pooled, t["empty_text_embeds"][None]]), texts, meta.get("encoder", ""))
+
+
+def encode_prompts(texts: list[str], encoder_dir: str | os.PathLike[str], device: str = "cpu",
+                   batch_size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+    """The (P, 77, D) token states and (P, E) pooled embeddings of ``texts`` from a local CLIP text encoder (a
+    directory that ``transformers.CLIPTextModelWithProjection.from_pretrained`` reads; nothing is downloaded).
+
+    :raises ImportError: ``transformers`` is not installed (naming the install command).
+    :raises InputError: the directory does not exist.
+    """
+    d = Path(encoder_dir)
+    if not d.is_dir():
+        raise InputError(f"--encoder '{d}' is not a directory: pass a local copy of the text encoder (e.g. CLIP "
+                         "ViT-bigG-14's text tower, as transformers saves it); nothing is downloaded")
+    try:
+        from transformers import CLIPTextModelWithProjection, CLIPTokenizer
+    except ImportError as e:
+        raise ImportError("encoding prompts needs the optional 'transformers' package: pip install transformers") from e
+    tokenizer = CLIPTokenizer.from_pretrained(str(d), local_files_only=True)
+    model = CLIPTextModelWithProjection.from_pretrained(str(d), local_files_only=True).to(device).eval()
+    states, pooled = [], []
+    with torch.inference_mode():
+        for i in range(0, len(texts), batch_size):
+            batch = tokenizer(texts[i:i + batch_size], padding="max_length", max_length=77, truncation=True,
+                              return_tensors="pt").to(device)
+            out = model(**batch)
+            states.append(out.last_hidden_state.float().cpu())
+            pooled.append(out.text_embeds.float().cpu())
+    return torch.cat(states), torch.cat(pooled)
+
+
+def main(argv: list[str] | None = None) -> Path:
+    """Write a prompt file from a text file of prompts (one per line) with a local text encoder."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 allow_abbrev=False)
+    ap.add_argument("--prompts", required=True, help="text file, one prompt per line (blank lines skipped)")
+    ap.add_argument("--encoder", required=True, help="local text-encoder directory (transformers format)")
+    ap.add_argument("--out", required=True, help="the prompt file to write (.safetensors)")
+    ap.add_argument("--device", default="cpu", help="where to run the encoder (default: cpu)")
+    args = ap.parse_args(argv)
+    src = existing_file("--prompts", args.prompts, "pass a text file with one prompt per line")
+    texts = [line.strip() for line in src.read_text().splitlines() if line.strip()]
+    if not texts:
+        raise InputError(f"--prompts '{src}' holds no prompt: one prompt per line")
+    states, pooled = encode_prompts([*texts, ""], args.encoder, args.device)
+    out = save_prompts(args.out, states[:-1], pooled[:-1], states[-1], pooled[-1], texts, str(args.encoder))
+    print(json.dumps({"out": str(out), "prompts": len(texts), "states": list(states.shape[1:])}))
+    return out
+
+
+if __name__ == "__main__":
+    from .config import run_script
+
+    run_script(main)
