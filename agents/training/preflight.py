@@ -65,7 +65,8 @@ def preflight(config: TrainConfig, generator: Any, device: torch.device) -> None
 
     :raises InputError: the first bad input, naming it, the problem and the fix.
     """
-    train = _split(config, "train", generator, "the discriminator and the validation FID read the train split")
+    train = _split(config, "train", generator, "the discriminator and the validation FID need a train split: IDX "
+                                               "files or an image folder, docs/own_data.md")
     if config.val_count > len(train) // 2:
         raise InputError(f"--val-count {config.val_count}: the train split of '{train.directory}' has {len(train)} "
                          f"images, and at most half may be held out for validation: pass --val-count "
