@@ -18,14 +18,14 @@ import json
 import math
 import numbers
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["InputError", "integer", "number", "existing_file", "existing_dir", "read_json", "writable_file",
-           "class_coverage", "names", "check_fields"]
+__all__ = ["InputError", "integer", "number", "existing_file", "read_json", "writable_file", "class_coverage",
+           "check_fields"]
 
 
 class InputError(ValueError):
@@ -78,19 +78,6 @@ def existing_file(name: str, path: str | os.PathLike[str], fix: str) -> Path:
     return p
 
 
-def existing_dir(name: str, path: str | os.PathLike[str], fix: str) -> Path:
-    """``path`` if it is a directory.
-
-    :raises InputError: it does not exist, or is a file.
-    """
-    p = Path(path).expanduser()
-    if p.is_file():
-        raise InputError(f"{name} '{p}' is a file, not a directory: {fix}")
-    if not p.is_dir():
-        raise InputError(f"{name} '{p}' does not exist: {fix}")
-    return p
-
-
 def read_json(path: str | os.PathLike[str], what: str, fix: str) -> Any:
     """The JSON in ``path``.
 
@@ -139,18 +126,6 @@ def class_coverage(labels: np.ndarray, num_classes: int, source: str, fix: str) 
         shown = ", ".join(map(str, missing[:10].tolist())) + (", ..." if missing.size > 10 else "")
         raise InputError(f"{source} has images of {num_classes - missing.size} of the generator's {num_classes} "
                          f"classes (none of class {shown}): {fix}")
-
-
-def names(name: str, value: str | Iterable[str], valid: Sequence[str]) -> tuple[str, ...]:
-    """A tuple of names from one name or several (a lone string is one name, not its characters).
-
-    :raises InputError: a name outside ``valid``.
-    """
-    items = (value,) if isinstance(value, str) else tuple(value)
-    bad = [v for v in items if v not in valid]
-    if bad:
-        raise InputError(f"{name}: unknown {', '.join(map(repr, bad))}; valid names are {', '.join(valid)}")
-    return items
 
 
 def check_fields(config: Any, *, positive: Sequence[str] = (), nonnegative: Sequence[str] = (),

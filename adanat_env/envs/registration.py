@@ -85,6 +85,17 @@ def make_fashion_mnist_vector_env(num_envs: int = 8, steps: int = 8, device: str
     return _with_reward(env, reward, vector=True)
 
 
+def _weight_files(nat_checkpoint: str | None, tokenizer_checkpoint: str | None,
+                  root: str | None) -> tuple[Path | None, Path | None, list[str]]:
+    """(NAT file, tokenizer file, the missing ones by name): the given paths, else the official file names in
+    ``root`` (the id's directory setting)."""
+    nat_path = Path(nat_checkpoint) if nat_checkpoint else (Path(root) / _NAT_FILE if root else None)
+    vq_path = Path(tokenizer_checkpoint) if tokenizer_checkpoint else (Path(root) / _VQ_FILE if root else None)
+    missing = [str(p) if p else name for p, name in ((nat_path, _NAT_FILE), (vq_path, _VQ_FILE))
+               if p is None or not p.is_file()]
+    return nat_path, vq_path, missing
+
+
 def imagenet256_generator(weights: str = "official", nat_checkpoint: str | None = None,
                           tokenizer_checkpoint: str | None = None, device: str = "auto", amp: str | None = None,
                           nat_preset: str = "imagenet256-L") -> Generator:
@@ -97,10 +108,7 @@ def imagenet256_generator(weights: str = "official", nat_checkpoint: str | None 
         return NATGenerator(load_nat(nat_preset, None, dev), load_tokenizer("maskgit-vqgan-f16", None, dev), amp=amp)
     if weights != "official":
         raise ValueError(f"weights must be 'official' or 'random', got {weights!r}")
-    root = os.environ.get(IMAGENET_DIR_ENV)
-    nat_path = Path(nat_checkpoint) if nat_checkpoint else (Path(root) / _NAT_FILE if root else None)
-    vq_path = Path(tokenizer_checkpoint) if tokenizer_checkpoint else (Path(root) / _VQ_FILE if root else None)
-    missing = [str(p) if p else name for p, name in ((nat_path, _NAT_FILE), (vq_path, _VQ_FILE)) if p is None or not p.is_file()]
+    nat_path, vq_path, missing = _weight_files(nat_checkpoint, tokenizer_checkpoint, os.environ.get(IMAGENET_DIR_ENV))
     if missing:
         raise FileNotFoundError(
             f"AdaNAT-ImageNet256-v0 needs the official weights; missing: {', '.join(missing)}. Download "
@@ -160,9 +168,7 @@ def cc3m256_generator(weights: str = "official", nat_checkpoint: str | None = No
     if weights == "random":
         return NATGenerator(load_nat(cfg, None, dev), load_tokenizer(tokenizer_preset, None, dev), amp=amp,
                             prompts=bank)
-    nat_path = Path(nat_checkpoint) if nat_checkpoint else (Path(root) / _NAT_FILE if root else None)
-    vq_path = Path(tokenizer_checkpoint) if tokenizer_checkpoint else (Path(root) / _VQ_FILE if root else None)
-    missing = [str(p) if p else name for p, name in ((nat_path, _NAT_FILE), (vq_path, _VQ_FILE)) if p is None or not p.is_file()]
+    nat_path, vq_path, missing = _weight_files(nat_checkpoint, tokenizer_checkpoint, root)
     if missing:
         raise FileNotFoundError(
             f"AdaNAT-CC3M256-v0 needs the official weights; missing: {', '.join(missing)}. '{_NAT_FILE}' is the CC3M "

@@ -79,7 +79,8 @@ def preflight(config: TrainConfig, generator: Any, device: torch.device) -> None
         flag = "--inception-weights" if config.metric == "inception" else "--classifier-dir"
         fix = ("pass the FID Inception weights pt_inception-2015-12-05-6726825d.pth" if config.metric == "inception"
                else "pass a directory written by experiments/train_classifier.py")
-        raise InputError(f"{flag}: {' '.join(str(e).split()[:40])} ...: {fix}") from None
+        words = str(e).split()
+        raise InputError(f"{flag}: {' '.join(words[:40])}{' ...' if len(words) > 40 else ''}: {fix}") from None
     c, side = generator.image_shape[0], generator.image_shape[-1]
     with torch.inference_mode():
         width = int(fn(torch.zeros(2, c, side, side, device=device)).shape[-1])
