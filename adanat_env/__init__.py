@@ -1,6 +1,7 @@
 """AdaNAT gym: frozen masked-token generators, their decoding step, and Gymnasium environments.
 
-``import adanat_env`` registers ``AdaNAT-FashionMNIST-v0`` and ``AdaNAT-ImageNet256-v0`` with Gymnasium.
+``import adanat_env`` registers ``AdaNAT-FashionMNIST-v0``, ``AdaNAT-ImageNet256-v0``, ``AdaNAT-ImageNet512-v0`` and
+``AdaNAT-CC3M256-v0`` with Gymnasium.
 
 Sub-modules: :mod:`adanat_env.models` (U-ViT NAT, MaskGIT VQGAN, loaders), :mod:`adanat_env.decoding`
 (the step math), :mod:`adanat_env.schedules` (hand-designed schedules), :mod:`adanat_env.policy` (what a

@@ -53,7 +53,8 @@ class GenerationState:
     :param step: number of steps already taken: an int (the same for the whole batch), or a (B,) int64 CPU tensor
         of per-row steps (adaptive step counts, :meth:`Generator.start_slots`).
     :param num_steps: T (with per-row steps: T_max, the most steps any row may take).
-    :param features: (B, N, D) features of the current canvas for the policy; ``None`` once done.
+    :param features: (B, N', D) features of the current canvas for the policy (N' = the generator's
+        ``feature_tokens``: N, or the patches of a patched NAT); ``None`` once done.
     :param cache: generator-private data for the next step (e.g. logits); ``None`` once done.
     """
 
@@ -102,6 +103,18 @@ class Generator(ABC):
     #: id marking a masked position in ``GenerationState.tokens``
     mask_id: int
     device: torch.device
+
+    @property
+    def feature_grid(self) -> tuple[int, int]:
+        """(h, w) of the rows of ``GenerationState.features``, row-major: the token grid unless the generator sees
+        coarser positions (a NAT with patch size p: the token grid / p)."""
+        return self.grid_shape
+
+    @property
+    def feature_tokens(self) -> int:
+        """Rows of ``GenerationState.features`` per image (N, or N / p^2 for a patched NAT)."""
+        h, w = self.feature_grid
+        return h * w
 
     @abstractmethod
     def start(self, labels: torch.Tensor, num_steps: int, rng: torch.Generator | None = None) -> GenerationState:
@@ -210,6 +223,7 @@ class NATGenerator(Generator):
         autocast_context(self.device, amp)  # validates amp early
         self.num_tokens = nc.num_tokens
         self.grid_shape = (nc.img_size, nc.img_size)
+        self._feature_grid = nc.feature_grid
         self.feature_dim = nc.embed_dim
         self.prompts = None if prompts is None else prompts.to(self.device)
         #: conditions: classes, or the prompts of the bank; the empty class (or prompt) is the last id
@@ -217,6 +231,10 @@ class NATGenerator(Generator):
         self.null_class = self.num_classes
         self.mask_id = nc.mask_id
         self.image_shape = (tc.in_channels, tc.resolution, tc.resolution)
+
+    @property
+    def feature_grid(self) -> tuple[int, int]:
+        return self._feature_grid
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         return autocast_context(self.device, self.amp)

@@ -101,7 +101,7 @@ class GeneratorFeaturePyramid(nn.Module):
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
         g = self.generator
         feat = g.canvas_features(g.encode(images))  # (B, N, D), an inference tensor
-        h, w = g.grid_shape
+        h, w = g.feature_grid
         out = feat.transpose(1, 2).reshape(feat.shape[0], -1, h, w).clone()
         # quantisation would turn a NaN / inf image into some finite canvas: propagate it as a network would, so
         # a diverged input surfaces as a non-finite loss (DiscriminatorDivergedError), not as a silent reward

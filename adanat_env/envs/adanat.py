@@ -41,7 +41,7 @@ _DOC_SPACES = """
     (conditional pass), ``dtype`` float32 or float16; ``"step"``: ``Box(0, T, (1,), int64)`` the index of the
     step about to be taken (the terminal observation has ``T``); ``"label"``: ``Box(0, C - 1, (1,), int64)``
     the class being generated. (N = 49, D = 128, C = 10 for Fashion-MNIST; N = 256, D = 768, C = 1000 for
-    ImageNet-256 L.)
+    ImageNet-256 L; for ImageNet-512, N = 256 positions of 2 x 2 of its 32 x 32 tokens.)
 
     **Rewards**: 0. The env core has no reward model: rewards attach one way, as wrappers that score the decoded
     images at the terminal step (:class:`~adanat_env.wrappers.VectorTerminalRewardWrapper`,
@@ -78,7 +78,7 @@ class _DecodingCore:
         self.batch_size = integer("batch_size (num_envs)", batch_size, 1)
         frozen = (frozen_actions,) if isinstance(frozen_actions, str) else tuple(frozen_actions)  # one name or several
         self.spec = DecodingSpec(integer("steps", steps, 1), residual, number("action_bound", action_bound, 0, strict=True),
-                                 generator.num_tokens, generator.feature_dim, generator.num_classes, dtype, frozen,
+                                 generator.feature_tokens, generator.feature_dim, generator.num_classes, dtype, frozen,
                                  bool(adaptive_steps), number("stop_threshold", stop_threshold))
         self.steps = self.spec.steps
         self.adaptive = self.spec.adaptive
@@ -107,7 +107,7 @@ class _DecodingCore:
     def observation_space(self) -> spaces.Dict:
         g = self.generator
         return spaces.Dict({
-            "features": spaces.Box(-np.inf, np.inf, (g.num_tokens, g.feature_dim), dtype=self.np_dtype),
+            "features": spaces.Box(-np.inf, np.inf, (g.feature_tokens, g.feature_dim), dtype=self.np_dtype),
             "step": spaces.Box(0, self.steps, (1,), dtype=np.int64),
             "label": spaces.Box(0, g.num_classes - 1, (1,), dtype=np.int64),
         })
@@ -145,9 +145,9 @@ class _DecodingCore:
         g = self.generator
         n = len(self.final_labels)
         # Never fed to a policy (episodes terminate, nothing is bootstrapped): a read-only zero view, no allocation.
-        zeros = np.zeros((1, g.num_tokens, g.feature_dim), dtype=self.np_dtype)
+        zeros = np.zeros((1, g.feature_tokens, g.feature_dim), dtype=self.np_dtype)
         return {
-            "features": np.broadcast_to(zeros, (n, g.num_tokens, g.feature_dim)),
+            "features": np.broadcast_to(zeros, (n, g.feature_tokens, g.feature_dim)),
             "step": self.final_nfe.reshape(-1, 1).astype(np.int64),
             "label": self.final_labels.reshape(-1, 1).copy(),
         }

@@ -6,6 +6,11 @@
   ``nnet_ema.pth`` and ``vqgan_jax_strongaug.ckpt`` (the files the official AdaNAT README links as
   ``assets/nnet_ema.pth`` and ``assets/vqgan_jax_strongaug.ckpt``); ``weights="random"`` builds it with
   random weights for smoke tests and benchmarks.
+- ``AdaNAT-ImageNet512-v0``: the paper's ImageNet-512 setting: a U-ViT-L with patch size 2 over the 32 x 32
+  tokens of the same VQGAN at 512 px (the policy sees 16 x 16 positions, as at 256). No official 512 weights
+  exist: ``weights="random"`` for smoke tests, or your own NAT of the ``"imagenet512-L"`` preset
+  (``nat_checkpoint=`` or ``nnet_ema.pth`` in ``$ADANAT_IMAGENET512_DIR``, with ``vqgan_jax_strongaug.ckpt``).
+  Not in the trainer's ``--env`` choices (no 512 data pipeline is built).
 - ``AdaNAT-CC3M256-v0``: the official CC3M text-to-image U-ViT (AdaNAT-Muse; 77 CLIP ViT-bigG-14 token states as
   its context) + the same VQGAN. Episodes draw prompts from a prompt file (``prompts=``,
   :mod:`adanat_env.prompts`): the observation's ``label`` is the prompt's id in it, the features are the NAT's
@@ -37,11 +42,12 @@ from ..utils import resolve_device
 from ..wrappers import RewardModel, TerminalRewardWrapper, VectorTerminalRewardWrapper
 from .adanat import AdaNATEnv, AdaNATVectorEnv
 
-__all__ = ["IMAGENET_DIR_ENV", "CC3M_DIR_ENV", "REWARD_CHOICES", "register_envs", "make_fashion_mnist_env",
+__all__ = ["IMAGENET_DIR_ENV", "IMAGENET512_DIR_ENV", "CC3M_DIR_ENV", "REWARD_CHOICES", "register_envs", "make_fashion_mnist_env",
            "make_fashion_mnist_vector_env", "make_imagenet256_env", "make_imagenet256_vector_env",
-           "imagenet256_generator", "make_cc3m256_env", "make_cc3m256_vector_env", "cc3m256_generator"]
+           "imagenet256_generator", "make_imagenet512_env", "make_imagenet512_vector_env", "imagenet512_generator", "make_cc3m256_env", "make_cc3m256_vector_env", "cc3m256_generator"]
 
 IMAGENET_DIR_ENV = "ADANAT_IMAGENET_DIR"
+IMAGENET512_DIR_ENV = "ADANAT_IMAGENET512_DIR"
 CC3M_DIR_ENV = "ADANAT_CC3M_DIR"
 _NAT_FILE, _VQ_FILE, _PROMPTS_FILE = "nnet_ema.pth", "vqgan_jax_strongaug.ckpt", "prompts.safetensors"
 
@@ -103,19 +109,44 @@ def imagenet256_generator(weights: str = "official", nat_checkpoint: str | None 
 
     :raises FileNotFoundError: naming the expected files and where the official README publishes them.
     """
+    return _class_generator("AdaNAT-ImageNet256-v0", IMAGENET_DIR_ENV, nat_preset, "maskgit-vqgan-f16", weights,
+                            nat_checkpoint, tokenizer_checkpoint, device, amp)
+
+
+def imagenet512_generator(weights: str = "official", nat_checkpoint: str | None = None,
+                          tokenizer_checkpoint: str | None = None, device: str = "auto", amp: str | None = None,
+                          nat_preset: Any = "imagenet512-L", tokenizer_preset: Any = "maskgit-vqgan-f16-512") -> Generator:
+    """The ImageNet-512 generator: a patch-size-2 U-ViT over the 32 x 32 tokens of the same VQGAN at 512 px.
+
+    No official 512 weights are published: ``weights="official"`` means the user's own NAT of this preset
+    (``nat_checkpoint=`` or ``nnet_ema.pth`` in ``$ADANAT_IMAGENET512_DIR``) with the official VQGAN file.
+
+    :param nat_preset: the NAT's preset or config (a smaller patched config for tests).
+    :param tokenizer_preset: the tokenizer's preset or config.
+    :raises FileNotFoundError: naming the expected files.
+    """
+    return _class_generator("AdaNAT-ImageNet512-v0", IMAGENET512_DIR_ENV, nat_preset, tokenizer_preset,
+                            weights, nat_checkpoint, tokenizer_checkpoint, device, amp)
+
+
+def _class_generator(env_id: str, root_env: str, nat_preset: Any, tokenizer_preset: Any, weights: str,
+                     nat_checkpoint: str | None, tokenizer_checkpoint: str | None, device: str,
+                     amp: str | None) -> Generator:
     dev = resolve_device(device)
     if weights == "random":
-        return NATGenerator(load_nat(nat_preset, None, dev), load_tokenizer("maskgit-vqgan-f16", None, dev), amp=amp)
+        return NATGenerator(load_nat(nat_preset, None, dev), load_tokenizer(tokenizer_preset, None, dev), amp=amp)
     if weights != "official":
         raise ValueError(f"weights must be 'official' or 'random', got {weights!r}")
-    nat_path, vq_path, missing = _weight_files(nat_checkpoint, tokenizer_checkpoint, os.environ.get(IMAGENET_DIR_ENV))
+    nat_path, vq_path, missing = _weight_files(nat_checkpoint, tokenizer_checkpoint, os.environ.get(root_env))
     if missing:
+        nat_what = ("the AutoNAT-L / AdaNAT-L NAT" if env_id == "AdaNAT-ImageNet256-v0" else
+                    "your ImageNet-512 NAT of the 'imagenet512-L' preset (no official 512 weights are published)")
         raise FileNotFoundError(
-            f"AdaNAT-ImageNet256-v0 needs the official weights; missing: {', '.join(missing)}. Download "
-            f"'{_NAT_FILE}' (AutoNAT-L / AdaNAT-L NAT) and '{_VQ_FILE}' (MAGE VQGAN), linked from the official AdaNAT "
-            f"README (LeapLabTHU/AdaNAT, 'assets/'), then pass nat_checkpoint= and tokenizer_checkpoint=, or put both "
-            f"in one directory and set ${IMAGENET_DIR_ENV}. For a smoke test use weights='random'.")
-    return NATGenerator(load_nat(nat_preset, nat_path, dev), load_tokenizer("maskgit-vqgan-f16", vq_path, dev), amp=amp)
+            f"{env_id} needs its weights; missing: {', '.join(missing)}. '{_NAT_FILE}' is {nat_what}, '{_VQ_FILE}' the "
+            f"MAGE VQGAN (both ImageNet-256 files are linked from the official AdaNAT README, LeapLabTHU/AdaNAT, "
+            f"'assets/'); pass nat_checkpoint= and tokenizer_checkpoint=, or put both in one directory and set "
+            f"${root_env}. For a smoke test use weights='random'.")
+    return NATGenerator(load_nat(nat_preset, nat_path, dev), load_tokenizer(tokenizer_preset, vq_path, dev), amp=amp)
 
 
 def make_imagenet256_env(steps: int = 8, device: str = "auto", residual: str = "heuristic", dtype: str = "float32",
@@ -133,6 +164,27 @@ def make_imagenet256_vector_env(num_envs: int = 8, steps: int = 8, device: str =
                                 reward: str | RewardModel | None = None, **kwargs: Any) -> VectorEnv:
     """``gym.make_vec("AdaNAT-ImageNet256-v0", num_envs=B, vectorization_mode="vector_entry_point")``."""
     gen = imagenet256_generator(weights, nat_checkpoint, tokenizer_checkpoint, device, amp)
+    env = AdaNATVectorEnv(gen, num_envs=num_envs, steps=steps, residual=residual, dtype=dtype, **kwargs)
+    return _with_reward(env, reward, vector=True)
+
+
+def make_imagenet512_env(steps: int = 8, device: str = "auto", residual: str = "heuristic", dtype: str = "float32",
+                         weights: str = "official", nat_checkpoint: str | None = None,
+                         tokenizer_checkpoint: str | None = None, amp: str | None = None,
+                         reward: str | RewardModel | None = None, nat_preset: Any = "imagenet512-L",
+                         tokenizer_preset: Any = "maskgit-vqgan-f16-512", **kwargs: Any) -> gym.Env:
+    """``gym.make("AdaNAT-ImageNet512-v0", ...)`` (reward 0 unless a callable ``reward`` is given)."""
+    gen = imagenet512_generator(weights, nat_checkpoint, tokenizer_checkpoint, device, amp, nat_preset, tokenizer_preset)
+    return _with_reward(AdaNATEnv(gen, steps=steps, residual=residual, dtype=dtype, **kwargs), reward, vector=False)
+
+
+def make_imagenet512_vector_env(num_envs: int = 8, steps: int = 8, device: str = "auto", residual: str = "heuristic",
+                                dtype: str = "float32", weights: str = "official", nat_checkpoint: str | None = None,
+                                tokenizer_checkpoint: str | None = None, amp: str | None = None,
+                                reward: str | RewardModel | None = None, nat_preset: Any = "imagenet512-L",
+                                tokenizer_preset: Any = "maskgit-vqgan-f16-512", **kwargs: Any) -> VectorEnv:
+    """``gym.make_vec("AdaNAT-ImageNet512-v0", num_envs=B, vectorization_mode="vector_entry_point")``."""
+    gen = imagenet512_generator(weights, nat_checkpoint, tokenizer_checkpoint, device, amp, nat_preset, tokenizer_preset)
     env = AdaNATVectorEnv(gen, num_envs=num_envs, steps=steps, residual=residual, dtype=dtype, **kwargs)
     return _with_reward(env, reward, vector=True)
 
@@ -207,6 +259,8 @@ def make_cc3m256_vector_env(num_envs: int = 8, steps: int = 8, device: str = "au
 ENV_IDS = ("AdaNAT-FashionMNIST-v0", "AdaNAT-ImageNet256-v0")
 #: Text-to-image ids (registered; training on them is not built yet).
 TEXT_ENV_IDS = ("AdaNAT-CC3M256-v0",)
+#: Other registered ids (the env API; no training data pipeline for them yet).
+OTHER_ENV_IDS = ("AdaNAT-ImageNet512-v0",)
 
 
 def register_envs() -> None:
@@ -214,6 +268,7 @@ def register_envs() -> None:
     specs = {
         "AdaNAT-FashionMNIST-v0": ("make_fashion_mnist_env", "make_fashion_mnist_vector_env"),
         "AdaNAT-ImageNet256-v0": ("make_imagenet256_env", "make_imagenet256_vector_env"),
+        "AdaNAT-ImageNet512-v0": ("make_imagenet512_env", "make_imagenet512_vector_env"),
         "AdaNAT-CC3M256-v0": ("make_cc3m256_env", "make_cc3m256_vector_env"),
     }
     for env_id, (single, vector) in specs.items():

@@ -37,7 +37,8 @@ class DecodingSpec:
     :param steps: T, decoding steps per episode.
     :param residual: ``"heuristic"`` (zero action = heuristic schedule) or ``"none"`` (official ``heu=0``).
     :param action_bound: raw actions are clipped to ``[-action_bound, action_bound]``.
-    :param num_tokens: N, tokens per image.
+    :param num_tokens: rows of the observation's features per image: N tokens, or a patched NAT's N / p^2
+        positions (the generator's ``feature_tokens``).
     :param feature_dim: D, NAT feature width.
     :param num_classes: C, class labels.
     :param feature_dtype: ``"float32"`` or ``"float16"`` observation features.

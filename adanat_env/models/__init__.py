@@ -17,6 +17,7 @@ Presets
 
 - ``"maskgit-vqgan-f16"``: the MaskGIT / MAGE VQGAN (f16, 1024 codes, 54,515,587 parameters). Loads
   ``vqgan_jax_strongaug.ckpt`` unchanged.
+- ``"maskgit-vqgan-f16-512"``: the same network and weights at 512 px (fully convolutional: 32 x 32 tokens).
 
 Any :class:`UViTConfig` / :class:`VQGANConfig` (or a dict of its fields) may be passed instead of a preset
 name: the small embedded models use the very same classes.
@@ -62,11 +63,16 @@ NAT_PRESETS: dict[str, UViTConfig] = {
     # The official CC3M text-to-image U-ViT (AdaNAT-Muse): 77 CLIP ViT-bigG-14 tokens of 1280 as the context.
     "cc3m-t2i": UViTConfig(img_size=16, codebook_size=1024, embed_dim=1152, depth=28, num_heads=16, mlp_ratio=4,
                            qkv_bias=False, num_classes=0, skip=True, clip_dim=1280, num_clip_tokens=77),
+    # Not verified (see module docstring): the L widths, 32 x 32 tokens in 2 x 2 patches.
+    "imagenet512-L": UViTConfig(img_size=32, codebook_size=1024, embed_dim=768, depth=24, num_heads=8,
+                                mlp_ratio=4, qkv_bias=False, num_classes=1001, skip=True, patch_size=2),
 }
 
 TOKENIZER_PRESETS: dict[str, VQGANConfig] = {
     "maskgit-vqgan-f16": VQGANConfig(resolution=256, in_channels=3, ch=128, ch_mult=(1, 1, 2, 2, 4),
                                      num_res_blocks=2, embed_dim=256, n_embed=1024, norm_groups=32),
+    "maskgit-vqgan-f16-512": VQGANConfig(resolution=512, in_channels=3, ch=128, ch_mult=(1, 1, 2, 2, 4),
+                                         num_res_blocks=2, embed_dim=256, n_embed=1024, norm_groups=32),
 }
 
 

@@ -12,6 +12,7 @@ The same class, configured small, is the embedded default generator: there is on
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -42,6 +43,11 @@ class UViTConfig:
         ``num_clip_tokens`` text-encoder vectors of this size (CC3M: 77 CLIP ViT-bigG-14 ``last_hidden_state``
         tokens of 1280), each mapped by one Linear to a context token (the official ``context_embed``).
     :param num_clip_tokens: context tokens of a text-conditioned model (77).
+    :param patch_size: side p of the square of p x p tokens that the transformer sees as one position (1 in
+        every official config; 2 for the paper's ImageNet-512, whose 32 x 32 token grid becomes 16 x 16
+        positions). With p > 1 the p^2 token embeddings of a patch are concatenated and mapped by one Linear
+        (``token_emb.patch_embed``), and each position's output by one Linear to p^2 token states
+        (``decoder_pred``, U-ViT's convention) before the tied output head; the features are per position.
     """
 
     img_size: int = 16
@@ -56,6 +62,7 @@ class UViTConfig:
     dropout: float = 0.1
     clip_dim: int = 0
     num_clip_tokens: int = 77
+    patch_size: int = 1
 
     def __post_init__(self) -> None:
         if self.embed_dim % self.num_heads != 0:
@@ -65,6 +72,8 @@ class UViTConfig:
         if self.clip_dim < 0 or (self.clip_dim and self.num_clip_tokens < 1):
             raise ValueError(f"a text-conditioned model needs clip_dim > 0 and num_clip_tokens >= 1, got "
                              f"{self.clip_dim} and {self.num_clip_tokens}")
+        if self.patch_size < 1 or self.img_size % self.patch_size:
+            raise ValueError(f"patch_size must divide img_size, got {self.patch_size} and {self.img_size}")
         if not self.clip_dim and self.num_classes < 2:
             raise ValueError("num_classes counts the real classes plus the empty class, so it must be >= 2")
 
@@ -77,6 +86,17 @@ class UViTConfig:
     def num_tokens(self) -> int:
         """Number of image tokens N = img_size ** 2."""
         return self.img_size * self.img_size
+
+    @property
+    def feature_grid(self) -> tuple[int, int]:
+        """(h, w) of the positions the transformer sees, row-major: the token grid, or its p x p patches."""
+        side = self.img_size // self.patch_size
+        return side, side
+
+    @property
+    def num_positions(self) -> int:
+        """Image positions of the transformer (= rows of the returned features): N / p^2."""
+        return (self.img_size // self.patch_size) ** 2
 
     @property
     def mask_id(self) -> int:
@@ -97,11 +117,18 @@ class UViTConfig:
 
 
 class _Embedding(nn.Module):
-    """Word + learned absolute position embedding, LayerNorm(eps 1e-6), dropout (BERT-style key names)."""
+    """Word + learned absolute position embedding, LayerNorm(eps 1e-6), dropout (BERT-style key names).
 
-    def __init__(self, vocab_size: int, dim: int, max_positions: int, dropout: float) -> None:
+    With ``patch > 1`` the ids form a (side x side) grid and each p x p patch of word embeddings (row-major
+    within the patch) is concatenated and mapped by ``patch_embed`` to one position before the position embedding.
+    """
+
+    def __init__(self, vocab_size: int, dim: int, max_positions: int, dropout: float, patch: int = 1) -> None:
         super().__init__()
+        self.patch = patch
         self.word_embeddings = nn.Embedding(vocab_size, dim)
+        if patch > 1:
+            self.patch_embed = nn.Linear(patch * patch * dim, dim)
         self.position_embeddings = nn.Embedding(max_positions, dim)
         self.LayerNorm = nn.LayerNorm(dim, eps=1e-6)
         self.dropout = nn.Dropout(dropout)
@@ -109,8 +136,27 @@ class _Embedding(nn.Module):
         nn.init.normal_(self.position_embeddings.weight, std=0.02)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        x = self.word_embeddings(ids) + self.position_embeddings.weight[: ids.shape[1]]
+        x = self.word_embeddings(ids)
+        if self.patch > 1:
+            x = self.patch_embed(patchify(x, self.patch))
+        x = x + self.position_embeddings.weight[: x.shape[1]]
         return self.dropout(self.LayerNorm(x))
+
+
+def patchify(x: torch.Tensor, p: int) -> torch.Tensor:
+    """(B, S*S, C) row-major grid -> (B, (S/p)^2, p*p*C): each p x p patch's vectors, row-major within it."""
+    b, n, c = x.shape
+    s = math.isqrt(n)
+    x = x.reshape(b, s // p, p, s // p, p, c).permute(0, 1, 3, 2, 4, 5)
+    return x.reshape(b, (s // p) ** 2, p * p * c)
+
+
+def unpatchify(x: torch.Tensor, p: int) -> torch.Tensor:
+    """The inverse of :func:`patchify`: (B, P, p*p*C) -> (B, P*p*p, C) on the row-major token grid."""
+    b, n, pc = x.shape
+    s, c = math.isqrt(n), pc // (p * p)
+    x = x.reshape(b, s, s, p, p, c).permute(0, 1, 3, 2, 4, 5)
+    return x.reshape(b, n * p * p, c)
 
 
 class _Attention(nn.Module):
@@ -179,8 +225,8 @@ class UViT(nn.Module):
 
     - ``logits`` (B, N, codebook_size): scores over the codebook at every image position (the mask token
       column is removed, as in the official model);
-    - ``features`` (B, N, D): the output of the final LayerNorm at the image positions, the observation the
-      AdaNAT policy sees.
+    - ``features`` (B, N / p^2, D): the output of the final LayerNorm at the image positions (the tokens, or
+      with ``patch_size`` p > 1 the patches), the observation the AdaNAT policy sees.
 
     :param config: architecture; see :class:`UViTConfig`.
     """
@@ -189,7 +235,7 @@ class UViT(nn.Module):
         super().__init__()
         self.config = config
         c = config
-        self.token_emb = _Embedding(c.codebook_size + 1, c.embed_dim, c.num_tokens, c.dropout)
+        self.token_emb = _Embedding(c.codebook_size + 1, c.embed_dim, c.num_positions, c.dropout, c.patch_size)
         # one class token, or one token per text-encoder vector (no position embedding: the official CC3M model)
         self.context_embed = (nn.Linear(c.clip_dim, c.embed_dim) if c.text
                               else _Embedding(c.num_classes, c.embed_dim, 1, 0.0))
@@ -198,6 +244,8 @@ class UViT(nn.Module):
         self.mid_block = blk(False)
         self.out_blocks = nn.ModuleList([blk(c.skip) for _ in range(c.depth // 2)])
         self.norm = nn.LayerNorm(c.embed_dim)
+        if c.patch_size > 1:  # each position's output -> its p^2 token states
+            self.decoder_pred = nn.Linear(c.embed_dim, c.patch_size ** 2 * c.embed_dim)
         self.mlm_layer = _MlmLayer(c.embed_dim, c.codebook_size + 1)
         self.apply(self._init_weights)
 
@@ -223,7 +271,7 @@ class UViT(nn.Module):
         :param context: class-conditional: (B,) or (B, 1) long class ids in ``[0, num_classes)``
             (``num_classes - 1`` is the empty class); text-conditioned: (B, num_clip_tokens, clip_dim) float
             text-encoder states (the empty prompt's for the unconditional branch).
-        :return: ``(logits (B, N, codebook_size), features (B, N, D))``.
+        :return: ``(logits (B, N, codebook_size), features (B, N / p^2, D))``.
         """
         if self.config.text:
             want = (ids.shape[0], self.config.num_clip_tokens, self.config.clip_dim)
@@ -243,7 +291,8 @@ class UViT(nn.Module):
         for block in self.out_blocks:
             x = block(x, skips.pop())
         feat = self.norm(x)[:, ctx.shape[1]:]
-        logits = self.mlm_layer(feat, self.token_emb.word_embeddings.weight, self.config.codebook_size)
+        h = unpatchify(self.decoder_pred(feat), self.config.patch_size) if self.config.patch_size > 1 else feat
+        logits = self.mlm_layer(h, self.token_emb.word_embeddings.weight, self.config.codebook_size)
         return logits, feat
 
     def num_parameters(self) -> int:
@@ -252,10 +301,11 @@ class UViT(nn.Module):
 
 def flops_per_forward(config: UViTConfig) -> float:
     """Approximate multiply-adds x2 of one forward for one sample (used by benchmarks for context)."""
-    n = config.num_tokens + 1
+    n = config.num_positions + (config.num_clip_tokens if config.text else 1)
     d = config.embed_dim
     blocks = config.depth + 1
     per_block = 2 * n * (4 * d * d + 2 * d * int(d * config.mlp_ratio)) + 4 * n * n * d
     head = 2 * config.num_tokens * (d * d + d * config.codebook_size)
     skips = (config.depth // 2) * 2 * n * 2 * d * d
-    return float(blocks * per_block + head + skips)
+    patches = 0 if config.patch_size == 1 else 2 * 2 * config.num_positions * config.patch_size ** 2 * d * d
+    return float(blocks * per_block + head + skips + patches)
