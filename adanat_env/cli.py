@@ -57,7 +57,8 @@ POLICY_COMMAND, POLICY_SCRIPT = "python -m agents.sample", "adanat-policy-sample
 _MOVED = {"policy": ("trained policies", "RUN_DIR"), "family": ("budget families of trained policies", "FILE")}
 
 #: options that only apply to one ``--model`` (argparse dest -> model)
-MODEL_OPTIONS = {"nat_dir": "fashion-mnist", "tokenizer_dir": "fashion-mnist", "nat": "imagenet256",
+MODEL_OPTIONS = {"nat_dir": "fashion-mnist", "tokenizer_dir": "fashion-mnist", "prompts": "fashion-mnist",
+                 "nat": "imagenet256",
                  "tokenizer": "imagenet256", "nat_checkpoint": "imagenet256", "tokenizer_checkpoint": "imagenet256",
                  "random_weights": "imagenet256"}
 
@@ -164,6 +165,10 @@ def build_parser(prog: str | None = None, description: str | None = None,
     p.add_argument("--tokenizer-dir", default=None,
                    help="fashion-mnist only: directory written by experiments/train_tokenizer.py "
                         "(default: the shipped tokenizer)")
+    p.add_argument("--prompts", default=None,
+                   help="fashion-mnist only, a text-conditioned --nat-dir (e.g. adanat_env/assets/fashion_mnist_t2i): "
+                        "a prompt file of its encoder (python -m adanat_env.prompts); --classes are then prompt ids "
+                        "(default: the prompt file beside the NAT)")
     p.add_argument("--nat", choices=sorted(NAT_PRESETS), default=None,
                    help=f"imagenet256 only: NAT preset (default: {DEFAULT_NAT})")
     p.add_argument("--nat-checkpoint", default=None,
@@ -236,7 +241,8 @@ def _check_combination(parser: argparse.ArgumentParser, args: argparse.Namespace
         parser.error(f"{names} only {verb} to --model {MODEL_OPTIONS[given[0]]}, not --model {args.model}")
     if args.policy is not None or args.family is not None:
         given = [o for o, v in (("--model", args.model != "fashion-mnist"), ("--nat-dir", args.nat_dir),
-                                ("--tokenizer-dir", args.tokenizer_dir), ("--nat-checkpoint", args.nat_checkpoint),
+                                ("--tokenizer-dir", args.tokenizer_dir), ("--prompts", args.prompts),
+                                ("--nat-checkpoint", args.nat_checkpoint),
                                 ("--tokenizer-checkpoint", args.tokenizer_checkpoint),
                                 ("--random-weights", args.random_weights), ("--steps", args.steps)) if v]
         if given:
@@ -264,7 +270,8 @@ def load_generator(args: argparse.Namespace) -> Generator:
     """
     amp = None if args.amp == "none" else args.amp
     if args.model == "fashion-mnist":
-        return load_embedded_generator(args.device, amp, nat_dir=args.nat_dir, tokenizer_dir=args.tokenizer_dir)
+        return load_embedded_generator(args.device, amp, nat_dir=args.nat_dir, tokenizer_dir=args.tokenizer_dir,
+                                       prompts=args.prompts)
     return NATGenerator(load_nat(args.nat or DEFAULT_NAT, args.nat_checkpoint, args.device),
                         load_tokenizer(args.tokenizer or DEFAULT_TOKENIZER, args.tokenizer_checkpoint, args.device),
                         amp=amp)

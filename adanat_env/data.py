@@ -45,6 +45,7 @@ __all__ = [
     "open_dataset",
     "to_model_images",
     "fit_images",
+    "CaptionedSplit",
 ]
 
 DEFAULT_DATA_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -230,3 +231,60 @@ def to_model_images(images: np.ndarray | torch.Tensor, resolution: int | None = 
     x = torch.as_tensor(np.asarray(images)) if not isinstance(images, torch.Tensor) else images
     keep = 1 if x.dim() == 3 else x.shape[1]
     return fit_images(x, resolution, channels or keep).float().div_(255.0)
+
+
+class CaptionedSplit:
+    """A class-labelled split seen by a text-conditioned generator: each image's label becomes the id of one of
+    its class's prompts (in a prompt file with classes, e.g. the template captions of the tiny text NAT), chosen
+    once per image from a hash of its index, so every use of the split (the discriminator's reals, validation, the
+    test reference) gives an image the same caption. Everything else is the wrapped split's.
+
+    :param base: the class-labelled split (IDX layout: :meth:`load` returns every image asked for).
+    :param prompt_classes: (P,) the class of each prompt id; every class of the split needs a prompt.
+    :param seed: the caption draw (fixed per data set, not per run).
+    """
+
+    def __init__(self, base: Any, prompt_classes: Any, seed: int = 0) -> None:
+        self.base = base
+        pc = np.asarray(prompt_classes, dtype=np.int64)
+        self.num_prompts = len(pc)
+        order = np.argsort(pc, kind="stable")  # prompt ids grouped by class
+        counts = np.bincount(pc, minlength=int(base.labels.max()) + 1)
+        missing = np.flatnonzero(counts[: int(base.labels.max()) + 1] == 0)
+        if len(missing):
+            raise DataError(f"the prompt file has no prompt of class(es) {missing.tolist()[:5]} of '{base.directory}': "
+                            "every class needs at least one prompt")
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        pick = np.random.default_rng(seed).integers(0, 2**31 - 1, size=len(base.labels))
+        y = np.asarray(base.labels, dtype=np.int64)
+        self._prompt_of_image = order[starts[y] + pick % counts[y]]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.base, name)
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    @property
+    def labels(self) -> np.ndarray:
+        """(N,) the prompt id of each image."""
+        return self._prompt_of_image
+
+    @property
+    def num_classes(self) -> int:
+        return self.num_prompts
+
+    def check_classes(self, num_classes: int) -> None:
+        check_labels(self.labels, num_classes, f"'{self.base.directory}' ({self.base.split} split, as prompt ids)")
+
+    def load(self, indices: np.ndarray | None = None, resolution: int | None = None,
+             channels: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = np.arange(len(self)) if indices is None else np.asarray(indices, dtype=np.int64)
+        images, _ = self.base.load(idx, resolution, channels) if channels else self.base.load(idx, resolution)
+        return images, torch.as_tensor(self._prompt_of_image[idx])
+
+    def batches(self, indices: np.ndarray | None = None, resolution: int | None = None, channels: int | None = None,
+                batch_size: int = 1000) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        idx = np.arange(len(self)) if indices is None else np.asarray(indices, dtype=np.int64)
+        for start in range(0, len(idx), batch_size):
+            yield self.load(idx[start:start + batch_size], resolution, channels)

@@ -1,4 +1,5 @@
-"""The embedded default: a tiny NAT + VQ tokenizer trained on Fashion-MNIST, shipped inside the package.
+"""The embedded default: a tiny NAT + VQ tokenizer trained on Fashion-MNIST, shipped inside the package, and a
+tiny text-conditioned NAT with its text encoder and prompt file (``assets/fashion_mnist_t2i/``, the same tokenizer).
 
 The weights are safetensors files in ``adanat_env/assets/fashion_mnist/`` with a JSON beside each
 (architecture config and provenance: command, seed, data checksum, final losses, wall time). They are the very
@@ -21,9 +22,12 @@ from .inputs import InputError, read_json
 from .models import UViT, UViTConfig, VQGAN, VQGANConfig, load_nat, load_tokenizer
 from .utils import resolve_device
 
-__all__ = ["ASSET_DIR", "load_tokenizer_dir", "load_nat_dir", "load_embedded_generator", "read_meta"]
+__all__ = ["ASSET_DIR", "TEXT_ASSET_DIR", "load_tokenizer_dir", "load_nat_dir", "load_embedded_generator", "read_meta"]
 
 ASSET_DIR = Path(__file__).parent / "assets" / "fashion_mnist"
+#: The tiny text-conditioned NAT (``experiments/train_nat.py --captions templates``): nat.*, text_encoder.*,
+#: prompts.safetensors (its training captions, built from the class names with templates, and their classes).
+TEXT_ASSET_DIR = Path(__file__).parent / "assets" / "fashion_mnist_t2i"
 T = TypeVar("T")
 
 
@@ -74,8 +78,12 @@ def load_embedded_generator(
     amp: str | None = None,
     nat_dir: str | os.PathLike[str] | None = None,
     tokenizer_dir: str | os.PathLike[str] | None = None,
+    prompts: str | os.PathLike[str] | None = None,
 ) -> NATGenerator:
     """The Fashion-MNIST generator (shipped weights unless directories are given), ready to sample.
+
+    A text-conditioned NAT (``--captions templates``) gets its prompt bank from ``prompts`` (default: the
+    ``prompts.safetensors`` its training wrote beside it), with the prompts' classes.
 
     :param device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
     :param amp: autocast precision (``None``, ``"bf16"``, ``"fp16"``).
@@ -84,4 +92,12 @@ def load_embedded_generator(
     """
     nat, _ = load_nat_dir(nat_dir, device)
     tok, _ = load_tokenizer_dir(tokenizer_dir, device)
-    return NATGenerator(nat, tok, amp=amp)
+    if not nat.config.text:
+        if prompts is not None:
+            raise InputError("prompts= is for a text-conditioned NAT; this one is class-conditional")
+        return NATGenerator(nat, tok, amp=amp)
+    from .prompts import load_prompts
+
+    bank = load_prompts(prompts if prompts is not None else Path(nat_dir or ASSET_DIR) / "prompts.safetensors",
+                        tokens=nat.config.num_clip_tokens, dim=nat.config.clip_dim)
+    return NATGenerator(nat, tok, amp=amp, prompts=bank)

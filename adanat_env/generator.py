@@ -40,6 +40,7 @@ import torch
 
 from .decoding import StepParams, decoding_step
 from .models import UViT, VQGAN
+from .prompts import PromptBank
 
 __all__ = ["GenerationState", "Generator", "NATGenerator", "autocast_context"]
 
@@ -109,6 +110,25 @@ class Generator(ABC):
         """(h, w) of the rows of ``GenerationState.features``, row-major: the token grid unless the generator sees
         coarser positions (a NAT with patch size p: the token grid / p)."""
         return self.grid_shape
+
+    def label_classes(self, labels: torch.Tensor) -> torch.Tensor:
+        """The class each condition id stands for: the label itself, or for a text generator whose prompts have
+        known classes, the prompt's class (what a classifier's accuracy is checked against).
+
+        :raises ValueError: a text generator whose prompts have no classes.
+        """
+        pc = getattr(self, "prompt_classes", None)
+        if pc is None:
+            if getattr(self, "prompts", None) is not None:
+                raise ValueError("these prompts have no classes (the prompt file's 'classes'): no class accuracy")
+            return labels
+        return pc.to(labels.device)[labels.long()]
+
+    @property
+    def num_label_classes(self) -> int:
+        """Classes the labels stand for (:meth:`label_classes`): ``num_classes``, or the prompts' classes."""
+        pc = getattr(self, "prompt_classes", None)
+        return self.num_classes if pc is None else int(pc.max()) + 1
 
     @property
     def feature_tokens(self) -> int:
@@ -198,13 +218,22 @@ class NATGenerator(Generator):
         (the decoding-step math always runs in float32).
     :param prompts: a text-conditioned NAT's prompt bank, (P + 1, num_clip_tokens, clip_dim): the text-encoder
         states of P prompts (ids 0 .. P - 1, the "labels") and, last, of the empty prompt (the empty class).
-        :func:`adanat_env.prompts.load_prompts` reads one.
+        :func:`adanat_env.prompts.load_prompts` reads one; pass the whole :class:`~adanat_env.prompts.PromptBank`
+        to keep its pooled embeddings (``prompt_embeds``: a text-conditioned discriminator's condition) and classes.
+    :param prompt_classes: the class each of the P prompts describes, where known (default: the bank's): prompt-
+        fidelity metrics (a classifier's accuracy on the prompt's class) read it through :meth:`label_classes`.
     :raises ValueError: the NAT and the tokenizer (or the prompts) do not fit each other.
     """
 
     def __init__(self, nat: UViT, tokenizer: VQGAN, amp: str | None = None,
-                 prompts: torch.Tensor | None = None) -> None:
+                 prompts: torch.Tensor | PromptBank | None = None, prompt_classes: Any = None) -> None:
         nc, tc = nat.config, tokenizer.config
+        #: (P + 1, E) pooled text embeddings of the prompts and the empty prompt (a PromptBank's), or None
+        self.prompt_embeds = None
+        if isinstance(prompts, PromptBank):
+            prompt_classes = prompts.classes if prompt_classes is None else prompt_classes
+            self.prompt_embeds = prompts.pooled
+            prompts = prompts.states
         if nc.codebook_size != tc.n_embed:
             raise ValueError(f"NAT predicts {nc.codebook_size} codes but the tokenizer has {tc.n_embed}")
         if nc.num_tokens != tc.num_tokens:
@@ -229,6 +258,10 @@ class NATGenerator(Generator):
         #: conditions: classes, or the prompts of the bank; the empty class (or prompt) is the last id
         self.num_classes = nc.num_classes - 1 if prompts is None else prompts.shape[0] - 1
         self.null_class = self.num_classes
+        if prompt_classes is not None and (prompts is None or len(prompt_classes) != self.num_classes):
+            raise ValueError(f"prompt_classes must give one class per prompt ({self.num_classes}), got "
+                             f"{None if prompt_classes is None else len(prompt_classes)}")
+        self.prompt_classes = None if prompt_classes is None else torch.as_tensor(prompt_classes, dtype=torch.long)
         self.mask_id = nc.mask_id
         self.image_shape = (tc.in_channels, tc.resolution, tc.resolution)
 

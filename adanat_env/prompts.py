@@ -12,9 +12,12 @@ tensor                        shape                  what
 ``empty_text_embeds``         (1280,)                branch of classifier-free guidance
 ============================  =====================  ==========================================================
 
-and, as metadata, the prompts' text (``prompts``, a JSON list) and the encoder (``encoder``). The official CC3M
-NAT reads CLIP ViT-bigG-14's ``last_hidden_state`` (77 x 1280). Write a file from a text file of prompts, one
-per line, with a local copy of that encoder (the optional ``transformers`` package; nothing is downloaded)::
+and, as metadata, the prompts' text (``prompts``, a JSON list), the encoder (``encoder``) and, where known,
+the class each prompt describes (``classes``, a JSON list: what a prompt-fidelity metric checks the images
+against). The official CC3M NAT reads CLIP ViT-bigG-14's ``last_hidden_state`` (77 x 1280). Write a file from a
+text file of prompts, one per line, with a local copy of that encoder (the optional ``transformers`` package;
+nothing is downloaded), or with the shipped tiny encoder of the Fashion-MNIST text NAT
+(:mod:`adanat_env.models.text_encoder`)::
 
     python -m adanat_env.prompts --prompts prompts.txt --encoder /path/to/clip-vit-bigG-14 --out prompts.safetensors
 
@@ -37,7 +40,20 @@ from safetensors.torch import save_file
 
 from .inputs import InputError, existing_file
 
-__all__ = ["PromptBank", "load_prompts", "save_prompts", "encode_prompts", "main"]
+__all__ = ["PromptBank", "load_prompts", "save_prompts", "encode_prompts", "main", "CAPTION_TEMPLATES",
+           "template_captions"]
+
+#: Caption templates for a class-labelled data set without captions (the tiny text NAT's training captions).
+CAPTION_TEMPLATES = ("a {}", "a photo of a {}", "a grayscale photo of a {}", "a picture of a {}", "an image of a {}",
+                     "a small photo of a {}", "a product photo of a {}", "{}")
+
+
+def template_captions(class_names: list[str] | tuple[str, ...],
+                      templates: tuple[str, ...] = CAPTION_TEMPLATES) -> tuple[list[str], list[int]]:
+    """Captions built from class names with templates, class-major (caption ``c * K + k`` is template k of class
+    c), and the class of each: a stand-in for real captions, said plainly wherever it is used."""
+    texts = [t.format(name.lower()) for name in class_names for t in templates]
+    return texts, [c for c in range(len(class_names)) for _ in templates]
 
 _KEYS = ("last_hidden_state", "text_embeds", "empty_last_hidden_state", "empty_text_embeds")
 
@@ -50,19 +66,22 @@ class PromptBank:
     :param pooled: (P + 1, E) pooled embeddings, the empty prompt's last.
     :param texts: the P prompts.
     :param encoder: the encoder that computed them.
+    :param classes: the class each prompt describes, where the file says (else ``None``).
     """
 
     states: torch.Tensor
     pooled: torch.Tensor
     texts: tuple[str, ...]
     encoder: str
+    classes: tuple[int, ...] | None = None
 
     def __len__(self) -> int:
         return len(self.texts)
 
 
 def save_prompts(path: str | os.PathLike[str], states: torch.Tensor, pooled: torch.Tensor,
-                 empty_states: torch.Tensor, empty_pooled: torch.Tensor, texts: list[str], encoder: str) -> Path:
+                 empty_states: torch.Tensor, empty_pooled: torch.Tensor, texts: list[str], encoder: str,
+                 classes: list[int] | None = None) -> Path:
     """Write a prompt file (see the module docstring); returns its path.
 
     :raises InputError: shapes that do not fit each other or the texts.
@@ -74,10 +93,14 @@ def save_prompts(path: str | os.PathLike[str], states: torch.Tensor, pooled: tor
     if tuple(empty_states.shape) != tuple(states.shape[1:]) or tuple(empty_pooled.shape) != (pooled.shape[-1],):
         raise InputError(f"the empty prompt's states must be {tuple(states.shape[1:])} and its pooled embedding "
                          f"({pooled.shape[-1]},), got {tuple(empty_states.shape)} and {tuple(empty_pooled.shape)}")
+    if classes is not None and len(classes) != p:
+        raise InputError(f"{p} prompts need {p} classes, got {len(classes)}")
     tensors = dict(zip(_KEYS, (states, pooled, empty_states, empty_pooled)))
     out = Path(path)
-    save_file({k: v.detach().float().contiguous().cpu() for k, v in tensors.items()}, str(out),
-              metadata={"prompts": json.dumps(list(texts)), "encoder": encoder})
+    meta = {"prompts": json.dumps(list(texts)), "encoder": encoder}
+    if classes is not None:
+        meta["classes"] = json.dumps([int(c) for c in classes])
+    save_file({k: v.detach().float().contiguous().cpu() for k, v in tensors.items()}, str(out), metadata=meta)
     return out
 
 
@@ -109,14 +132,18 @@ def load_prompts(path: str | os.PathLike[str], *, tokens: int | None = None, dim
                          f"reads {tokens} x {dim}: encode the prompts with the NAT's text encoder")
     if not all(bool(torch.isfinite(v).all()) for v in t.values()):
         raise InputError(f"prompt file '{p}' holds NaN or inf: {fix}")
+    classes = tuple(json.loads(meta["classes"])) if "classes" in meta else None
+    if classes is not None and len(classes) != len(texts):
+        raise InputError(f"prompt file '{p}': {len(texts)} prompts but {len(classes)} classes: {fix}")
     return PromptBank(torch.cat([states, t["empty_last_hidden_state"][None]]),
-                      torch.cat([pooled, t["empty_text_embeds"][None]]), texts, meta.get("encoder", ""))
+                      torch.cat([pooled, t["empty_text_embeds"][None]]), texts, meta.get("encoder", ""), classes)
 
 
 def encode_prompts(texts: list[str], encoder_dir: str | os.PathLike[str], device: str = "cpu",
                    batch_size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
-    """The (P, 77, D) token states and (P, E) pooled embeddings of ``texts`` from a local CLIP text encoder (a
-    directory that ``transformers.CLIPTextModelWithProjection.from_pretrained`` reads; nothing is downloaded).
+    """The (P, L, D) token states and (P, E) pooled embeddings of ``texts`` from a local text encoder: a directory
+    that ``transformers.CLIPTextModelWithProjection.from_pretrained`` reads (CLIP: L = 77; nothing is downloaded),
+    or one holding a tiny encoder of :mod:`adanat_env.models.text_encoder` (``text_encoder.json``).
 
     :raises ImportError: ``transformers`` is not installed (naming the install command).
     :raises InputError: the directory does not exist.
@@ -125,6 +152,10 @@ def encode_prompts(texts: list[str], encoder_dir: str | os.PathLike[str], device
     if not d.is_dir():
         raise InputError(f"--encoder '{d}' is not a directory: pass a local copy of the text encoder (e.g. CLIP "
                          "ViT-bigG-14's text tower, as transformers saves it); nothing is downloaded")
+    from .models.text_encoder import is_text_encoder_dir, load_text_encoder
+
+    if is_text_encoder_dir(d):
+        return load_text_encoder(d, device).encode(list(texts))
     try:
         from transformers import CLIPTextModelWithProjection, CLIPTokenizer
     except ImportError as e:

@@ -163,7 +163,7 @@ def paired_evaluation(runs: Mapping[str, str | Path], *, eval_seeds: Sequence[in
                     row[f"per_class_fid_{name}"] = pc["fid"]
             if clf is not None:
                 pred = torch.cat([clf(b.to(dev)).argmax(1).cpu() for b in images.split(1000)])
-                row["class_accuracy"] = float((pred == labels).float().mean())
+                row["class_accuracy"] = float((pred == generator.label_classes(labels)).float().mean())
             table[arm].append(row)
             log(f"eval seed {k} {arm}: FID {row['fid']:.2f} recall {row['recall']:.3f}"
                 + "".join(f" FID[{n}] {row[f'fid_{n}']:.2f}" for n in list(spaces)[1:]))

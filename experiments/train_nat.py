@@ -1,7 +1,17 @@
-"""Train the embedded default's tiny class-conditional NAT (the U-ViT class, tiny config) with MaskGIT training.
+"""Train the embedded default's tiny class-conditional NAT (the U-ViT class, tiny config) with MaskGIT training,
+or, with ``--captions templates``, a tiny text-conditioned one with its text encoder.
 
     python experiments/train_nat.py --tokenizer runs/tokenizer --seed 0 --out runs/nat
     python experiments/train_nat.py --data-dir ~/mnist --tokenizer runs/mnist-tok --out runs/mnist-nat
+    python experiments/train_nat.py --captions templates --seed 0 --out runs/nat-t2i
+
+With ``--captions templates`` the data set's class names become captions through fixed templates
+(:data:`adanat_env.prompts.CAPTION_TEMPLATES`: "a photo of a dress", ...; a stand-in for real captions), each
+training image gets one of its class's captions at random, and a tiny word-level text encoder
+(:mod:`adanat_env.models.text_encoder`) is trained jointly with the NAT, whose context is the encoder's token
+states (the CC3M U-ViT's design at toy size). The caption is dropped to the empty prompt with ``--label-drop``.
+The run also writes the encoder (``text_encoder.*``) and ``prompts.safetensors``: every caption and the empty
+prompt, encoded, with their classes.
 
 Reads top to bottom: config -> tokenize the train split once with the frozen tokenizer -> model -> training
 loop -> EMA weights -> a sample grid -> safetensors + JSON. MaskGIT training: per sample a mask fraction
@@ -20,6 +30,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 from safetensors.torch import save_file
 from tqdm import tqdm
 
@@ -28,7 +39,10 @@ from adanat_env.data import open_dataset
 from adanat_env.embedded import load_tokenizer_dir
 from adanat_env.inputs import InputError, check_fields, class_coverage
 from adanat_env.generator import NATGenerator
+from adanat_env.data import FASHION_MNIST_CLASSES
 from adanat_env.models import UViT, UViTConfig
+from adanat_env.models.text_encoder import PAD, UNK, TextEncoderConfig, TinyTextEncoder, save_text_encoder, words
+from adanat_env.prompts import save_prompts, template_captions
 from adanat_env.sampler import generate
 from adanat_env.schedules import heuristic_schedule
 from adanat_env.utils import save_grid
@@ -50,6 +64,9 @@ class Config:
     label_smoothing: float = 0.1  # cross-entropy label smoothing
     ema: float = 0.995  # EMA decay of the shipped weights
     device: str = "cpu"  # cpu | cuda | auto
+    captions: str = ""  # "" (class-conditional) or "templates" (text-conditioned: captions from the class names, see above)
+    class_names: str = ""  # --captions templates: comma-separated class names ("" = Fashion-MNIST's)
+    text_dim: int = 64  # --captions templates: the text encoder's width
     # architecture (UViTConfig fields; img_size and codebook_size come from the tokenizer)
     embed_dim: int = 128
     depth: int = 4
@@ -67,6 +84,23 @@ class Config:
                 raise InputError(f"--{name.replace('_', '-')} must be below 1, got {getattr(self, name)}")
         if self.embed_dim % self.num_heads:
             raise InputError(f"--embed-dim {self.embed_dim} must be a multiple of --num-heads {self.num_heads}")
+        if self.captions not in ("", "templates"):
+            raise InputError(f"--captions must be '' or 'templates', got {self.captions!r}")
+        if self.text_dim < 2 or self.text_dim % 2:
+            raise InputError(f"--text-dim must be a positive even number, got {self.text_dim}")
+
+
+def caption_setup(cfg: Config, num_classes: int) -> tuple[list[str], list[int], TinyTextEncoder, torch.Tensor]:
+    """--captions templates: (captions, their classes, a fresh text encoder over their words, the (P + 1, L)
+    token ids of every caption and, last, of the empty prompt)."""
+    names = [n.strip() for n in cfg.class_names.split(",")] if cfg.class_names else list(FASHION_MNIST_CLASSES)
+    if len(names) != num_classes:
+        raise InputError(f"--class-names gives {len(names)} names but the data set has {num_classes} classes")
+    texts, classes = template_captions(names)
+    vocab = sorted({w for t in texts for w in words(t)})
+    longest = max(len(words(t)) for t in texts)
+    encoder = TinyTextEncoder(TextEncoderConfig(vocab=(PAD, UNK, *vocab), max_len=longest, dim=cfg.text_dim))
+    return texts, classes, encoder, encoder.tokenize([*texts, ""])
 
 
 def random_mask(batch: int, n: int, gen: torch.Generator) -> torch.Tensor:
@@ -93,19 +127,43 @@ def main(argv: list[str] | None = None) -> dict:
                  for xb, yb in tqdm(train.batches(None, side, channels, 1000), desc="tokenize", mininterval=2.0)]
     tokens, labels = torch.cat([t for t, _ in parts]), torch.cat([y for _, y in parts])
 
+    text = cfg.captions == "templates"
+    torch.manual_seed(cfg.seed)
+    if text:
+        texts, text_classes, encoder, caption_ids = caption_setup(cfg, num_classes)
+        per_class = len(texts) // num_classes
+        context = dict(num_classes=0, clip_dim=encoder.config.dim, num_clip_tokens=encoder.config.max_len)
+    else:
+        context = dict(num_classes=num_classes + 1)
     nat_cfg = UViTConfig(img_size=tokenizer.config.grid_size, codebook_size=tokenizer.config.n_embed,
                          embed_dim=cfg.embed_dim, depth=cfg.depth, num_heads=cfg.num_heads, mlp_ratio=cfg.mlp_ratio,
-                         qkv_bias=False, num_classes=num_classes + 1, skip=True, dropout=cfg.dropout)
-    model = UViT(nat_cfg).to(device)
+                         qkv_bias=False, skip=True, dropout=cfg.dropout, **context)
+    # the text encoder trains with the NAT as one module ("nat.*" / "text.*"), so one EMA and one optimizer hold both
+    model = nn.ModuleDict({"nat": UViT(nat_cfg), **({"text": encoder} if text else {})}).to(device)
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     decay, no_decay = [], []
     for name, prm in model.named_parameters():
-        (no_decay if prm.dim() < 2 or "embeddings" in name else decay).append(prm)
+        (no_decay if prm.dim() < 2 or "embedding" in name else decay).append(prm)
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=cfg.lr, betas=(0.9, 0.96))
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / cfg.warmup) * 0.5 * (1 + math.cos(math.pi * min(s, cfg.steps) / cfg.steps)))
     gen = torch.Generator().manual_seed(cfg.seed)
+
+    def forward(net: nn.ModuleDict, ids: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """Logits of the NAT under class ids, or (text) under caption ids (the last = the empty prompt)."""
+        if text:
+            return net["nat"](ids, net["text"](caption_ids.to(device)[cond])[0])[0]
+        return net["nat"](ids, cond)[0]
+
+    def conditions(lab: torch.Tensor, g: torch.Generator, drop: float) -> torch.Tensor:
+        """Class ids -> condition ids: a caption of the class at random (text), the empty one with prob. ``drop``."""
+        if text:
+            lab = lab * per_class + torch.randint(per_class, lab.shape, generator=g)
+            null = len(texts)
+        else:
+            null = nat_cfg.null_class
+        return lab.masked_fill(torch.rand(len(lab), generator=g) < drop, null)
 
     n = nat_cfg.num_tokens
     log: list[dict] = []
@@ -116,12 +174,11 @@ def main(argv: list[str] | None = None) -> dict:
             perm, pos = torch.randperm(len(tokens), generator=gen), 0
         idx = perm[pos : pos + cfg.batch_size]
         pos += cfg.batch_size
-        tgt, lab = tokens[idx], labels[idx].clone()
-        lab[torch.rand(len(lab), generator=gen) < cfg.label_drop] = nat_cfg.null_class
+        tgt, lab = tokens[idx], conditions(labels[idx], gen, cfg.label_drop)
         mask = random_mask(len(idx), n, gen)
         inp = tgt.masked_fill(mask, nat_cfg.mask_id)
         model.train()
-        logits, _ = model(inp.to(device), lab.to(device))
+        logits = forward(model, inp.to(device), lab.to(device))
         loss = F.cross_entropy(logits[mask.to(device)], tgt.to(device)[mask.to(device)], label_smoothing=cfg.label_smoothing)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -145,15 +202,23 @@ def main(argv: list[str] | None = None) -> dict:
         losses = []
         for tb, lb in test_parts:
             m = random_mask(len(tb), n, g)
-            lg, _ = ema(tb.masked_fill(m, nat_cfg.mask_id).to(device), lb.to(device))
+            lg = forward(ema, tb.masked_fill(m, nat_cfg.mask_id).to(device), conditions(lb, g, 0.0).to(device))
             losses.append(F.cross_entropy(lg[m.to(device)], tb.to(device)[m.to(device)]).item())
         test_loss = sum(losses) / len(losses)
-        gen_model = NATGenerator(ema, tokenizer)
-        grid_labels = torch.arange(num_classes, device=device).repeat_interleave(10)
+        if text:  # every caption and the empty prompt, encoded by the trained (EMA) encoder
+            states, pooled = ema["text"].encode([*texts, ""])
+            save_text_encoder(ema["text"], out, command=command_line(argv), seed=cfg.seed)
+            save_prompts(out / "prompts.safetensors", states[:-1], pooled[:-1], states[-1], pooled[-1], texts,
+                         "text_encoder (this directory)", text_classes)
+            gen_model = NATGenerator(ema["nat"], tokenizer, prompts=states.to(device))
+            grid_labels = (torch.arange(num_classes, device=device) * per_class + 1).repeat_interleave(10)  # "a photo of a ..."
+        else:
+            gen_model = NATGenerator(ema["nat"], tokenizer)
+            grid_labels = torch.arange(num_classes, device=device).repeat_interleave(10)
         images = generate(gen_model, grid_labels, heuristic_schedule(8), seed=cfg.seed).images
         save_grid(images, out / "samples_heuristic_T8.png", nrow=10, scale=2)
 
-    save_file({k: v.contiguous().cpu() for k, v in ema.state_dict().items()}, str(out / "nat.safetensors"))
+    save_file({k: v.contiguous().cpu() for k, v in ema["nat"].state_dict().items()}, str(out / "nat.safetensors"))
     meta = {
         "kind": "nat",
         "class": "adanat_env.models.UViT",

@@ -30,7 +30,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from adanat_env.generator import Generator
 
-__all__ = ["same_class_groups", "minibatch_std", "ConvDiscriminator", "ProjectedDiscriminator", "FeaturePyramid",
+__all__ = ["same_class_groups", "minibatch_std", "ConvDiscriminator", "ProjectedDiscriminator", "TextCondition", "FeaturePyramid",
            "GeneratorFeaturePyramid", "EfficientNetPyramid", "build_discriminator", "DISCRIMINATORS"]
 
 
@@ -185,9 +185,29 @@ def minibatch_std(x: torch.Tensor, group: int, labels: torch.Tensor | None = Non
     return torch.cat([x, y.to(x.dtype)], dim=1)
 
 
+class TextCondition(nn.Module):
+    """A text-conditioned head's class map: the L2-normalised pooled text embedding of each condition id (a
+    frozen buffer) through one trainable Linear, in place of a learned per-class embedding (the official CC3M
+    discriminator's condition: the normalised CLIP ``text_embeds``).
+
+    :param embeddings: (P, E) pooled text embeddings of the condition ids (prompts).
+    :param dim: the head's projection width.
+    """
+
+    def __init__(self, embeddings: torch.Tensor, dim: int) -> None:
+        super().__init__()
+        self.register_buffer("embeddings", torch.nn.functional.normalize(embeddings.float(), dim=1))
+        self.proj = nn.Linear(embeddings.shape[1], dim)
+        nn.init.normal_(self.proj.weight, std=1.0)  # unit-variance outputs, as the class embedding's N(0, 1)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, labels: torch.Tensor) -> torch.Tensor:
+        return self.proj(self.embeddings[labels])
+
+
 class _ProjectedHead(nn.Module):
     def __init__(self, channels: int, num_classes: int, cmap_dim: int = 64, sn: bool = True, mbstd: int = 0,
-                 mbstd_by_label: bool = False) -> None:
+                 mbstd_by_label: bool = False, conditions: torch.Tensor | None = None) -> None:
         super().__init__()
         self.mbstd = mbstd
         self.mbstd_by_label = mbstd_by_label
@@ -195,8 +215,11 @@ class _ProjectedHead(nn.Module):
         self.conv = nn.Sequential(_sn_conv(c_in, channels, 1, sn=sn), nn.LeakyReLU(0.2))
         self.res = nn.Sequential(_sn_conv(channels, channels, 3, sn=sn), nn.LeakyReLU(0.2))
         self.cls = _sn_conv(channels, cmap_dim, 1, sn=sn)
-        self.cmap = nn.Embedding(num_classes, cmap_dim)
-        nn.init.normal_(self.cmap.weight)
+        if conditions is None:
+            self.cmap: nn.Module = nn.Embedding(num_classes, cmap_dim)
+            nn.init.normal_(self.cmap.weight)
+        else:
+            self.cmap = TextCondition(conditions, cmap_dim)
         self.cmap_dim = cmap_dim
 
     def forward(self, h: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -236,13 +259,16 @@ class ProjectedDiscriminator(nn.Module):
     :param sn: spectral normalisation of the heads' convs (as the official heads).
     :param mbstd: group size of a minibatch-std channel in every head (0 = none: per-sample rewards).
     :param mbstd_by_label: minibatch-std groups of same-class samples (see :func:`minibatch_std`).
+    :param conditions: a text-conditioned generator's (P, E) pooled prompt embeddings: each head conditions on
+        them (:class:`TextCondition`) instead of a learned class embedding.
     """
 
     def __init__(self, features: nn.Module, num_classes: int, sn: bool = True, mbstd: int = 0,
-                 mbstd_by_label: bool = False) -> None:
+                 mbstd_by_label: bool = False, conditions: torch.Tensor | None = None) -> None:
         super().__init__()
         self.features = features
-        self.heads = nn.ModuleList(_ProjectedHead(c, num_classes, sn=sn, mbstd=mbstd, mbstd_by_label=mbstd_by_label)
+        self.heads = nn.ModuleList(_ProjectedHead(c, num_classes, sn=sn, mbstd=mbstd, mbstd_by_label=mbstd_by_label,
+                                                  conditions=conditions)
                                    for c in features.channels)
         #: size of the same-class groups a sample's logit depends on (0: logits are per sample or the groups
         #: are class-mixed); the jackknife reward needs it > 0
@@ -267,28 +293,31 @@ class ProjectedDiscriminator(nn.Module):
         return torch.cat([head.forward_sets(f[index], y) for head, f in zip(self.heads, feats)], dim=2).mean(2)
 
 
-def _conv(*, image_shape: tuple[int, int, int], num_classes: int, width: int, sn: bool, **_: Any) -> nn.Module:
+def _conv(*, image_shape: tuple[int, int, int], num_classes: int, width: int, sn: bool, conditions: Any = None,
+          **_: Any) -> nn.Module:
+    if conditions is not None:
+        raise ValueError("the 'conv' discriminator has no text condition: use a projected one for a text generator")
     return ConvDiscriminator(image_shape[0], num_classes, width, sn=sn)
 
 
 def _projected_nat(*, num_classes: int, sn: bool, mbstd: int, mbstd_by_label: bool, generator: Any,
-                   **_: Any) -> nn.Module:
+                   conditions: Any = None, **_: Any) -> nn.Module:
     if generator is None:
         raise ValueError("'projected-nat' needs the generator")
     return ProjectedDiscriminator(GeneratorFeaturePyramid(generator), num_classes, sn=sn, mbstd=mbstd,
-                                  mbstd_by_label=mbstd_by_label)
+                                  mbstd_by_label=mbstd_by_label, conditions=conditions)
 
 
 def _projected_efficientnet(*, image_shape: tuple[int, int, int], num_classes: int, sn: bool, mbstd: int,
-                            mbstd_by_label: bool, **_: Any) -> nn.Module:
+                            mbstd_by_label: bool, conditions: Any = None, **_: Any) -> nn.Module:
     # ImageNet-size inputs keep 224 px; small images are upsampled to 64 px (4x cheaper than 128)
     side = 224 if image_shape[-1] >= 128 else 64
     return ProjectedDiscriminator(EfficientNetPyramid(side), num_classes, sn=sn, mbstd=mbstd,
-                                  mbstd_by_label=mbstd_by_label)
+                                  mbstd_by_label=mbstd_by_label, conditions=conditions)
 
 
 #: The registry: ``--discriminator`` name -> builder. Every builder is called with the keyword arguments
-#: ``image_shape``, ``num_classes``, ``width``, ``sn``, ``mbstd``, ``mbstd_by_label`` and ``generator`` (see
+#: ``image_shape``, ``num_classes``, ``width``, ``sn``, ``mbstd``, ``mbstd_by_label``, ``generator`` and ``conditions`` (see
 #: :func:`build_discriminator`) and ignores those it does not need.
 #:
 #: - ``"conv"``: :class:`ConvDiscriminator` from scratch (``width``, ``sn``; no minibatch-std channel).
@@ -305,7 +334,7 @@ DISCRIMINATORS: dict[str, Callable[..., nn.Module]] = {
 
 def build_discriminator(kind: str, image_shape: tuple[int, int, int], num_classes: int, *, width: int = 64,
                         sn: bool = True, mbstd: int = 0, mbstd_by_label: bool = False,
-                        generator: Any = None) -> nn.Module:
+                        generator: Any = None, conditions: torch.Tensor | None = None) -> nn.Module:
     """A discriminator by name (a key of :data:`DISCRIMINATORS`).
 
     :param kind: ``"conv"``, ``"projected-nat"`` (needs ``generator``) or ``"projected-efficientnet"``.
@@ -316,9 +345,11 @@ def build_discriminator(kind: str, image_shape: tuple[int, int, int], num_classe
     :param mbstd: minibatch-std group size of the projected heads (0 = none).
     :param mbstd_by_label: same-class minibatch-std groups (projected discriminators).
     :param generator: the frozen generator, for ``"projected-nat"`` (:class:`GeneratorFeaturePyramid`).
+    :param conditions: (P, E) pooled prompt embeddings of a text-conditioned generator (projected discriminators
+        condition on them, normalised; :class:`TextCondition`), or ``None`` for classes.
     :raises ValueError: an unknown name (the message names the valid ones), or a missing ``generator``.
     """
     if kind not in DISCRIMINATORS:
         raise ValueError(f"unknown discriminator {kind!r}; choose one of {', '.join(DISCRIMINATORS)}")
     return DISCRIMINATORS[kind](image_shape=image_shape, num_classes=num_classes, width=width, sn=sn, mbstd=mbstd,
-                                mbstd_by_label=mbstd_by_label, generator=generator)
+                                mbstd_by_label=mbstd_by_label, generator=generator, conditions=conditions)

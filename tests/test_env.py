@@ -17,7 +17,8 @@ from adanat_env.sampler import generate
 from adanat_env.schedules import heuristic_schedule
 
 FAST = {"AdaNAT-FashionMNIST-v0": {"steps": 4, "device": "cpu"},
-        "AdaNAT-ImageNet256-v0": {"steps": 2, "device": "cpu", "weights": "random"}}
+        "AdaNAT-ImageNet256-v0": {"steps": 2, "device": "cpu", "weights": "random"},
+        "AdaNAT-FashionMNIST-T2I-v0": {"steps": 4, "device": "cpu"}}
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)

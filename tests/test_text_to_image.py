@@ -116,3 +116,135 @@ def test_the_cc3m_env_without_weights_or_prompts_names_the_files(monkeypatch, tm
         gym.make("AdaNAT-CC3M256-v0", device="cpu")
     with pytest.raises(InputError, match="prompt file"):
         gym.make("AdaNAT-CC3M256-v0", device="cpu", prompts=str(tmp_path / "none.safetensors"))
+
+
+# ------------------------------------------------------------------ the tiny text NAT's pieces (issue #28, part 6)
+def test_the_tiny_text_encoder_tokenizes_words_and_round_trips(tmp_path):
+    from adanat_env.models.text_encoder import (PAD, UNK, TextEncoderConfig, TinyTextEncoder, load_text_encoder,
+                                                save_text_encoder, words)
+    from adanat_env.prompts import template_captions
+
+    texts, classes = template_captions(["T-shirt/top", "Bag"])
+    assert texts[1] == "a photo of a t-shirt/top" and classes == [0] * 8 + [1] * 8
+    assert words("a photo of a t-shirt/top") == ["a", "photo", "of", "a", "t", "-", "shirt", "/", "top"]
+    vocab = sorted({w for t in texts for w in words(t)})
+    torch.manual_seed(0)
+    enc = TinyTextEncoder(TextEncoderConfig(vocab=(PAD, UNK, *vocab), max_len=9, dim=16))
+    ids = enc.tokenize(["a photo of a bag", "", "a zebra"])
+    assert ids.shape == (3, 9) and (ids[1] == 0).all() and ids[2, 1].item() == 1  # unknown word -> <unk>
+    states, pooled = enc.encode(["a photo of a bag", "a bag", ""])
+    assert states.shape == (3, 9, 16) and pooled.shape == (3, 16) and not torch.allclose(states[0], states[1])
+    save_text_encoder(enc, tmp_path / "enc", command="test")
+    again = load_text_encoder(tmp_path / "enc")
+    assert torch.allclose(again.encode(["a photo of a bag"])[0], states[:1], atol=1e-5)  # another batch size
+    # the prompts command writes a file with the tiny encoder, as with CLIP
+    (tmp_path / "p.txt").write_text("a photo of a bag\na t-shirt/top\n")
+    out = prompts_main(["--prompts", str(tmp_path / "p.txt"), "--encoder", str(tmp_path / "enc"),
+                        "--out", str(tmp_path / "p.safetensors")])
+    bank = load_prompts(out, tokens=9, dim=16)
+    assert bank.texts == ("a photo of a bag", "a t-shirt/top")
+    assert torch.allclose(bank.states[0], states[0], atol=1e-5) and torch.allclose(bank.states[-1], states[2], atol=1e-5)
+
+
+def test_prompt_classes_round_trip_and_reach_the_generator(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    states, pooled = torch.randn(4, 5, 24, generator=g), torch.randn(4, 16, generator=g)
+    f = save_prompts(tmp_path / "p.safetensors", states[:3], pooled[:3], states[3], pooled[3], TEXTS, "t", [3, 9, 3])
+    bank = load_prompts(f)
+    assert bank.classes == (3, 9, 3)
+    gen = NATGenerator(load_nat(TINY_T2I), load_tokenizer(TINY_VQ), prompts=bank)
+    assert gen.label_classes(torch.tensor([0, 1, 2])).tolist() == [3, 9, 3] and gen.num_label_classes == 10
+    assert gen.prompt_embeds.shape == (4, 16)
+    with pytest.raises(InputError, match="3 prompts need 3 classes"):
+        save_prompts(tmp_path / "q.safetensors", states[:3], pooled[:3], states[3], pooled[3], TEXTS, "t", [1])
+
+
+def test_a_captioned_split_gives_each_image_one_fixed_caption_of_its_class():
+    from adanat_env.data import CaptionedSplit, DataError
+
+    class Split:  # a class-labelled split of 400 images of 4 classes
+        labels = np.repeat(np.arange(4), 100)
+        directory, split = "d", "train"
+
+        def __len__(self):
+            return 400
+
+        def load(self, idx, resolution=None, channels=1):
+            return torch.as_tensor(idx)[:, None], torch.as_tensor(self.labels[idx])
+
+    classes = np.array([0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3])  # three captions per class, interleaved
+    s = CaptionedSplit(Split(), classes)
+    assert s.num_classes == 12 and (classes[s.labels] == Split.labels).all()
+    assert len(set(s.labels[Split.labels == 0].tolist())) == 3  # every caption of the class is used
+    x, y = s.load(np.array([5, 250, 5]))
+    assert y[0] == y[2] == s.labels[5] and y[1] == s.labels[250]
+    assert torch.equal(torch.cat([b[1] for b in s.batches(np.arange(400), batch_size=64)]), torch.as_tensor(s.labels))
+    with pytest.raises(DataError, match=r"no prompt of class\(es\) \[3\]"):
+        CaptionedSplit(Split(), np.array([0, 1, 2]))
+
+
+def test_a_text_conditioned_discriminator_reads_the_prompts_normalised_embedding():
+    from rewards.discriminator import ProjectedDiscriminator, TextCondition, build_discriminator
+
+    class Pyramid(torch.nn.Module):
+        channels = [4]
+
+        def forward(self, x):
+            return [x[:, :1].expand(-1, 4, -1, -1)]
+
+    emb = torch.randn(3, 8)
+    d = ProjectedDiscriminator(Pyramid(), 3, conditions=emb)
+    head = d.heads[0]
+    assert isinstance(head.cmap, TextCondition)
+    assert torch.allclose(head.cmap.embeddings.norm(dim=1), torch.ones(3))
+    x = torch.rand(2, 1, 6, 6)
+    assert not torch.allclose(d(x, torch.tensor([0, 0])), d(x, torch.tensor([1, 1])))
+    # the same direction is the same condition: the embedding's length does not matter
+    d2 = ProjectedDiscriminator(Pyramid(), 3, conditions=emb * torch.tensor([[1.0], [5.0], [0.2]]))
+    d2.load_state_dict(d.state_dict())
+    assert torch.allclose(d(x, torch.tensor([1, 2])), d2(x, torch.tensor([1, 2])))
+    with pytest.raises(ValueError, match="no text condition"):
+        build_discriminator("conv", (1, 6, 6), 3, conditions=emb)
+
+
+def test_the_shipped_text_nat_env_passes_the_checkers_and_the_vector_env_agrees():
+    env = gym.make("AdaNAT-FashionMNIST-T2I-v0", steps=3, device="cpu")
+    gen = env.unwrapped.generator
+    assert gen.num_classes == 80 and gen.num_label_classes == 10 and gen.prompt_embeds.shape[0] == 81
+    gym_check_env(env.unwrapped, skip_render_check=True)
+    sb3_check_env(env.unwrapped, warn=True)
+    vec = gym.make_vec("AdaNAT-FashionMNIST-T2I-v0", num_envs=1, vectorization_mode="vector_entry_point", steps=3,
+                       device="cpu")
+    rng = np.random.default_rng(0)
+    for episode in range(2):
+        o1, _ = env.reset(seed=7 + episode)
+        o2, _ = vec.reset(seed=7 + episode)
+        assert o1["label"] == o2["label"][0]
+        np.testing.assert_array_equal(o1["features"], o2["features"][0])
+        for _ in range(3):
+            a = rng.normal(size=4).astype(np.float32)
+            o1, r1, term, _, info1 = env.step(a)
+            o2, r2, _, _, info2 = vec.step(a[None])
+        assert 0 <= r1 <= 1 and r1 == pytest.approx(float(r2[0]), abs=1e-6)  # the classifier's p(prompt's class)
+        np.testing.assert_array_equal(info1["final_tokens"], info2["final_info"]["final_tokens"][0])
+
+
+def test_the_trainer_runs_the_text_to_image_loop_with_a_text_conditioned_discriminator(tmp_path):
+    from dataclasses import replace
+
+    from agents.training import TrainConfig, Trainer
+    from rewards.discriminator import TextCondition
+
+    cfg = TrainConfig(env="AdaNAT-FashionMNIST-T2I-v0", steps=2, batch_size=16, episodes=16, minibatch=16, epochs=1,
+                      d_updates=2, d_minibatch=16, d_warmup=1, d_real_count=500, val_count=200, curve_every=0,
+                      eval_samples=80, amp="none", device="cpu", seed=3, iterations=2)
+    trainer = Trainer(cfg, tmp_path / "run", log=lambda _: None)
+    heads = trainer.discriminator.reward.discriminator.heads
+    assert all(isinstance(h.cmap, TextCondition) for h in heads)
+    trainer.fit(progress=False)
+    metrics = trainer.evaluate()["details"]
+    for arm in ("heuristic", "learned"):
+        assert 0 <= metrics[arm]["class_accuracy"] <= 1 and np.isfinite(metrics[arm]["fid"])
+    assert metrics["heuristic"]["class_accuracy"] > 0.5  # the prompt's class, not its id
+    with pytest.raises(InputError, match="classifier"):
+        replace(cfg, nat_dir=str(tmp_path)).validate()

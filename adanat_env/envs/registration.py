@@ -1,6 +1,10 @@
 """Environment factories and registration (``import adanat_env`` registers both ids).
 
 - ``AdaNAT-FashionMNIST-v0``: the shipped tiny Fashion-MNIST NAT + tokenizer; no set-up.
+- ``AdaNAT-FashionMNIST-T2I-v0``: the shipped tiny text-conditioned NAT (the same tokenizer), its tiny text
+  encoder and its prompt file: the text-to-image path on a laptop. Its captions are built from the class names
+  with templates ("a photo of a dress"; no captioned data set installs offline); the observation's ``label`` is
+  the prompt's id in the file, the reward (default) the shipped classifier's probability of the prompt's class.
 - ``AdaNAT-ImageNet256-v0``: the official ImageNet-256 U-ViT-L + MaskGIT VQGAN. Weights from
   ``nat_checkpoint=`` / ``tokenizer_checkpoint=``, or from the directory in ``$ADANAT_IMAGENET_DIR`` holding
   ``nnet_ema.pth`` and ``vqgan_jax_strongaug.ckpt`` (the files the official AdaNAT README links as
@@ -33,7 +37,7 @@ import gymnasium as gym
 import torch
 from gymnasium.vector import VectorEnv
 
-from ..embedded import load_embedded_generator
+from ..embedded import TEXT_ASSET_DIR, load_embedded_generator
 from ..generator import Generator, NATGenerator
 from ..models import load_nat, load_tokenizer, nat_config
 from ..models.classifier import load_classifier
@@ -43,7 +47,8 @@ from ..wrappers import RewardModel, TerminalRewardWrapper, VectorTerminalRewardW
 from .adanat import AdaNATEnv, AdaNATVectorEnv
 
 __all__ = ["IMAGENET_DIR_ENV", "IMAGENET512_DIR_ENV", "CC3M_DIR_ENV", "REWARD_CHOICES", "register_envs", "make_fashion_mnist_env",
-           "make_fashion_mnist_vector_env", "make_imagenet256_env", "make_imagenet256_vector_env",
+           "make_fashion_mnist_vector_env",
+           "make_fashion_mnist_t2i_env", "make_fashion_mnist_t2i_vector_env", "make_imagenet256_env", "make_imagenet256_vector_env",
            "imagenet256_generator", "make_imagenet512_env", "make_imagenet512_vector_env", "imagenet512_generator", "make_cc3m256_env", "make_cc3m256_vector_env", "cc3m256_generator"]
 
 IMAGENET_DIR_ENV = "ADANAT_IMAGENET_DIR"
@@ -67,7 +72,9 @@ def _with_reward(env: Any, reward: str | RewardModel | None, vector: bool) -> An
         if reward not in REWARD_CHOICES:
             raise ValueError(f"reward must be one of {', '.join(REWARD_CHOICES)} or a callable "
                              f"(images, labels) -> (B,) rewards, got {reward!r}")
-        reward = load_classifier(device=env.unwrapped.generator.device).label_probability
+        gen = env.unwrapped.generator
+        clf = load_classifier(device=gen.device)
+        reward = lambda images, labels: clf.label_probability(images, gen.label_classes(labels))  # noqa: E731
     elif not callable(reward):
         raise ValueError(f"reward must be one of {', '.join(REWARD_CHOICES)} or a callable, got {type(reward).__name__}")
     return VectorTerminalRewardWrapper(env, reward) if vector else TerminalRewardWrapper(env, reward)
@@ -87,6 +94,29 @@ def make_fashion_mnist_vector_env(num_envs: int = 8, steps: int = 8, device: str
                                   **kwargs: Any) -> VectorEnv:
     """``gym.make_vec("AdaNAT-FashionMNIST-v0", num_envs=B, vectorization_mode="vector_entry_point")``."""
     gen = load_embedded_generator(resolve_device(device), amp, nat_dir=nat_dir, tokenizer_dir=tokenizer_dir)
+    env = AdaNATVectorEnv(gen, num_envs=num_envs, steps=steps, residual=residual, dtype=dtype, **kwargs)
+    return _with_reward(env, reward, vector=True)
+
+
+def make_fashion_mnist_t2i_env(steps: int = 8, device: str = "auto", residual: str = "heuristic",
+                               dtype: str = "float32", reward: str | RewardModel | None = "classifier",
+                               amp: str | None = None, nat_dir: str | None = None, tokenizer_dir: str | None = None,
+                               prompts: str | None = None, **kwargs: Any) -> gym.Env:
+    """``gym.make("AdaNAT-FashionMNIST-T2I-v0", ...)``: the shipped tiny text NAT (``nat_dir``: another one
+    written by ``experiments/train_nat.py --captions templates``); ``prompts``: another prompt file of its encoder."""
+    gen = load_embedded_generator(resolve_device(device), amp, nat_dir=nat_dir or TEXT_ASSET_DIR,
+                                  tokenizer_dir=tokenizer_dir, prompts=prompts)
+    return _with_reward(AdaNATEnv(gen, steps=steps, residual=residual, dtype=dtype, **kwargs), reward, vector=False)
+
+
+def make_fashion_mnist_t2i_vector_env(num_envs: int = 8, steps: int = 8, device: str = "auto",
+                                      residual: str = "heuristic", dtype: str = "float32",
+                                      reward: str | RewardModel | None = "classifier", amp: str | None = None,
+                                      nat_dir: str | None = None, tokenizer_dir: str | None = None,
+                                      prompts: str | None = None, **kwargs: Any) -> VectorEnv:
+    """``gym.make_vec("AdaNAT-FashionMNIST-T2I-v0", num_envs=B, vectorization_mode="vector_entry_point")``."""
+    gen = load_embedded_generator(resolve_device(device), amp, nat_dir=nat_dir or TEXT_ASSET_DIR,
+                                  tokenizer_dir=tokenizer_dir, prompts=prompts)
     env = AdaNATVectorEnv(gen, num_envs=num_envs, steps=steps, residual=residual, dtype=dtype, **kwargs)
     return _with_reward(env, reward, vector=True)
 
@@ -211,7 +241,7 @@ def cc3m256_generator(weights: str = "official", nat_checkpoint: str | None = No
     root = os.environ.get(CC3M_DIR_ENV)
     prompt_path = prompts or (str(Path(root) / _PROMPTS_FILE) if root else None)
     if prompt_path is not None:
-        bank = load_prompts(prompt_path, tokens=cfg.num_clip_tokens, dim=cfg.clip_dim).states
+        bank = load_prompts(prompt_path, tokens=cfg.num_clip_tokens, dim=cfg.clip_dim)
     elif weights == "random":  # a smoke test: 8 random prompts and a random empty prompt
         bank = torch.randn(9, cfg.num_clip_tokens, cfg.clip_dim, generator=torch.Generator().manual_seed(0))
     else:
@@ -256,9 +286,9 @@ def make_cc3m256_vector_env(num_envs: int = 8, steps: int = 8, device: str = "au
 
 
 #: The ids the trainer (``--env``) takes.
-ENV_IDS = ("AdaNAT-FashionMNIST-v0", "AdaNAT-ImageNet256-v0")
-#: Text-to-image ids (registered; training on them is not built yet).
-TEXT_ENV_IDS = ("AdaNAT-CC3M256-v0",)
+ENV_IDS = ("AdaNAT-FashionMNIST-v0", "AdaNAT-ImageNet256-v0", "AdaNAT-FashionMNIST-T2I-v0")
+#: Text-to-image ids (the trainer takes the tiny one; training on CC3M is not built yet).
+TEXT_ENV_IDS = ("AdaNAT-FashionMNIST-T2I-v0", "AdaNAT-CC3M256-v0")
 #: Other registered ids (the env API; no training data pipeline for them yet).
 OTHER_ENV_IDS = ("AdaNAT-ImageNet512-v0",)
 
@@ -270,6 +300,7 @@ def register_envs() -> None:
         "AdaNAT-ImageNet256-v0": ("make_imagenet256_env", "make_imagenet256_vector_env"),
         "AdaNAT-ImageNet512-v0": ("make_imagenet512_env", "make_imagenet512_vector_env"),
         "AdaNAT-CC3M256-v0": ("make_cc3m256_env", "make_cc3m256_vector_env"),
+        "AdaNAT-FashionMNIST-T2I-v0": ("make_fashion_mnist_t2i_env", "make_fashion_mnist_t2i_vector_env"),
     }
     for env_id, (single, vector) in specs.items():
         if env_id in gym.registry:

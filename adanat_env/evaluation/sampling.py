@@ -46,7 +46,8 @@ def evaluate_policy(generator: Generator, policy: Policy, num_steps: int, featur
                     classifier: torch.nn.Module | None = None, progress: bool = False) -> tuple[dict, torch.Tensor]:
     """Metrics of ``policy`` on ``num_samples`` images; returns (metrics, the first 100 images).
 
-    With ``classifier``, also ``class_accuracy``: the fraction of samples classified as their label. Always
+    With ``classifier``, also ``class_accuracy``: the fraction of samples classified as their label's class (a
+    prompt's class for a text generator, :meth:`~adanat_env.generator.Generator.label_classes`). Always
     ``nfe_mean``: NAT evaluations per image (T, or the mean step count of an adaptive-step policy).
     """
     t0 = time.perf_counter()
@@ -59,6 +60,6 @@ def evaluate_policy(generator: Generator, policy: Policy, num_steps: int, featur
     if classifier is not None:
         with torch.inference_mode():
             pred = torch.cat([classifier(b).argmax(1).cpu() for b in images.split(1000)])
-        out["class_accuracy"] = float((pred == labels).float().mean())
+        out["class_accuracy"] = float((pred == generator.label_classes(labels)).float().mean())
     out["eval_s"] = round(time.perf_counter() - t0, 2)
     return out, images[:100]

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 import adanat_env  # noqa: F401  (registers the envs)
-from adanat_env.data import open_dataset
+from adanat_env.data import CaptionedSplit, open_dataset
 from adanat_env.envs.registration import IMAGENET_DIR_ENV
 from adanat_env.evaluation.metrics import extract_features, feature_extractor, feature_stats
 from adanat_env.evaluation.sampling import sample_images
@@ -81,9 +81,10 @@ class BuiltReward:
 def _adversarial(config: TrainConfig, venv: gym.vector.VectorEnv, device: torch.device) -> BuiltReward:
     """Paper Sec. 4.3: a class-conditional discriminator's verdict on the final image, co-trained by the trainer."""
     gen = venv.unwrapped.generator
+    embeds = getattr(gen, "prompt_embeds", None)  # a text generator: the discriminator reads the prompt's embedding
     disc = build_discriminator(config.discriminator, gen.image_shape, gen.num_classes, width=config.d_width,
                                sn=bool(config.d_sn), mbstd=config.d_mbstd, mbstd_by_label=bool(config.d_mbstd_by_label),
-                               generator=gen)
+                               generator=gen, conditions=None if embeds is None else embeds[:-1])
     reward = AdversarialReward(disc, real_images(config, gen, device), lr=config.d_lr, loss=config.d_loss,
                                kind=config.d_reward, augment=config.d_augment, seed=config.seed)
     wrapper = AdversarialRewardWrapper(venv, reward, epochs=config.d_epochs, batch_size=config.d_batch_size,
@@ -114,7 +115,8 @@ def _prm(config: TrainConfig, venv: gym.vector.VectorEnv, device: torch.device) 
     clf = run_classifier(config, device)
     if clf is None:
         raise ValueError("--reward prm needs the data set's classifier: pass --classifier-dir")
-    return BuiltReward(VectorTerminalRewardWrapper(venv, clf.label_probability))
+    gen = venv.unwrapped.generator
+    return BuiltReward(VectorTerminalRewardWrapper(venv, lambda x, y: clf.label_probability(x, gen.label_classes(y))))
 
 
 #: ``--reward NAME`` -> its builder ``(config, venv, device) -> BuiltReward``.
@@ -162,6 +164,9 @@ def open_split(config: TrainConfig, split: str, generator: Any) -> Any:
     if ds.channels != channels and not hasattr(ds, "paths"):
         raise ValueError(f"the data in '{ds.directory}' has {ds.channels}-channel images but the generator makes "
                          f"{channels}-channel ones: use data and a generator with the same channels")
+    if getattr(generator, "prompt_classes", None) is not None:  # a text generator: each image gets a caption
+        ds.check_classes(generator.num_label_classes)
+        ds = CaptionedSplit(ds, generator.prompt_classes.numpy())
     ds.check_classes(generator.num_classes)
     return ds
 
@@ -202,9 +207,9 @@ def check_models(config: TrainConfig, generator: Any) -> None:
     if not config.classifier_dir:
         return
     c = load_classifier(config.classifier_dir).config
-    if c.num_classes != generator.num_classes or c.in_channels != generator.image_shape[0]:
+    if c.num_classes != generator.num_label_classes or c.in_channels != generator.image_shape[0]:
         raise ValueError(f"the classifier in '{config.classifier_dir}' has {c.num_classes} classes and "
-                         f"{c.in_channels} channels but the generator {generator.num_classes} classes and "
+                         f"{c.in_channels} channels but the generator {generator.num_label_classes} classes and "
                          f"{generator.image_shape[0]} channels: train the classifier on the generator's data")
 
 
@@ -213,7 +218,7 @@ def run_classifier(config: TrainConfig, device: torch.device) -> Any:
     or ``None`` where there is none (ImageNet without ``--classifier-dir``)."""
     if config.classifier_dir:
         return load_classifier(config.classifier_dir, device=device)
-    if config.env == "AdaNAT-FashionMNIST-v0" and not config.nat_dir:
+    if config.env in ("AdaNAT-FashionMNIST-v0", "AdaNAT-FashionMNIST-T2I-v0") and not config.nat_dir:
         return load_classifier(device=device)
     return None
 

@@ -134,7 +134,7 @@ class TrainConfig:
             raise InputError(f"training on {self.env} needs real images: pass --data-dir with the ImageNet train "
                              f"folder (<dir>/train/<wnid>/*.JPEG, or the class folders themselves) or set "
                              f"${IMAGENET_DIR_ENV} (its train/ is used)")
-        own_generator = bool(self.nat_dir or self.env != "AdaNAT-FashionMNIST-v0")
+        own_generator = bool(self.nat_dir or self.env not in ("AdaNAT-FashionMNIST-v0", "AdaNAT-FashionMNIST-T2I-v0"))
         if own_generator and not self.classifier_dir and (self.metric == "classifier" or self.reward == "prm"):
             raise InputError(
                 "with your own generator the metric's classifier must come from its data: train it with "
