@@ -234,30 +234,47 @@ def to_model_images(images: np.ndarray | torch.Tensor, resolution: int | None = 
 
 
 class CaptionedSplit:
-    """A class-labelled split seen by a text-conditioned generator: each image's label becomes the id of one of
-    its class's prompts (in a prompt file with classes, e.g. the template captions of the tiny text NAT), chosen
-    once per image from a hash of its index, so every use of the split (the discriminator's reals, validation, the
-    test reference) gives an image the same caption. Everything else is the wrapped split's.
+    """A split seen by a text-conditioned generator: each image's label becomes the id of one of its captions in
+    the generator's prompt file, chosen once per image from a hash of its index, so every use of the split (the
+    discriminator's reals, validation, the test reference) gives an image the same caption. An image's captions
+    are the prompts whose ``images`` entry is its path (a captioned data set, ``python -m adanat_env.prompts
+    --captions``), else the prompts of its class (``classes``: template captions). Everything else is the wrapped
+    split's.
 
-    :param base: the class-labelled split (IDX layout: :meth:`load` returns every image asked for).
-    :param prompt_classes: (P,) the class of each prompt id; every class of the split needs a prompt.
+    :param base: the split (an IDX split, or an image folder whose images all decode).
+    :param prompt_classes: (P,) the class of each prompt id, or ``None``.
+    :param prompt_images: (P,) the image each prompt describes (a path relative to the data directory), or ``None``.
     :param seed: the caption draw (fixed per data set, not per run).
+    :raises DataError: an image without a caption (a class without prompts), naming it.
     """
 
-    def __init__(self, base: Any, prompt_classes: Any, seed: int = 0) -> None:
+    def __init__(self, base: Any, prompt_classes: Any = None, prompt_images: Any = None, seed: int = 0) -> None:
         self.base = base
-        pc = np.asarray(prompt_classes, dtype=np.int64)
-        self.num_prompts = len(pc)
-        order = np.argsort(pc, kind="stable")  # prompt ids grouped by class
-        counts = np.bincount(pc, minlength=int(base.labels.max()) + 1)
-        missing = np.flatnonzero(counts[: int(base.labels.max()) + 1] == 0)
+        if prompt_images is not None:
+            rel = [os.path.relpath(p, base.directory).replace(os.sep, "/") for p in base.paths]
+            index = {path: i for i, path in enumerate(rel)}
+            key = np.array([index.get(str(p).replace(os.sep, "/"), -1) for p in prompt_images], dtype=np.int64)
+            groups, what = len(rel), [f"image '{r}'" for r in rel]
+        elif prompt_classes is not None:
+            key = np.asarray(prompt_classes, dtype=np.int64)
+            groups = int(base.labels.max()) + 1
+            rel, what = None, [f"class {c}" for c in range(groups)]
+        else:
+            raise ValueError("a captioned split needs the prompts' classes or images")
+        self.num_prompts = len(key)
+        used = key >= 0
+        order = np.flatnonzero(used)[np.argsort(key[used], kind="stable")]  # prompt ids grouped by image / class
+        counts = np.bincount(key[used], minlength=groups)[:groups]
+        missing = np.flatnonzero(counts == 0)
         if len(missing):
-            raise DataError(f"the prompt file has no prompt of class(es) {missing.tolist()[:5]} of '{base.directory}': "
-                            "every class needs at least one prompt")
+            names = ", ".join(what[i] for i in missing[:3])
+            raise DataError(f"{len(missing)} of {groups} {'images' if rel else 'classes'} of '{base.directory}' "
+                            f"({base.split} split) have no caption in the prompt file ({names}, ...): every "
+                            f"{'image' if rel else 'class'} needs at least one")
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        pick = np.random.default_rng(seed).integers(0, 2**31 - 1, size=len(base.labels))
-        y = np.asarray(base.labels, dtype=np.int64)
-        self._prompt_of_image = order[starts[y] + pick % counts[y]]
+        group = np.arange(len(base)) if rel is not None else np.asarray(base.labels, dtype=np.int64)
+        pick = np.random.default_rng(seed).integers(0, 2**31 - 1, size=len(group))
+        self._prompt_of_image = order[starts[group] + pick % counts[group]]
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.base, name)
@@ -281,6 +298,9 @@ class CaptionedSplit:
              channels: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         idx = np.arange(len(self)) if indices is None else np.asarray(indices, dtype=np.int64)
         images, _ = self.base.load(idx, resolution, channels) if channels else self.base.load(idx, resolution)
+        if len(images) != len(idx):
+            raise DataError(f"{len(idx) - len(images)} image(s) of '{self.base.directory}' could not be decoded: a "
+                            "captioned split needs every image (remove the unreadable files)")
         return images, torch.as_tensor(self._prompt_of_image[idx])
 
     def batches(self, indices: np.ndarray | None = None, resolution: int | None = None, channels: int | None = None,

@@ -125,6 +125,11 @@ class Generator(ABC):
         return pc.to(labels.device)[labels.long()]
 
     @property
+    def has_label_classes(self) -> bool:
+        """Whether :meth:`label_classes` is defined (not for text prompts without classes)."""
+        return getattr(self, "prompts", None) is None or getattr(self, "prompt_classes", None) is not None
+
+    @property
     def num_label_classes(self) -> int:
         """Classes the labels stand for (:meth:`label_classes`): ``num_classes``, or the prompts' classes."""
         pc = getattr(self, "prompt_classes", None)
@@ -230,9 +235,11 @@ class NATGenerator(Generator):
         nc, tc = nat.config, tokenizer.config
         #: (P + 1, E) pooled text embeddings of the prompts and the empty prompt (a PromptBank's), or None
         self.prompt_embeds = None
+        #: the image each prompt is a caption of (a captioned data set's prompt file), or None
+        self.prompt_images = None
         if isinstance(prompts, PromptBank):
             prompt_classes = prompts.classes if prompt_classes is None else prompt_classes
-            self.prompt_embeds = prompts.pooled
+            self.prompt_embeds, self.prompt_images = prompts.pooled, prompts.images
             prompts = prompts.states
         if nc.codebook_size != tc.n_embed:
             raise ValueError(f"NAT predicts {nc.codebook_size} codes but the tokenizer has {tc.n_embed}")

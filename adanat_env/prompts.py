@@ -67,6 +67,8 @@ class PromptBank:
     :param texts: the P prompts.
     :param encoder: the encoder that computed them.
     :param classes: the class each prompt describes, where the file says (else ``None``).
+    :param images: the image each prompt is a caption of (a path relative to the data directory), where the file
+        says (a captioned data set; else ``None``).
     """
 
     states: torch.Tensor
@@ -74,6 +76,7 @@ class PromptBank:
     texts: tuple[str, ...]
     encoder: str
     classes: tuple[int, ...] | None = None
+    images: tuple[str, ...] | None = None
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -81,7 +84,7 @@ class PromptBank:
 
 def save_prompts(path: str | os.PathLike[str], states: torch.Tensor, pooled: torch.Tensor,
                  empty_states: torch.Tensor, empty_pooled: torch.Tensor, texts: list[str], encoder: str,
-                 classes: list[int] | None = None) -> Path:
+                 classes: list[int] | None = None, images: list[str] | None = None) -> Path:
     """Write a prompt file (see the module docstring); returns its path.
 
     :raises InputError: shapes that do not fit each other or the texts.
@@ -95,11 +98,15 @@ def save_prompts(path: str | os.PathLike[str], states: torch.Tensor, pooled: tor
                          f"({pooled.shape[-1]},), got {tuple(empty_states.shape)} and {tuple(empty_pooled.shape)}")
     if classes is not None and len(classes) != p:
         raise InputError(f"{p} prompts need {p} classes, got {len(classes)}")
+    if images is not None and len(images) != p:
+        raise InputError(f"{p} prompts need {p} image paths, got {len(images)}")
     tensors = dict(zip(_KEYS, (states, pooled, empty_states, empty_pooled)))
     out = Path(path)
     meta = {"prompts": json.dumps(list(texts)), "encoder": encoder}
     if classes is not None:
         meta["classes"] = json.dumps([int(c) for c in classes])
+    if images is not None:
+        meta["images"] = json.dumps([str(i) for i in images])
     save_file({k: v.detach().float().contiguous().cpu() for k, v in tensors.items()}, str(out), metadata=meta)
     return out
 
@@ -133,10 +140,13 @@ def load_prompts(path: str | os.PathLike[str], *, tokens: int | None = None, dim
     if not all(bool(torch.isfinite(v).all()) for v in t.values()):
         raise InputError(f"prompt file '{p}' holds NaN or inf: {fix}")
     classes = tuple(json.loads(meta["classes"])) if "classes" in meta else None
-    if classes is not None and len(classes) != len(texts):
-        raise InputError(f"prompt file '{p}': {len(texts)} prompts but {len(classes)} classes: {fix}")
+    images = tuple(json.loads(meta["images"])) if "images" in meta else None
+    for what, v in (("classes", classes), ("image paths", images)):
+        if v is not None and len(v) != len(texts):
+            raise InputError(f"prompt file '{p}': {len(texts)} prompts but {len(v)} {what}: {fix}")
     return PromptBank(torch.cat([states, t["empty_last_hidden_state"][None]]),
-                      torch.cat([pooled, t["empty_text_embeds"][None]]), texts, meta.get("encoder", ""), classes)
+                      torch.cat([pooled, t["empty_text_embeds"][None]]), texts, meta.get("encoder", ""), classes,
+                      images)
 
 
 def encode_prompts(texts: list[str], encoder_dir: str | os.PathLike[str], device: str = "cpu",
@@ -173,21 +183,63 @@ def encode_prompts(texts: list[str], encoder_dir: str | os.PathLike[str], device
     return torch.cat(states), torch.cat(pooled)
 
 
+def read_captions(path: str | os.PathLike[str], image_prefix: str = "") -> tuple[list[str], list[str]]:
+    """(captions, the image of each) from a captions file: JSON ``{image path: caption or [captions]}`` (paths
+    relative to the data directory), or COCO's ``captions_*.json`` (``images`` and ``annotations``; paths are
+    ``image_prefix + file_name``).
+
+    :raises InputError: a missing, malformed or empty file, naming it.
+    """
+    from .inputs import read_json
+
+    fix = "a JSON object {image path: caption or [captions]} or COCO's captions_*.json"
+    p = existing_file("--captions", path, f"pass {fix}")
+    data = read_json(p, "captions file", f"pass {fix}")
+    pairs: list[tuple[str, str]] = []
+    if isinstance(data, dict) and "annotations" in data and "images" in data:  # COCO
+        names = {im["id"]: image_prefix + im["file_name"] for im in data["images"]}
+        pairs = [(names[a["image_id"]], a["caption"].strip()) for a in data["annotations"] if a["image_id"] in names]
+    elif isinstance(data, dict):
+        for image, caps in data.items():
+            for c in ([caps] if isinstance(caps, str) else caps):
+                if not isinstance(c, str):
+                    raise InputError(f"captions file '{p}': the captions of '{image}' are not text: pass {fix}")
+                pairs.append((str(image), c.strip()))
+    else:
+        raise InputError(f"captions file '{p}' is not {fix}")
+    pairs = [(i, c) for i, c in pairs if c]
+    if not pairs:
+        raise InputError(f"captions file '{p}' holds no caption: pass {fix}")
+    return [c for _, c in pairs], [i for i, _ in pairs]
+
+
 def main(argv: list[str] | None = None) -> Path:
     """Write a prompt file from a text file of prompts (one per line) with a local text encoder."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                  allow_abbrev=False)
-    ap.add_argument("--prompts", required=True, help="text file, one prompt per line (blank lines skipped)")
+    src_opts = ap.add_mutually_exclusive_group(required=True)
+    src_opts.add_argument("--prompts", help="text file, one prompt per line (blank lines skipped)")
+    src_opts.add_argument("--captions", help="a captioned data set's captions: JSON {image path relative to the data "
+                                             "directory: caption or [captions]}, or COCO's captions_*.json (its "
+                                             "file names prefixed by --image-prefix); every caption becomes a prompt "
+                                             "tied to its image")
+    ap.add_argument("--image-prefix", default="", help="COCO captions: the folder of the images under the data "
+                                                       "directory, e.g. train/ (default: none)")
     ap.add_argument("--encoder", required=True, help="local text-encoder directory (transformers format)")
     ap.add_argument("--out", required=True, help="the prompt file to write (.safetensors)")
     ap.add_argument("--device", default="cpu", help="where to run the encoder (default: cpu)")
     args = ap.parse_args(argv)
-    src = existing_file("--prompts", args.prompts, "pass a text file with one prompt per line")
-    texts = [line.strip() for line in src.read_text().splitlines() if line.strip()]
-    if not texts:
-        raise InputError(f"--prompts '{src}' holds no prompt: one prompt per line")
+    images = None
+    if args.captions is not None:
+        texts, images = read_captions(args.captions, args.image_prefix)
+    else:
+        src = existing_file("--prompts", args.prompts, "pass a text file with one prompt per line")
+        texts = [line.strip() for line in src.read_text().splitlines() if line.strip()]
+        if not texts:
+            raise InputError(f"--prompts '{src}' holds no prompt: one prompt per line")
     states, pooled = encode_prompts([*texts, ""], args.encoder, args.device)
-    out = save_prompts(args.out, states[:-1], pooled[:-1], states[-1], pooled[-1], texts, str(args.encoder))
+    out = save_prompts(args.out, states[:-1], pooled[:-1], states[-1], pooled[-1], texts, str(args.encoder),
+                       images=images)
     print(json.dumps({"out": str(out), "prompts": len(texts), "states": list(states.shape[1:])}))
     return out
 

@@ -161,7 +161,7 @@ def paired_evaluation(runs: Mapping[str, str | Path], *, eval_seeds: Sequence[in
                 else:
                     row[f"fid_{name}"] = m["fid"]
                     row[f"per_class_fid_{name}"] = pc["fid"]
-            if clf is not None:
+            if clf is not None and generator.has_label_classes:
                 pred = torch.cat([clf(b.to(dev)).argmax(1).cpu() for b in images.split(1000)])
                 row["class_accuracy"] = float((pred == generator.label_classes(labels)).float().mean())
             table[arm].append(row)

@@ -179,7 +179,7 @@ def test_a_captioned_split_gives_each_image_one_fixed_caption_of_its_class():
     x, y = s.load(np.array([5, 250, 5]))
     assert y[0] == y[2] == s.labels[5] and y[1] == s.labels[250]
     assert torch.equal(torch.cat([b[1] for b in s.batches(np.arange(400), batch_size=64)]), torch.as_tensor(s.labels))
-    with pytest.raises(DataError, match=r"no prompt of class\(es\) \[3\]"):
+    with pytest.raises(DataError, match=r"1 of 4 classes .* have no caption .*class 3"):
         CaptionedSplit(Split(), np.array([0, 1, 2]))
 
 
@@ -248,3 +248,56 @@ def test_the_trainer_runs_the_text_to_image_loop_with_a_text_conditioned_discrim
     assert metrics["heuristic"]["class_accuracy"] > 0.5  # the prompt's class, not its id
     with pytest.raises(InputError, match="classifier"):
         replace(cfg, nat_dir=str(tmp_path)).validate()
+
+
+def test_a_captioned_image_folder_trains_with_each_image_seen_under_its_own_captions(tmp_path):
+    """The data layout users have: images and a captions file (here Fashion-MNIST PNGs with captions of their
+    class, two per image), encoded into a prompt file tied to the images, then the trainer."""
+    import json
+
+    from PIL import Image
+
+    from adanat_env.data import CaptionedSplit, DEFAULT_DATA_DIR, load_idx_dataset
+    from adanat_env.embedded import TEXT_ASSET_DIR
+    from adanat_env.prompts import CAPTION_TEMPLATES, read_captions
+    from agents.training import TrainConfig, Trainer
+
+    if not (DEFAULT_DATA_DIR / "train-labels-idx1-ubyte.gz").exists():
+        pytest.skip("Fashion-MNIST package not installed")
+    names = ["t-shirt/top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot"]
+    captions = {}
+    for split, src in (("train", load_idx_dataset("train")), ("test", load_idx_dataset("test"))):
+        for c in range(10):
+            (tmp_path / "data" / split / f"c{c}").mkdir(parents=True)
+            for i in np.flatnonzero(src.labels == c)[:12]:
+                rel = f"{split}/c{c}/{i}.png"
+                Image.fromarray(src.images[i]).save(tmp_path / "data" / rel)
+                captions[rel] = [CAPTION_TEMPLATES[i % 8].format(names[c]), CAPTION_TEMPLATES[(i + 3) % 8].format(names[c])]
+    (tmp_path / "captions.json").write_text(json.dumps(captions))
+    texts, images = read_captions(tmp_path / "captions.json")
+    assert len(texts) == 480 and images[:2] == [images[0]] * 2 and images[0].startswith("train/c0/")
+    prompt_file = tmp_path / "prompts.safetensors"
+    prompts_main(["--captions", str(tmp_path / "captions.json"), "--encoder", str(TEXT_ASSET_DIR), "--out", str(prompt_file)])
+    bank = load_prompts(prompt_file)
+    assert bank.images == tuple(images) and bank.classes is None
+
+    cfg = TrainConfig(env="AdaNAT-FashionMNIST-T2I-v0", prompts=str(prompt_file), data_dir=str(tmp_path / "data"),
+                      data_workers=0, steps=2, batch_size=16, episodes=16, minibatch=16, epochs=1, d_updates=1,
+                      d_minibatch=16, d_warmup=1, d_real_count=0, val_count=40, curve_every=0, eval_samples=40,
+                      amp="none", device="cpu", seed=0, iterations=1)
+    trainer = Trainer(cfg, tmp_path / "run", log=lambda _: None)
+    gen = trainer.generator
+    assert gen.num_classes == 480 and not gen.has_label_classes
+    from agents.training.builders import open_split
+    split = open_split(cfg, "train", gen)
+    assert isinstance(split, CaptionedSplit)
+    rel = [p.split("/data/")[-1] for p in split.base.paths]
+    assert all(bank.images[k] == r for k, r in zip(split.labels, rel))  # one of the image's own captions
+    trainer.fit(progress=False)
+    learned = trainer.evaluate()["details"]["learned"]
+    assert np.isfinite(learned["fid"]) and "class_accuracy" not in learned  # the captions have no classes
+    # an image without a caption is named
+    from adanat_env.data import DataError, open_dataset
+    (tmp_path / "data" / "train" / "c0" / "extra.png").write_bytes((tmp_path / "data" / images[0]).read_bytes())
+    with pytest.raises(DataError, match="1 of 121 images .* have no caption .*train/c0/extra.png"):
+        CaptionedSplit(open_dataset("train", tmp_path / "data", resolution=28, channels=1), None, bank.images)

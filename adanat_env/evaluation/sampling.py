@@ -57,7 +57,7 @@ def evaluate_policy(generator: Generator, policy: Policy, num_steps: int, featur
     t_gen = time.perf_counter() - t0
     out = {**evaluate_images(feature_fn, images, reference, seed=seed), "generate_s": round(t_gen, 2),
            "nfe_mean": float(torch.cat(nfe).float().mean())}
-    if classifier is not None:
+    if classifier is not None and generator.has_label_classes:
         with torch.inference_mode():
             pred = torch.cat([classifier(b).argmax(1).cpu() for b in images.split(1000)])
         out["class_accuracy"] = float((pred == generator.label_classes(labels)).float().mean())

@@ -58,6 +58,8 @@ def build_env(config: TrainConfig, device: torch.device) -> gym.vector.VectorEnv
                       tokenizer_checkpoint=config.tokenizer_checkpoint or None)
     else:
         kwargs.update(nat_dir=config.nat_dir or None, tokenizer_dir=config.tokenizer_dir or None)
+    if config.prompts:
+        kwargs["prompts"] = config.prompts
     venv = gym.make_vec(config.env, vectorization_mode="vector_entry_point", **kwargs)
     check_models(config, venv.unwrapped.generator)
     return venv
@@ -164,9 +166,11 @@ def open_split(config: TrainConfig, split: str, generator: Any) -> Any:
     if ds.channels != channels and not hasattr(ds, "paths"):
         raise ValueError(f"the data in '{ds.directory}' has {ds.channels}-channel images but the generator makes "
                          f"{channels}-channel ones: use data and a generator with the same channels")
-    if getattr(generator, "prompt_classes", None) is not None:  # a text generator: each image gets a caption
-        ds.check_classes(generator.num_label_classes)
-        ds = CaptionedSplit(ds, generator.prompt_classes.numpy())
+    pc, pi = getattr(generator, "prompt_classes", None), getattr(generator, "prompt_images", None)
+    if pc is not None or pi is not None:  # a text generator: each image gets one of its captions
+        if pi is None:
+            ds.check_classes(generator.num_label_classes)
+        ds = CaptionedSplit(ds, None if pc is None else pc.numpy(), pi)
     ds.check_classes(generator.num_classes)
     return ds
 

@@ -47,6 +47,7 @@ class TrainConfig:
 
     # [data] the real images: the discriminator's, the validation reference's and the test split's
     data_dir: str = ""  #: real images: IDX files or an image folder (train/<class>/..., test/ or val/); "" = $ADANAT_DATA_DIR or the Debian Fashion-MNIST (ImageNet: $ADANAT_IMAGENET_DIR/train)
+    prompts: str = ""  #: text envs: a prompt file of the NAT's text encoder (python -m adanat_env.prompts; with --captions its prompts are tied to the images of --data-dir) ("" = the one beside the NAT)
     data_workers: int = 4  #: image folders: decoding worker processes (0 = in the main process)
     val_count: int = 10000  #: train images held out (never shown to the discriminator) as the validation reference
     d_real_count: int = 12000  #: real train images the discriminator sees (0 = all)
@@ -140,6 +141,8 @@ class TrainConfig:
                 "with your own generator the metric's classifier must come from its data: train it with "
                 "'python experiments/train_classifier.py --data-dir DATA --out CLS' and pass --classifier-dir CLS "
                 "(or use --metric efficientnet-lite0 / inception; the PRM reward needs the classifier)")
+        if self.prompts and self.env not in ("AdaNAT-FashionMNIST-T2I-v0",):
+            raise InputError(f"--prompts is for a text-to-image env (AdaNAT-FashionMNIST-T2I-v0), not --env {self.env}")
         if self.metric == "inception" and not self.inception_weights:
             raise InputError("--metric inception needs --inception-weights (the local pt_inception-2015-12-05-6726825d"
                              ".pth; nothing is downloaded)")

@@ -54,6 +54,8 @@ def _split(config: TrainConfig, split: str, generator: Any, fix: str) -> Any:
     except (DataError, ValueError) as e:
         raise InputError(f"{_data_option(config)}: {' '.join(str(e).split())} ({fix})") from None
     where = f"the {split} split of '{ds.directory}'"
+    if getattr(generator, "prompt_images", None) is not None:
+        return ds  # a captioned data set: every image has a caption (checked when opened), a caption one image
     class_coverage(ds.labels, generator.num_classes, where,
                    "use data with images of every class, or a generator trained on this data "
                    "(experiments/train_tokenizer.py, experiments/train_nat.py; docs/own_data.md)")
