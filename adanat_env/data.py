@@ -251,6 +251,9 @@ class CaptionedSplit:
     def __init__(self, base: Any, prompt_classes: Any = None, prompt_images: Any = None, seed: int = 0) -> None:
         self.base = base
         if prompt_images is not None:
+            if not hasattr(base, "paths"):
+                raise DataError(f"the prompt file's captions are tied to image files, but '{base.directory}' holds IDX "
+                                "arrays: use an image folder (docs/own_data.md) with the captions' paths")
             rel = [os.path.relpath(p, base.directory).replace(os.sep, "/") for p in base.paths]
             index = {path: i for i, path in enumerate(rel)}
             key = np.array([index.get(str(p).replace(os.sep, "/"), -1) for p in prompt_images], dtype=np.int64)

@@ -237,9 +237,11 @@ class NATGenerator(Generator):
         self.prompt_embeds = None
         #: the image each prompt is a caption of (a captioned data set's prompt file), or None
         self.prompt_images = None
+        #: the prompts' text (a PromptBank's), or None
+        self.prompt_texts = None
         if isinstance(prompts, PromptBank):
             prompt_classes = prompts.classes if prompt_classes is None else prompt_classes
-            self.prompt_embeds, self.prompt_images = prompts.pooled, prompts.images
+            self.prompt_embeds, self.prompt_images, self.prompt_texts = prompts.pooled, prompts.images, prompts.texts
             prompts = prompts.states
         if nc.codebook_size != tc.n_embed:
             raise ValueError(f"NAT predicts {nc.codebook_size} codes but the tokenizer has {tc.n_embed}")

@@ -166,10 +166,10 @@ def encode_prompts(texts: list[str], encoder_dir: str | os.PathLike[str], device
 
     if is_text_encoder_dir(d):
         return load_text_encoder(d, device).encode(list(texts))
-    try:
-        from transformers import CLIPTextModelWithProjection, CLIPTokenizer
-    except ImportError as e:
-        raise ImportError("encoding prompts needs the optional 'transformers' package: pip install transformers") from e
+    from .evaluation.clip_score import import_transformers
+
+    CLIPTextModelWithProjection, CLIPTokenizer = import_transformers("CLIPTextModelWithProjection", "CLIPTokenizer",
+                                                                     what="encoding prompts with CLIP")
     tokenizer = CLIPTokenizer.from_pretrained(str(d), local_files_only=True)
     model = CLIPTextModelWithProjection.from_pretrained(str(d), local_files_only=True).to(device).eval()
     states, pooled = [], []

@@ -27,3 +27,45 @@ def load_manifest(name: str) -> tuple[dict[str, list[int]], dict]:
 def tiny_generator() -> NATGenerator:
     torch.manual_seed(0)
     return NATGenerator(load_nat(TINY_NAT), load_tokenizer(TINY_VQ))
+
+
+def declare_torchvision_box_ops() -> None:
+    """PyPI's torchvision is a CUDA build: with the CPU torch its C ops do not load, and its import then fails
+    registering fakes for two box ops. Declaring those two schemas first lets its pure-Python modules (the
+    Inception definition pytorch-fid and torch-fidelity build on, transformers' CLIP) import; no box op is ever
+    called here."""
+    try:
+        torch.ops.torchvision.nms  # noqa: B018  (a torchvision whose ops loaded)
+    except (AttributeError, RuntimeError):
+        if getattr(declare_torchvision_box_ops, "keep", None) is not None:
+            return
+        lib = torch.library.Library("torchvision", "DEF")
+        lib.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+        lib.define("qnms(Tensor qdets, Tensor scores, float iou_threshold) -> Tensor")
+        declare_torchvision_box_ops.keep = lib  # a Library's definitions live as long as the object
+
+
+def tiny_clip(directory: Path) -> Path:
+    """A tiny random CLIP model in transformers' format (character-level tokenizer), for the CLIP score's tests."""
+    import json
+    import string
+
+    declare_torchvision_box_ops()
+    from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
+
+    directory.mkdir(parents=True, exist_ok=True)
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for c in list(string.ascii_lowercase) + list("-/.,"):
+        vocab[c] = len(vocab)
+        vocab[c + "</w>"] = len(vocab)
+    (directory / "vocab.json").write_text(json.dumps(vocab))
+    (directory / "merges.txt").write_text("#version: 0.2\n")
+    torch.manual_seed(0)
+    cfg = CLIPConfig(text_config=dict(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                      num_attention_heads=2, max_position_embeddings=40, bos_token_id=0, eos_token_id=1,
+                                      pad_token_id=1),
+                     vision_config=dict(image_size=32, patch_size=8, hidden_size=32, intermediate_size=64,
+                                        num_hidden_layers=1, num_attention_heads=2), projection_dim=16)
+    CLIPModel(cfg).save_pretrained(directory)
+    CLIPTokenizer(str(directory / "vocab.json"), str(directory / "merges.txt")).save_pretrained(directory)
+    return directory

@@ -23,21 +23,9 @@ from adanat_env.evaluation.inception import FIDInceptionV3, fid_inception_featur
 from adanat_env.evaluation.metrics import (feature_stats, frechet_distance, kernel_inception_distance,
                                            precision_recall_coverage)
 
+from .conftest import declare_torchvision_box_ops
 
-def _import_reference_tools() -> None:
-    """PyPI's torchvision is a CUDA build: with the CPU torch its C ops do not load, and its import then fails
-    registering fakes for two box ops. Declaring those two schemas first lets its pure-Python modules (the
-    Inception definition pytorch-fid and torch-fidelity build on) import; no box op is ever called here."""
-    try:
-        torch.ops.torchvision.nms  # noqa: B018  (a torchvision whose ops loaded)
-    except (AttributeError, RuntimeError):
-        lib = torch.library.Library("torchvision", "DEF")
-        lib.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-        lib.define("qnms(Tensor qdets, Tensor scores, float iou_threshold) -> Tensor")
-        _import_reference_tools.keep = lib  # a Library's definitions live as long as the object
-
-
-_import_reference_tools()
+declare_torchvision_box_ops()
 pytorch_fid_inception = pytest.importorskip("pytorch_fid.inception", reason="dev extra: pytorch-fid")
 torch_fidelity_inception = pytest.importorskip("torch_fidelity.feature_extractor_inceptionv3",
                                                reason="dev extra: torch-fidelity")

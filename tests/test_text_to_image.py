@@ -235,9 +235,14 @@ def test_the_trainer_runs_the_text_to_image_loop_with_a_text_conditioned_discrim
     from agents.training import TrainConfig, Trainer
     from rewards.discriminator import TextCondition
 
+    import importlib.util
+
+    from .conftest import tiny_clip
+
+    clip = str(tiny_clip(tmp_path / "clip")) if importlib.util.find_spec("transformers") else ""  # dev extra
     cfg = TrainConfig(env="AdaNAT-FashionMNIST-T2I-v0", steps=2, batch_size=16, episodes=16, minibatch=16, epochs=1,
                       d_updates=2, d_minibatch=16, d_warmup=1, d_real_count=500, val_count=200, curve_every=0,
-                      eval_samples=80, amp="none", device="cpu", seed=3, iterations=2)
+                      eval_samples=80, amp="none", device="cpu", seed=3, iterations=2, clip_dir=clip)
     trainer = Trainer(cfg, tmp_path / "run", log=lambda _: None)
     heads = trainer.discriminator.reward.discriminator.heads
     assert all(isinstance(h.cmap, TextCondition) for h in heads)
@@ -246,6 +251,10 @@ def test_the_trainer_runs_the_text_to_image_loop_with_a_text_conditioned_discrim
     for arm in ("heuristic", "learned"):
         assert 0 <= metrics[arm]["class_accuracy"] <= 1 and np.isfinite(metrics[arm]["fid"])
     assert metrics["heuristic"]["class_accuracy"] > 0.5  # the prompt's class, not its id
+    if clip:
+        assert all(0 <= metrics[arm]["clip_score"] <= 100 for arm in ("heuristic", "learned"))
+    with pytest.raises(InputError, match="--clip-dir is for a text-to-image env"):
+        replace(cfg, env="AdaNAT-FashionMNIST-v0").validate()
     with pytest.raises(InputError, match="classifier"):
         replace(cfg, nat_dir=str(tmp_path)).validate()
 

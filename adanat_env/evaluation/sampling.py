@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import time
 
 import torch
@@ -43,12 +45,15 @@ def sample_images(generator: Generator, policy: Policy, num_steps: int, num_samp
 
 def evaluate_policy(generator: Generator, policy: Policy, num_steps: int, feature_fn: FeatureFn,
                     reference: ReferenceStats, *, num_samples: int = 5000, seed: int = 0, batch_size: int = 500,
-                    classifier: torch.nn.Module | None = None, progress: bool = False) -> tuple[dict, torch.Tensor]:
+                    classifier: torch.nn.Module | None = None, progress: bool = False,
+                    scorers: dict[str, Callable[[torch.Tensor, torch.Tensor], float]] | None = None
+                    ) -> tuple[dict, torch.Tensor]:
     """Metrics of ``policy`` on ``num_samples`` images; returns (metrics, the first 100 images).
 
     With ``classifier``, also ``class_accuracy``: the fraction of samples classified as their label's class (a
     prompt's class for a text generator, :meth:`~adanat_env.generator.Generator.label_classes`). Always
-    ``nfe_mean``: NAT evaluations per image (T, or the mean step count of an adaptive-step policy).
+    ``nfe_mean``: NAT evaluations per image (T, or the mean step count of an adaptive-step policy). ``scorers``:
+    more figures of the samples, name -> ``(images, labels) -> float`` (e.g. the CLIP score).
     """
     t0 = time.perf_counter()
     nfe: list[torch.Tensor] = []
@@ -61,5 +66,7 @@ def evaluate_policy(generator: Generator, policy: Policy, num_steps: int, featur
         with torch.inference_mode():
             pred = torch.cat([classifier(b).argmax(1).cpu() for b in images.split(1000)])
         out["class_accuracy"] = float((pred == generator.label_classes(labels)).float().mean())
+    for name, fn in (scorers or {}).items():
+        out[name] = float(fn(images, labels))
     out["eval_s"] = round(time.perf_counter() - t0, 2)
     return out, images[:100]

@@ -98,6 +98,7 @@ class TrainConfig:
     eval_samples: int = 5000  #: samples per schedule in the final evaluation
     fid_stats: str = ""  #: test reference as an .npz of mu / sigma (official fid_stats_imagenet256_guided_diffusion.npz format; FID only); "" = computed from the test split
     inception_weights: str = ""  #: local pt_inception-2015-12-05-6726825d.pth for --metric inception
+    clip_dir: str = ""  #: text envs: a local CLIP model (transformers format) for the CLIP score of every schedule's samples against their prompts ("" = none)
 
     def validate(self) -> None:
         """Check every option before any work.
@@ -141,8 +142,10 @@ class TrainConfig:
                 "with your own generator the metric's classifier must come from its data: train it with "
                 "'python experiments/train_classifier.py --data-dir DATA --out CLS' and pass --classifier-dir CLS "
                 "(or use --metric efficientnet-lite0 / inception; the PRM reward needs the classifier)")
-        if self.prompts and self.env not in ("AdaNAT-FashionMNIST-T2I-v0",):
-            raise InputError(f"--prompts is for a text-to-image env (AdaNAT-FashionMNIST-T2I-v0), not --env {self.env}")
+        for name in ("prompts", "clip_dir"):
+            if getattr(self, name) and self.env not in ("AdaNAT-FashionMNIST-T2I-v0",):
+                raise InputError(f"--{_flag(name)} is for a text-to-image env (AdaNAT-FashionMNIST-T2I-v0), not --env "
+                                 f"{self.env}")
         if self.metric == "inception" and not self.inception_weights:
             raise InputError("--metric inception needs --inception-weights (the local pt_inception-2015-12-05-6726825d"
                              ".pth; nothing is downloaded)")

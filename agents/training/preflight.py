@@ -31,6 +31,7 @@ import torch
 
 from adanat_env.checkpoint import CheckpointError
 from adanat_env.data_core import DataError
+from adanat_env.evaluation.clip_score import load_clip_scorer
 from adanat_env.evaluation.metrics import load_fid_stats
 from adanat_env.inputs import InputError, class_coverage
 
@@ -83,6 +84,14 @@ def preflight(config: TrainConfig, generator: Any, device: torch.device) -> None
                else "pass a directory written by experiments/train_classifier.py")
         words = str(e).split()
         raise InputError(f"{flag}: {' '.join(words[:40])}{' ...' if len(words) > 40 else ''}: {fix}") from None
+    if config.clip_dir:
+        try:
+            load_clip_scorer(config.clip_dir, device)
+        except (OSError, ValueError) as e:  # a missing or unreadable model (InputError: already one line)
+            if isinstance(e, InputError):
+                raise
+            raise InputError(f"--clip-dir '{config.clip_dir}': {' '.join(str(e).split()[:40])}: pass a local CLIP "
+                             "model saved with transformers' save_pretrained") from None
     c, side = generator.image_shape[0], generator.image_shape[-1]
     with torch.inference_mode():
         width = int(fn(torch.zeros(2, c, side, side, device=device)).shape[-1])

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from adanat_env.evaluation.clip_score import load_clip_scorer
 from adanat_env.evaluation.metrics import (ReferenceStats, extract_features, feature_stats, frechet_distance,
                                            load_fid_stats, load_reference, save_reference)
 from adanat_env.evaluation.sampling import evaluate_policy, sample_images
@@ -140,7 +141,7 @@ def reference_of_test_split(config: TrainConfig, fn: Callable[[torch.Tensor], to
 def evaluate_on_test(config: TrainConfig, generator: Any, policies: dict[str, Policy], out: str | os.PathLike[str],
                      device: torch.device, num_samples: int | None = None, progress: bool = True) -> dict[str, dict]:
     """The final evaluation of every policy on the test split (FID / KID / precision / recall / coverage, and
-    class accuracy where the data set has a classifier), all on the same class-balanced labels and sampler seed
+    class accuracy where the data set has a classifier, the CLIP score with ``--clip-dir``), all on the same class-balanced labels and sampler seed
     (``config.seed + 12345``); writes ``grid_<name>.png`` (the first 100 samples) into ``out``.
 
     :param policies: name -> generation policy (schedules or learned policies).
@@ -151,10 +152,15 @@ def evaluate_on_test(config: TrainConfig, generator: Any, policies: dict[str, Po
     fn = metric_features(config, device)
     ref = reference_of_test_split(config, fn, generator, out, device)
     clf = run_classifier(config, device)
+    scorers = {}
+    if config.clip_dir:  # a text generator's samples against their prompts
+        clip, texts = load_clip_scorer(config.clip_dir, device), generator.prompt_texts
+        scorers["clip_score"] = lambda images, labels: clip(images, [texts[int(i)] for i in labels])
     results = {}
     for name, pol in policies.items():
         results[name], first = evaluate_policy(generator, pol, config.steps, fn, ref, num_samples=n,
-                                               seed=config.seed + 12345, classifier=clf, progress=progress)
+                                               seed=config.seed + 12345, classifier=clf, progress=progress,
+                                               scorers=scorers)
         save_grid(first[:100], out / f"grid_{name}.png", nrow=10, scale=3)
     return results
 
