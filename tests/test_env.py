@@ -18,7 +18,8 @@ from adanat_env.schedules import heuristic_schedule
 
 FAST = {"AdaNAT-FashionMNIST-v0": {"steps": 4, "device": "cpu"},
         "AdaNAT-ImageNet256-v0": {"steps": 2, "device": "cpu", "weights": "random"},
-        "AdaNAT-FashionMNIST-T2I-v0": {"steps": 4, "device": "cpu"}}
+        "AdaNAT-FashionMNIST-T2I-v0": {"steps": 4, "device": "cpu"},
+        "AdaNAT-CC3M256-v0": {"steps": 2, "device": "cpu", "weights": "random"}}
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)

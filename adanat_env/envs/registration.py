@@ -21,8 +21,8 @@
   under that prompt. Weights from ``nat_checkpoint=`` (the MUSE release's ``nnet_ema.pth``) /
   ``tokenizer_checkpoint=``, or ``$ADANAT_CC3M_DIR`` holding both and ``prompts.safetensors``; ``weights="random"``
   for smoke tests (with random prompt states when no file is given). The official CC3M policy uses the residual
-  (``heu = 1``), the default here. Training on it is not built yet: the trainer's ``--env`` choices are
-  :data:`ENV_IDS`.
+  (``heu = 1``), the default here. The trainer takes it with captioned images (``--data-dir``) and their
+  captions' CLIP states (``--prompts``, :mod:`adanat_env.prompts` ``--captions``).
 
 No ``max_episode_steps`` is registered: episodes end with ``terminated=True`` after exactly ``steps`` steps.
 """
@@ -286,8 +286,8 @@ def make_cc3m256_vector_env(num_envs: int = 8, steps: int = 8, device: str = "au
 
 
 #: The ids the trainer (``--env``) takes.
-ENV_IDS = ("AdaNAT-FashionMNIST-v0", "AdaNAT-ImageNet256-v0", "AdaNAT-FashionMNIST-T2I-v0")
-#: Text-to-image ids (the trainer takes the tiny one; training on CC3M is not built yet).
+ENV_IDS = ("AdaNAT-FashionMNIST-v0", "AdaNAT-ImageNet256-v0", "AdaNAT-FashionMNIST-T2I-v0", "AdaNAT-CC3M256-v0")
+#: Text-to-image ids (both trainable).
 TEXT_ENV_IDS = ("AdaNAT-FashionMNIST-T2I-v0", "AdaNAT-CC3M256-v0")
 #: Other registered ids (the env API; no training data pipeline for them yet).
 OTHER_ENV_IDS = ("AdaNAT-ImageNet512-v0",)

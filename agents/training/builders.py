@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 import adanat_env  # noqa: F401  (registers the envs)
-from adanat_env.data import CaptionedSplit, open_dataset
-from adanat_env.envs.registration import IMAGENET_DIR_ENV
+from adanat_env.data import CaptionedSplit, DataError, open_dataset
+from adanat_env.envs.registration import CC3M_DIR_ENV, IMAGENET_DIR_ENV
 from adanat_env.evaluation.metrics import extract_features, feature_extractor, feature_stats
 from adanat_env.evaluation.sampling import sample_images
 from adanat_env.models.classifier import load_classifier
@@ -53,7 +53,7 @@ def build_env(config: TrainConfig, device: torch.device) -> gym.vector.VectorEnv
         kwargs["adaptive_steps"] = True
     if config.amp != "none":
         kwargs["amp"] = config.amp
-    if config.env == "AdaNAT-ImageNet256-v0":
+    if config.env in ("AdaNAT-ImageNet256-v0", "AdaNAT-CC3M256-v0"):
         kwargs.update(weights=config.weights, nat_checkpoint=config.nat_checkpoint or None,
                       tokenizer_checkpoint=config.tokenizer_checkpoint or None)
     else:
@@ -143,6 +143,8 @@ def run_data_dir(config: TrainConfig) -> str | None:
         return config.data_dir
     if config.env == "AdaNAT-ImageNet256-v0" and os.environ.get(IMAGENET_DIR_ENV):
         return str(Path(os.environ[IMAGENET_DIR_ENV]) / "train")
+    if config.env == "AdaNAT-CC3M256-v0" and os.environ.get(CC3M_DIR_ENV):
+        return os.environ[CC3M_DIR_ENV]
     return None
 
 
@@ -167,6 +169,10 @@ def open_split(config: TrainConfig, split: str, generator: Any) -> Any:
         raise ValueError(f"the data in '{ds.directory}' has {ds.channels}-channel images but the generator makes "
                          f"{channels}-channel ones: use data and a generator with the same channels")
     pc, pi = getattr(generator, "prompt_classes", None), getattr(generator, "prompt_images", None)
+    if getattr(generator, "prompts", None) is not None and pc is None and pi is None:
+        raise DataError("the prompt file ties its prompts to no image and no class, so the real images have no "
+                        "captions: write it from the data's captions (python -m adanat_env.prompts --captions "
+                        "CAPTIONS.json --encoder ENCODER --out P.safetensors) and pass it with --prompts")
     if pc is not None or pi is not None:  # a text generator: each image gets one of its captions
         if pi is None:
             ds.check_classes(generator.num_label_classes)

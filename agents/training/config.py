@@ -13,8 +13,8 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from adanat_env.config import field_groups
-from adanat_env.envs import ENV_IDS
-from adanat_env.envs.registration import IMAGENET_DIR_ENV
+from adanat_env.envs import ENV_IDS, TEXT_ENV_IDS
+from adanat_env.envs.registration import CC3M_DIR_ENV, IMAGENET_DIR_ENV
 from adanat_env.inputs import InputError
 from rewards.adversarial import REWARD_KINDS
 from rewards.discriminator import DISCRIMINATORS
@@ -37,9 +37,9 @@ class TrainConfig:
     batch_size: int = 256  #: generations run in parallel (the vector env's num_envs)
     nat_dir: str = ""  #: your own NAT, a directory written by experiments/train_nat.py ("" = the env's)
     tokenizer_dir: str = ""  #: its tokenizer, a directory written by experiments/train_tokenizer.py ("" = the env's)
-    weights: str = "official"  #: AdaNAT-ImageNet256-v0: "official" checkpoints or "random" (smoke tests, benchmarks)
-    nat_checkpoint: str = ""  #: AdaNAT-ImageNet256-v0: official nnet_ema.pth ("" = $ADANAT_IMAGENET_DIR/nnet_ema.pth)
-    tokenizer_checkpoint: str = ""  #: AdaNAT-ImageNet256-v0: official vqgan_jax_strongaug.ckpt ("" = in $ADANAT_IMAGENET_DIR)
+    weights: str = "official"  #: AdaNAT-ImageNet256-v0 / AdaNAT-CC3M256-v0: "official" checkpoints or "random" (smoke tests, benchmarks)
+    nat_checkpoint: str = ""  #: AdaNAT-ImageNet256-v0 / AdaNAT-CC3M256-v0: official nnet_ema.pth ("" = in $ADANAT_IMAGENET_DIR / $ADANAT_CC3M_DIR)
+    tokenizer_checkpoint: str = ""  #: the same ids: official vqgan_jax_strongaug.ckpt ("" = in that directory)
     device: str = "auto"  #: "auto", "cpu", "cuda" or "cuda:N"
     amp: str = "bf16"  #: generator autocast: "bf16", "fp16" or "none"
     obs_dtype: str = "float32"  #: observation features "float32" or "float16" (halves the rollout buffer)
@@ -143,9 +143,13 @@ class TrainConfig:
                 "'python experiments/train_classifier.py --data-dir DATA --out CLS' and pass --classifier-dir CLS "
                 "(or use --metric efficientnet-lite0 / inception; the PRM reward needs the classifier)")
         for name in ("prompts", "clip_dir"):
-            if getattr(self, name) and self.env not in ("AdaNAT-FashionMNIST-T2I-v0",):
-                raise InputError(f"--{_flag(name)} is for a text-to-image env (AdaNAT-FashionMNIST-T2I-v0), not --env "
+            if getattr(self, name) and self.env not in TEXT_ENV_IDS:
+                raise InputError(f"--{_flag(name)} is for a text-to-image env ({', '.join(TEXT_ENV_IDS)}), not --env "
                                  f"{self.env}")
+        if self.env == "AdaNAT-CC3M256-v0" and not (self.data_dir or os.environ.get(CC3M_DIR_ENV)):
+            raise InputError(f"training on {self.env} needs captioned images: pass --data-dir with the image folder "
+                             f"(or set ${CC3M_DIR_ENV}) and --prompts with their captions' CLIP states (python -m "
+                             "adanat_env.prompts --captions CAPTIONS.json --encoder CLIP --out P.safetensors)")
         if self.metric == "inception" and not self.inception_weights:
             raise InputError("--metric inception needs --inception-weights (the local pt_inception-2015-12-05-6726825d"
                              ".pth; nothing is downloaded)")
