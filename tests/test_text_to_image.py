@@ -293,6 +293,7 @@ def test_a_captioned_image_folder_trains_with_each_image_seen_under_its_own_capt
     cfg = TrainConfig(env="AdaNAT-FashionMNIST-T2I-v0", prompts=str(prompt_file), data_dir=str(tmp_path / "data"),
                       data_workers=0, steps=2, batch_size=16, episodes=16, minibatch=16, epochs=1, d_updates=1,
                       d_minibatch=16, d_warmup=1, d_real_count=0, val_count=40, curve_every=0, eval_samples=40,
+                      curve_samples=40,
                       amp="none", device="cpu", seed=0, iterations=1)
     trainer = Trainer(cfg, tmp_path / "run", log=lambda _: None)
     gen = trainer.generator
@@ -302,6 +303,11 @@ def test_a_captioned_image_folder_trains_with_each_image_seen_under_its_own_capt
     assert isinstance(split, CaptionedSplit)
     rel = [p.split("/data/")[-1] for p in split.base.paths]
     assert all(bank.images[k] == r for k, r in zip(split.labels, rel))  # one of the image's own captions
+    from agents.training.report import captions_of
+
+    test_prompts = captions_of(open_split(cfg, "test", gen), None, gen)  # what the final evaluation draws
+    assert len(test_prompts) == 120 and all(bank.images[int(k)].startswith("test/") for k in test_prompts)
+    assert all(bank.images[int(k)].startswith("train/") for k in trainer.validation().conditions)
     trainer.fit(progress=False)
     learned = trainer.evaluate()["details"]["learned"]
     assert np.isfinite(learned["fid"]) and "class_accuracy" not in learned  # the captions have no classes

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from adanat_env.data_core import DataError
 from adanat_env.evaluation.clip_score import load_clip_scorer
 from adanat_env.evaluation.metrics import (ReferenceStats, extract_features, feature_stats, frechet_distance,
                                            load_fid_stats, load_reference, save_reference)
@@ -33,6 +34,16 @@ __all__ = ["Validation", "rollout_diagnostics", "heldout_real_accuracy", "refere
 STEP_PARAM_NAMES = ("mask ratio m", "sampling temperature tau1", "re-masking temperature tau2", "guidance w")
 
 
+def captions_of(ds: Any, indices: np.ndarray | None, generator: Any) -> torch.Tensor | None:
+    """A captioned data set's (prompts tied to images) captions of the images ``indices`` of ``ds`` (default
+    all), one per image: the prompts an evaluation against those images draws; ``None`` for every other
+    generator (class-balanced over all conditions)."""
+    if getattr(generator, "prompt_images", None) is None:
+        return None
+    labels = np.asarray(ds.labels)
+    return torch.as_tensor(labels if indices is None else labels[indices])
+
+
 class Validation:
     """Validation FID against held-out TRAIN images (never the test split), on ``curve_samples`` samples drawn
     with one fixed sampler seed, so every iterate and the baselines are compared on the same labels and noise.
@@ -45,6 +56,8 @@ class Validation:
         self.config, self.generator = config, generator
         self.fn = metric_features(config, device)
         ds, _, val_idx = train_split(config, generator)
+        #: a captioned data set: the held-out images' captions are the validation prompts
+        self.conditions = captions_of(ds, val_idx, generator)
         feats = real_features(self.fn, ds, val_idx, generator, device)
         self.ref = ReferenceStats(feature_stats(feats), feats.astype(np.float32), config.metric)
         #: the validation FIDs of the MaskGIT cosine and the official heuristic schedules
@@ -57,7 +70,7 @@ class Validation:
         """(validation FID of ``policy``, its first 100 samples, their mean NFE)."""
         nfe: list[torch.Tensor] = []
         images, _ = sample_images(self.generator, policy, self.config.steps, self.config.curve_samples,
-                                  seed=self.config.seed + 999, nfe=nfe)
+                                  seed=self.config.seed + 999, nfe=nfe, conditions=self.conditions)
         fid = frechet_distance(feature_stats(extract_features(self.fn, images)), self.ref.stats)
         return fid, images[:100], float(torch.cat(nfe).float().mean())
 
@@ -156,11 +169,19 @@ def evaluate_on_test(config: TrainConfig, generator: Any, policies: dict[str, Po
     if config.clip_dir:  # a text generator's samples against their prompts
         clip, texts = load_clip_scorer(config.clip_dir, device), generator.prompt_texts
         scorers["clip_score"] = lambda images, labels: clip(images, [texts[int(i)] for i in labels])
+    conditions = None  # a captioned data set: the test images' captions (FID-30K draws validation captions)
+    if getattr(generator, "prompt_images", None) is not None:
+        try:
+            conditions = captions_of(open_split(config, "test", generator), None, generator)
+        except (DataError, ValueError):
+            if not config.fid_stats:
+                raise
+            # --fid-stats without a test split on disk: the prompts come from the whole file
     results = {}
     for name, pol in policies.items():
         results[name], first = evaluate_policy(generator, pol, config.steps, fn, ref, num_samples=n,
                                                seed=config.seed + 12345, classifier=clf, progress=progress,
-                                               scorers=scorers)
+                                               scorers=scorers, conditions=conditions)
         save_grid(first[:100], out / f"grid_{name}.png", nrow=10, scale=3)
     return results
 
