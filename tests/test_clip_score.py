@@ -1,4 +1,5 @@
-"""The CLIP score (issue #28, part 4) with a tiny random CLIP model in transformers' format (dev extra)."""
+"""The CLIP score (issue #28, part 4) with a tiny random CLIP model in transformers' format (dev extra; in
+``-m slow``: importing transformers' CLIP alone takes about 5 s of the default suite's budget)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,16 @@ from adanat_env.inputs import InputError
 
 from .conftest import declare_torchvision_box_ops, tiny_clip
 
-declare_torchvision_box_ops()
-transformers = pytest.importorskip("transformers", reason="dev extra: transformers")
+pytestmark = pytest.mark.slow
 
 
-def test_the_clip_score_is_100_times_the_clamped_cosine_of_each_image_with_its_own_text(tmp_path):
+@pytest.fixture(scope="module")
+def transformers():
+    declare_torchvision_box_ops()
+    return pytest.importorskip("transformers", reason="dev extra: transformers")
+
+
+def test_the_clip_score_is_100_times_the_clamped_cosine_of_each_image_with_its_own_text(tmp_path, transformers):
     clip_dir = tiny_clip(tmp_path / "clip")
     score = load_clip_scorer(clip_dir, batch_size=3)
     images = torch.rand(5, 1, 28, 28, generator=torch.Generator().manual_seed(0))
@@ -34,3 +40,18 @@ def test_the_clip_score_is_100_times_the_clamped_cosine_of_each_image_with_its_o
         score(images, texts[:2])
     with pytest.raises(InputError, match="--clip-dir .* is not a directory"):
         load_clip_scorer(tmp_path / "none")
+
+
+def test_the_trainer_reports_the_clip_score_of_every_schedule_against_its_prompts(tmp_path, transformers):
+    import numpy as np
+
+    from adanat_env.embedded import load_embedded_generator, TEXT_ASSET_DIR
+    from agents.training import TrainConfig
+    from agents.training.report import evaluate_on_test
+    from adanat_env.schedules import heuristic_schedule
+
+    cfg = TrainConfig(env="AdaNAT-FashionMNIST-T2I-v0", device="cpu", clip_dir=str(tiny_clip(tmp_path / "clip")),
+                      eval_samples=40, steps=4)
+    gen = load_embedded_generator("cpu", nat_dir=TEXT_ASSET_DIR)
+    out = evaluate_on_test(cfg, gen, {"heuristic": heuristic_schedule(4)}, tmp_path, torch.device("cpu"), progress=False)
+    assert 0 <= out["heuristic"]["clip_score"] <= 100 and np.isfinite(out["heuristic"]["fid"])

@@ -95,6 +95,7 @@ def test_adaptivity_table_and_the_static_verdict():
 
 # ----------------------------------------------------------------------------------------- suites at toy size
 @needs_data
+@pytest.mark.slow  # an end-to-end run of the suite (10-15 s): outside the default suite's budget
 def test_table5_suite_writes_its_table_and_resumes_without_redoing_finished_runs(tmp_path, capsys):
     out = tmp_path / "table5"
     common = ["table5", *TOY, "--seeds", "0", "--out", str(out), "--population", "2", "--elites", "1",
@@ -129,6 +130,7 @@ def test_table5_suite_writes_its_table_and_resumes_without_redoing_finished_runs
 
 
 @needs_data
+@pytest.mark.slow  # an end-to-end run of the suite (10-15 s): outside the default suite's budget
 def test_rewards_and_algos_suites_write_tables_and_figures(tmp_path):
     text = compare.main(["rewards", *TOY, "--seeds", "0", "--out", str(tmp_path / "rw")])
     assert all(f"| {arm} | 1 |" in text for arm in ("adversarial", "fid", "prm")) and (tmp_path / "rw" / "rewards.png").is_file()

@@ -255,7 +255,7 @@ def test_build_discriminator_looks_up_the_registry_and_every_builder_ignores_wha
     finally:
         del DISCRIMINATORS["spy"]
     assert seen == {"image_shape": (3, 16, 16), "num_classes": 10, "width": 64, "sn": True, "mbstd": 0,
-                    "mbstd_by_label": False, "generator": None}
+                    "mbstd_by_label": False, "generator": None, "conditions": None}
 
 
 def test_minibatch_std_channel_sees_diversity():
