@@ -322,36 +322,3 @@ def test_a_captioned_image_folder_trains_with_each_image_seen_under_its_own_capt
     (tmp_path / "data" / "train" / "c0" / "extra.png").write_bytes((tmp_path / "data" / images[0]).read_bytes())
     with pytest.raises(DataError, match="1 of 121 images .* have no caption .*train/c0/extra.png"):
         CaptionedSplit(open_dataset("train", tmp_path / "data", resolution=28, channels=1), None, bank.images)
-
-
-@pytest.mark.slow
-def test_the_trainer_runs_on_the_full_size_cc3m_nat_with_captioned_images(tmp_path):
-    """The official CC3M U-ViT (random weights) on a captioned RGB image folder with CLIP-shaped prompt states:
-    the trainer's text path at full size (one iteration, a few generations)."""
-    from PIL import Image
-
-    from agents.training import TrainConfig, Trainer
-
-    pytest.importorskip("efficientnet_lite_pytorch", reason="metrics extra")
-    rng = np.random.default_rng(0)
-    images = []
-    for split in ("train", "test"):
-        for c in range(2):
-            d = tmp_path / "data" / split / f"c{c}"
-            d.mkdir(parents=True)
-            for i in range(8 if split == "train" else 4):
-                Image.fromarray(rng.integers(0, 255, (256, 256, 3), dtype=np.uint8)).save(d / f"{i}.png")
-                images.append(f"{split}/c{c}/{i}.png")
-    g = torch.Generator().manual_seed(0)
-    states, pooled = torch.randn(len(images) + 1, 77, 1280, generator=g), torch.randn(len(images) + 1, 1280, generator=g)
-    prompts = save_prompts(tmp_path / "p.safetensors", states[:-1], pooled[:-1], states[-1], pooled[-1],
-                           [f"caption of {i}" for i in images], "random", images=images)
-    cfg = TrainConfig(env="AdaNAT-CC3M256-v0", weights="random", prompts=str(prompts), data_dir=str(tmp_path / "data"),
-                      data_workers=0, metric="efficientnet-lite0", discriminator="projected-efficientnet", steps=2,
-                      batch_size=4, episodes=4, minibatch=4, epochs=1, d_updates=1, d_minibatch=4, d_warmup=1,
-                      d_real_count=0, val_count=4, curve_every=0, eval_samples=4, amp="none", device="cpu", seed=0,
-                      iterations=1)
-    trainer = Trainer(cfg, tmp_path / "run", log=lambda _: None)
-    assert trainer.generator.num_classes == 24 and trainer.generator.prompt_images == tuple(images)
-    trainer.fit(progress=False)
-    assert np.isfinite(trainer.evaluate()["details"]["learned"]["fid"])
