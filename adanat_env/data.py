@@ -257,11 +257,11 @@ class CaptionedSplit:
             rel = [os.path.relpath(p, base.directory).replace(os.sep, "/") for p in base.paths]
             index = {path: i for i, path in enumerate(rel)}
             key = np.array([index.get(str(p).replace(os.sep, "/"), -1) for p in prompt_images], dtype=np.int64)
-            groups, what = len(rel), [f"image '{r}'" for r in rel]
+            groups = len(rel)
         elif prompt_classes is not None:
             key = np.asarray(prompt_classes, dtype=np.int64)
             groups = int(base.labels.max()) + 1
-            rel, what = None, [f"class {c}" for c in range(groups)]
+            rel = None
         else:
             raise ValueError("a captioned split needs the prompts' classes or images")
         self.num_prompts = len(key)
@@ -270,7 +270,7 @@ class CaptionedSplit:
         counts = np.bincount(key[used], minlength=groups)[:groups]
         missing = np.flatnonzero(counts == 0)
         if len(missing):
-            names = ", ".join(what[i] for i in missing[:3])
+            names = ", ".join(f"image '{rel[i]}'" if rel is not None else f"class {i}" for i in missing[:3])
             raise DataError(f"{len(missing)} of {groups} {'images' if rel else 'classes'} of '{base.directory}' "
                             f"({base.split} split) have no caption in the prompt file ({names}, ...): every "
                             f"{'image' if rel else 'class'} needs at least one")

@@ -69,3 +69,26 @@ def tiny_clip(directory: Path) -> Path:
     CLIPModel(cfg).save_pretrained(directory)
     CLIPTokenizer(str(directory / "vocab.json"), str(directory / "merges.txt")).save_pretrained(directory)
     return directory
+
+
+def assert_vector_env_agrees(single, vec, steps: int, seeds=(0, 1)) -> dict:
+    """Run the single env and a one-env native vector env on the same seeds and random actions: the same labels,
+    features at every step, rewards and final tokens. Returns the single env's last info."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for seed in seeds:
+        o1, _ = single.reset(seed=seed)
+        o2, _ = vec.reset(seed=seed)
+        assert o1["label"] == o2["label"][0]
+        np.testing.assert_array_equal(o1["features"], o2["features"][0])
+        for _ in range(steps):
+            a = rng.normal(size=single.action_space.shape).astype(np.float32)
+            o1, r1, term, _, info1 = single.step(a)
+            o2, r2, _, _, info2 = vec.step(a[None])
+            assert float(r1) == float(r2[0])
+            if not term:
+                np.testing.assert_array_equal(o1["features"], o2["features"][0])
+        assert term
+        np.testing.assert_array_equal(info1["final_tokens"], info2["final_info"]["final_tokens"][0])
+    return info1

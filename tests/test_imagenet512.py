@@ -17,7 +17,7 @@ from adanat_env.models.uvit import patchify, unpatchify
 from adanat_env.sb3 import to_sb3
 from agents.registry import make_algo
 
-from .conftest import TINY_VQ, load_manifest
+from .conftest import TINY_VQ, assert_vector_env_agrees, load_manifest
 
 # 4 x 4 tokens (TINY_VQ) in 2 x 2 patches: 4 positions
 TINY_512 = UViTConfig(img_size=4, codebook_size=32, embed_dim=32, depth=2, num_heads=2, num_classes=11, patch_size=2)
@@ -84,20 +84,8 @@ def test_the_512_env_passes_the_checkers_and_the_vector_env_agrees():
     single = _make()
     torch.manual_seed(0)
     vec = _make(vector=True, num_envs=1)
-    rng = np.random.default_rng(0)
-    for episode in range(2):
-        o1, _ = single.reset(seed=3 + episode)
-        o2, _ = vec.reset(seed=3 + episode)
-        assert o1["label"] == o2["label"][0]
-        np.testing.assert_array_equal(o1["features"], o2["features"][0])
-        for _ in range(3):
-            a = rng.normal(size=4).astype(np.float32)
-            o1, _, term, _, info1 = single.step(a)
-            o2, _, _, _, info2 = vec.step(a[None])
-            if not term:
-                np.testing.assert_array_equal(o1["features"], o2["features"][0])
-        assert info1["final_tokens"].shape == (16,)  # every token of the canvas
-        np.testing.assert_array_equal(info1["final_tokens"], info2["final_info"]["final_tokens"][0])
+    info = assert_vector_env_agrees(single, vec, steps=3, seeds=(3, 4))
+    assert info["final_tokens"].shape == (16,)  # every token of the canvas
 
 
 def test_the_adaptive_policy_and_the_nat_discriminator_read_the_position_grid():

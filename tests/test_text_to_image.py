@@ -21,7 +21,7 @@ from adanat_env.prompts import encode_prompts, load_prompts, main as prompts_mai
 from adanat_env.sampler import generate
 from adanat_env.schedules import heuristic_schedule
 
-from .conftest import TINY_VQ
+from .conftest import TINY_VQ, assert_vector_env_agrees
 
 TINY_T2I = UViTConfig(img_size=4, codebook_size=32, embed_dim=32, depth=2, num_heads=2, num_classes=0, clip_dim=24,
                       num_clip_tokens=5)
@@ -95,19 +95,8 @@ def test_the_cc3m_env_passes_the_checkers_and_the_vector_env_agrees(prompt_file)
     single = _make(prompt_file)
     torch.manual_seed(0)
     vec = _make(prompt_file, vector=True, num_envs=1)
-    rng = np.random.default_rng(0)
-    for episode in range(2):
-        o1, _ = single.reset(seed=5 + episode)
-        o2, _ = vec.reset(seed=5 + episode)
-        assert o1["label"] == o2["label"][0] and 0 <= int(o1["label"][0]) < 3  # a prompt id of the file
-        np.testing.assert_array_equal(o1["features"], o2["features"][0])
-        for _ in range(3):
-            a = rng.normal(size=4).astype(np.float32)
-            o1, _, term, _, info1 = single.step(a)
-            o2, _, _, _, info2 = vec.step(a[None])
-            if not term:
-                np.testing.assert_array_equal(o1["features"], o2["features"][0])
-        np.testing.assert_array_equal(info1["final_tokens"], info2["final_info"]["final_tokens"][0])
+    assert_vector_env_agrees(single, vec, steps=3, seeds=(5, 6))
+    assert all(0 <= int(single.reset(seed=k)[0]["label"][0]) < 3 for k in range(5))  # a prompt id of the file
 
 
 def test_the_cc3m_env_without_weights_or_prompts_names_the_files(monkeypatch, tmp_path):
@@ -215,18 +204,7 @@ def test_the_shipped_text_nat_env_passes_the_checkers_and_the_vector_env_agrees(
     sb3_check_env(env.unwrapped, warn=True)
     vec = gym.make_vec("AdaNAT-FashionMNIST-T2I-v0", num_envs=1, vectorization_mode="vector_entry_point", steps=3,
                        device="cpu")
-    rng = np.random.default_rng(0)
-    for episode in range(2):
-        o1, _ = env.reset(seed=7 + episode)
-        o2, _ = vec.reset(seed=7 + episode)
-        assert o1["label"] == o2["label"][0]
-        np.testing.assert_array_equal(o1["features"], o2["features"][0])
-        for _ in range(3):
-            a = rng.normal(size=4).astype(np.float32)
-            o1, r1, term, _, info1 = env.step(a)
-            o2, r2, _, _, info2 = vec.step(a[None])
-        assert 0 <= r1 <= 1 and r1 == pytest.approx(float(r2[0]), abs=1e-6)  # the classifier's p(prompt's class)
-        np.testing.assert_array_equal(info1["final_tokens"], info2["final_info"]["final_tokens"][0])
+    assert_vector_env_agrees(env, vec, steps=3, seeds=(7, 8))  # rewards too: the classifier's p(prompt's class)
 
 
 def test_template_captions_give_each_image_a_caption_of_its_class_and_accuracy_checks_the_prompts_class():

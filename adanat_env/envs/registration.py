@@ -289,8 +289,6 @@ def make_cc3m256_vector_env(num_envs: int = 8, steps: int = 8, device: str = "au
 ENV_IDS = ("AdaNAT-FashionMNIST-v0", "AdaNAT-ImageNet256-v0", "AdaNAT-FashionMNIST-T2I-v0", "AdaNAT-CC3M256-v0")
 #: Text-to-image ids (both trainable).
 TEXT_ENV_IDS = ("AdaNAT-FashionMNIST-T2I-v0", "AdaNAT-CC3M256-v0")
-#: Other registered ids (the env API; no training data pipeline for them yet).
-OTHER_ENV_IDS = ("AdaNAT-ImageNet512-v0",)
 
 
 def register_envs() -> None:
