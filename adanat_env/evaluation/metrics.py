@@ -44,6 +44,7 @@ __all__ = [
     "frechet_distance",
     "kernel_inception_distance",
     "precision_recall_coverage",
+    "evaluate_features",
     "extract_features",
     "feature_extractor",
     "efficientnet_lite0_features",
@@ -246,7 +247,12 @@ def load_fid_stats(path: str | os.PathLike[str], feature_space: str = "inception
 def evaluate_images(fn: FeatureFn, images: torch.Tensor | Iterable[torch.Tensor], reference: ReferenceStats,
                     kid_subsets: int = 50, seed: int = 0) -> dict[str, float]:
     """FID, KID (x1e3 as ``kid_x1e3``), precision, recall and coverage of images against a reference."""
-    feats = extract_features(fn, images)
+    return evaluate_features(extract_features(fn, images), reference, kid_subsets, seed)
+
+
+def evaluate_features(feats: np.ndarray, reference: ReferenceStats, kid_subsets: int = 50,
+                      seed: int = 0) -> dict[str, float]:
+    """:func:`evaluate_images` from the images' (N, D) features."""
     if feats.shape[1] != len(reference.stats.mu):
         raise ValueError(f"features are {feats.shape[1]}-d but the reference statistics {len(reference.stats.mu)}-d: "
                          f"compute both in the same feature space (reference: {reference.feature_space})")

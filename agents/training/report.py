@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from adanat_env.data_core import DataError
+from adanat_env.distributed import Ranks
 from adanat_env.evaluation.clip_score import load_clip_scorer
 from adanat_env.evaluation.metrics import (ReferenceStats, extract_features, feature_stats, frechet_distance,
                                            load_fid_stats, load_reference, save_reference)
@@ -49,11 +50,12 @@ class Validation:
     with one fixed sampler seed, so every iterate and the baselines are compared on the same labels and noise.
 
     :param config: the run's options. :param generator: the frozen generator. :param device: the metric's device.
+    :param ranks: several ranks share out the sample batches; their features are gathered (the same FID).
     """
 
     def __init__(self, config: TrainConfig, generator: Any, device: torch.device,
-                 log: Callable[[str], None] = print) -> None:
-        self.config, self.generator = config, generator
+                 log: Callable[[str], None] = print, ranks: Ranks | None = None) -> None:
+        self.config, self.generator, self.ranks = config, generator, ranks or Ranks()
         self.fn = metric_features(config, device)
         ds, _, val_idx = train_split(config, generator)
         #: a captioned data set: the held-out images' captions are the validation prompts
@@ -67,12 +69,16 @@ class Validation:
             "baselines: " + ", ".join(f"{k} {v:.2f}" for k, v in self.baselines.items()))
 
     def fid(self, policy: Policy) -> tuple[float, torch.Tensor, float]:
-        """(validation FID of ``policy``, its first 100 samples, their mean NFE)."""
+        """(validation FID of ``policy``, its first 100 samples (rank 0's), their mean NFE); the same on every rank."""
         nfe: list[torch.Tensor] = []
+        ranks = self.ranks
         images, _ = sample_images(self.generator, policy, self.config.steps, self.config.curve_samples,
-                                  seed=self.config.seed + 999, nfe=nfe, conditions=self.conditions)
-        fid = frechet_distance(feature_stats(extract_features(self.fn, images)), self.ref.stats)
-        return fid, images[:100], float(torch.cat(nfe).float().mean())
+                                  seed=self.config.seed + 999, nfe=nfe, conditions=self.conditions, ranks=ranks)
+        feats = torch.from_numpy(extract_features(self.fn, images)) if len(images) else torch.empty(0, 0, dtype=torch.float64)
+        feats = ranks.gather(feats)
+        nfe_mean = float(ranks.gather(torch.cat(nfe).float().cpu() if nfe else torch.empty(0)).mean())
+        fid = frechet_distance(feature_stats(feats.numpy()), self.ref.stats) if ranks.main else None
+        return ranks.broadcast(fid), images[:100], nfe_mean
 
 
 # -------------------------------------------------------------------------------------------- per iteration
@@ -152,18 +158,22 @@ def reference_of_test_split(config: TrainConfig, fn: Callable[[torch.Tensor], to
 
 
 def evaluate_on_test(config: TrainConfig, generator: Any, policies: dict[str, Policy], out: str | os.PathLike[str],
-                     device: torch.device, num_samples: int | None = None, progress: bool = True) -> dict[str, dict]:
+                     device: torch.device, num_samples: int | None = None, progress: bool = True,
+                     ranks: Ranks | None = None) -> dict[str, dict]:
     """The final evaluation of every policy on the test split (FID / KID / precision / recall / coverage, and
     class accuracy where the data set has a classifier, the CLIP score with ``--clip-dir``), all on the same class-balanced labels and sampler seed
     (``config.seed + 12345``); writes ``grid_<name>.png`` (the first 100 samples) into ``out``.
 
     :param policies: name -> generation policy (schedules or learned policies).
     :param num_samples: samples per policy (default ``config.eval_samples``).
+    :param ranks: several ranks share out the samples (:func:`~adanat_env.evaluation.sampling.evaluate_policy`);
+        rank 0 reads or computes the test reference and writes the grids; every rank returns the results.
     """
+    ranks = ranks or Ranks()
     out = Path(out)
     n = config.eval_samples if num_samples is None else int(num_samples)
     fn = metric_features(config, device)
-    ref = reference_of_test_split(config, fn, generator, out, device)
+    ref = reference_of_test_split(config, fn, generator, out, device) if ranks.main else None
     clf = run_classifier(config, device)
     scorers = {}
     if config.clip_dir:  # a text generator's samples against their prompts
@@ -181,8 +191,9 @@ def evaluate_on_test(config: TrainConfig, generator: Any, policies: dict[str, Po
     for name, pol in policies.items():
         results[name], first = evaluate_policy(generator, pol, config.steps, fn, ref, num_samples=n,
                                                seed=config.seed + 12345, classifier=clf, progress=progress,
-                                               scorers=scorers, conditions=conditions)
-        save_grid(first[:100], out / f"grid_{name}.png", nrow=10, scale=3)
+                                               scorers=scorers, conditions=conditions, ranks=ranks)
+        if ranks.main:
+            save_grid(first[:100], out / f"grid_{name}.png", nrow=10, scale=3)
     return results
 
 
