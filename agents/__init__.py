@@ -3,6 +3,7 @@
 - :mod:`agents.policy_net`: the official AdaNAT policy / value network design (checkpoint-compatible trunk).
 - :mod:`agents.policies`: SB3 policies on it: fixed scheduled exploration std, the non-adaptive variant, RecurrentPPO.
 - :mod:`agents.registry`: ``--algo NAME`` -> PPO, A2C, TRPO, RecurrentPPO, TD3, SAC or ARS with defaults for this env.
+- :mod:`agents.data_parallel`: PyTorch's DDP under SB3's PPO / A2C (torchrun; gradients averaged over ranks).
 - :mod:`agents.callbacks`: the exploration-std schedule and a rollout timer (generic SB3 callbacks).
 - :mod:`agents.training`: training as a library (Algorithm 1): ``TrainConfig``, ``Trainer`` (build, fit,
   checkpoint, resume, evaluate), the reward registry; :mod:`agents.training.trainer` reads as the algorithm.

@@ -196,6 +196,18 @@ class FixedStdMixin:
         # the optimizer SB3 built holds the old log_std parameter: rebuild it without
         self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)  # type: ignore[attr-defined]
 
+    def evaluate_actions(self, *args: Any, **kwargs: Any) -> Any:
+        """SB3's ``evaluate_actions``; once :func:`agents.data_parallel.data_parallel` has attached DDP, calls with
+        gradients on go through it (their gradients are averaged over the ranks in ``backward()``)."""
+        ddp = self.__dict__.get("_data_parallel")
+        if ddp is not None and torch.is_grad_enabled():
+            return ddp(*args, **kwargs)
+        return self.local_evaluate_actions(*args, **kwargs)
+
+    def local_evaluate_actions(self, *args: Any, **kwargs: Any) -> Any:
+        """SB3's own ``evaluate_actions`` on this process alone."""
+        return super().evaluate_actions(*args, **kwargs)  # type: ignore[misc]
+
     @property
     def action_std(self) -> float:
         return float(self.log_std.exp().mean())

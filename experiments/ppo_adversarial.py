@@ -8,6 +8,8 @@
     python experiments/ppo_adversarial.py --data-dir D --nat-dir N --tokenizer-dir T --classifier-dir C   # your own
     python experiments/ppo_adversarial.py --preset official-imagenet --data-dir $IMAGENET --fid-stats S.npz \
         --inception-weights pt_inception-2015-12-05-6726825d.pth --device cuda   # ImageNet-256 (docs/imagenet.md)
+    torchrun --nproc-per-node 8 experiments/ppo_adversarial.py --preset official-imagenet ...   # data-parallel,
+        # 8 GPUs: --episodes, --batch-size and the minibatches are global and split evenly (docs/distributed.md)
 
 A thin command line over agents.training (the library does the work: build, fit, checkpoint, resume, evaluate).
 Writes to --out: checkpoint.pt (after every iteration), config.json, history.json, metrics.json, the sample grids
@@ -18,14 +20,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from adanat_env.config import ANTICIPATED, add_config_arguments, command_line, config_from_args
+from adanat_env.distributed import Ranks, init_from_env, launched_by_torchrun
 from agents.training import PRESETS, RESUMABLE, TrainConfig, Trainer
 
 SCRIPT = "python experiments/ppo_adversarial.py"
+
+
+def script() -> str:
+    """How to run this script again: with torchrun at the same world size when launched by it."""
+    if launched_by_torchrun():
+        return f"torchrun --nproc-per-node {os.environ['WORLD_SIZE']} experiments/ppo_adversarial.py"
+    return SCRIPT
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,6 +78,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse(argv)
     command = command_line(argv)
     config, given = config_from_args(TrainConfig, args)
+    if launched_by_torchrun():  # one of torchrun's ranks: join the process group (NCCL on cuda:LOCAL_RANK, or gloo)
+        init_from_env(config.device)
+    main_rank = Ranks.current().main
     if args.preset:
         config = TrainConfig(**{**PRESETS[args.preset], **{k: getattr(config, k) for k in given}})
     if args.resume:
@@ -75,38 +89,43 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         trainer = Trainer(config, args.out, overwrite=args.overwrite, command=command)
     trainer.fit(max_iterations=args.max_iterations_this_call or None)
     if trainer.iteration < trainer.config.iterations:
-        print(f"stopped after iteration {trainer.iteration} of {trainer.config.iterations}; "
-              f"continue with: {SCRIPT} --resume {trainer.out}")
+        if main_rank:
+            print(f"stopped after iteration {trainer.iteration} of {trainer.config.iterations}; "
+                  f"continue with: {script()} --resume {trainer.out}")
         return {"iteration": trainer.iteration}
     metrics = trainer.evaluate()
-    print(json.dumps({k: metrics[k] for k in ("fid", "kid", "wall_time_s", "fid_reduction_vs_cosine",
-                                              "fid_reduction_vs_heuristic")}, indent=2))
+    if main_rank:
+        print(json.dumps({k: metrics[k] for k in ("fid", "kid", "wall_time_s", "fid_reduction_vs_cosine",
+                                                  "fid_reduction_vs_heuristic")}, indent=2))
     return metrics
 
 
 def cli(argv: list[str] | None = None) -> int:
-    """:func:`main` for a terminal: errors and Ctrl-C as one line (with the resume command where one exists);
-    ``--debug`` keeps the traceback."""
+    """:func:`main` for a terminal: errors and Ctrl-C as one line (with the resume command where one exists;
+    under torchrun the line names the rank, and torchrun then stops the other ranks); ``--debug`` keeps the
+    traceback."""
     argv = sys.argv[1:] if argv is None else argv
     args = parse(argv)  # usage errors exit 2 here, with argparse's one-line message
     run_dir = Path(args.resume or args.out)
     run_dir = run_dir.parent if run_dir.suffix == ".pt" else run_dir
 
     def resume_hint() -> str:
-        return f"; resume with: {SCRIPT} --resume {run_dir}" if (run_dir / "checkpoint.pt").is_file() else ""
+        return f"; resume with: {script()} --resume {run_dir}" if (run_dir / "checkpoint.pt").is_file() else ""
+
+    where = f" (rank {os.environ['RANK']})" if launched_by_torchrun() else ""
 
     try:
         main(argv)
     except KeyboardInterrupt:
         if args.debug:
             raise
-        print(f"\ninterrupted{resume_hint()}", file=sys.stderr)
+        print(f"\ninterrupted{where}{resume_hint()}", file=sys.stderr)
         return 130
     except ANTICIPATED as e:
         if args.debug:
             raise
         message = " ".join(str(e).split())
-        print(f"error: {message}{resume_hint() if '--resume' not in message else ''}", file=sys.stderr)
+        print(f"error{where}: {message}{resume_hint() if '--resume' not in message else ''}", file=sys.stderr)
         return 1
     return 0
 

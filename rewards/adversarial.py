@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from gymnasium.vector import VectorEnv
 from torch import nn
 
+from adanat_env.distributed import Ranks
 from adanat_env.generator import Generator
 from adanat_env.sampler import generate
 from adanat_env.policy import Policy
@@ -135,11 +136,14 @@ class AdversarialReward:
     :param seed: seed of the augmentation generator.
     :param kind: ``"sigmoid"`` (official) or ``"jackknife"`` (see :meth:`jackknife`; needs a projected
         discriminator with same-class minibatch-std groups).
+    :param ranks: data-parallel training over several ranks: the discriminator starts from rank 0's weights and
+        every update averages the ranks' gradients (each rank's minibatch is its share of the global one), so the
+        weights stay identical on every rank.
     """
 
     def __init__(self, discriminator: nn.Module, real: RealImages, lr: float = 1e-4,
                  betas: tuple[float, float] = (0.5, 0.999), loss: str = "bce", augment: int = 2, seed: int = 0,
-                 kind: str = "sigmoid") -> None:
+                 kind: str = "sigmoid", ranks: Ranks | None = None) -> None:
         if loss not in ("bce", "hinge"):
             raise ValueError(f"loss must be 'bce' or 'hinge', got {loss!r}")
         if kind not in REWARD_KINDS:
@@ -154,6 +158,12 @@ class AdversarialReward:
         self.loss = loss
         self.augment = int(augment)
         params = [p for p in self.discriminator.parameters() if p.requires_grad]
+        self.ranks = ranks or Ranks()
+        if self.ranks.distributed:
+            with torch.no_grad():
+                for t in [*params, *self.discriminator.buffers()]:
+                    torch.distributed.broadcast(t.data, src=0)
+        self._params = params
         self.lr = float(lr)
         self.optimizer = torch.optim.Adam(params, lr=lr, betas=betas)
         self.aug_rng = torch.Generator(device=self.device)
@@ -260,16 +270,19 @@ class AdversarialReward:
             loss = F.softplus(-lr_).mean() + F.softplus(lf).mean()
         else:
             loss = F.relu(1 - lr_).mean() + F.relu(1 + lf).mean()
-        if not bool(torch.isfinite(loss)):
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        # several ranks: their gradients averaged, with their losses, so that every rank takes the same decision
+        mean_loss = self.ranks.average_gradients(self._params, loss, "discriminator")
+        if not math.isfinite(mean_loss):
+            self.optimizer.zero_grad(set_to_none=True)
             with torch.no_grad():
                 for k, v in d.named_buffers():
                     v.copy_(buffers[k])
             raise DiscriminatorDivergedError(
-                f"discriminator loss is {loss.item()} after {self.num_updates} updates; the update was not applied. "
+                f"discriminator loss is {mean_loss} after {self.num_updates} updates; the update was not applied. "
                 "Resume from the last checkpoint with a lower discriminator learning rate "
                 "(python experiments/ppo_adversarial.py --resume RUN_DIR --d-lr LOWER).")
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
         self.optimizer.step()
         self.num_updates += 1
         with torch.no_grad():

@@ -20,6 +20,7 @@ import torch
 
 import adanat_env  # noqa: F401  (registers the envs)
 from adanat_env.data import CaptionedSplit, DataError, open_dataset
+from adanat_env.distributed import Ranks
 from adanat_env.envs.registration import CC3M_DIR_ENV, IMAGENET_DIR_ENV
 from adanat_env.evaluation.metrics import extract_features, feature_extractor, feature_stats
 from adanat_env.evaluation.sampling import sample_images
@@ -81,16 +82,19 @@ class BuiltReward:
 
 
 def _adversarial(config: TrainConfig, venv: gym.vector.VectorEnv, device: torch.device) -> BuiltReward:
-    """Paper Sec. 4.3: a class-conditional discriminator's verdict on the final image, co-trained by the trainer."""
-    gen = venv.unwrapped.generator
+    """Paper Sec. 4.3: a class-conditional discriminator's verdict on the final image, co-trained by the trainer.
+    Over several ranks its gradients are averaged and each rank draws reals, augmentations and fresh batches from
+    its own streams (:meth:`~adanat_env.distributed.Ranks.rank_seed`)."""
+    gen, ranks = venv.unwrapped.generator, Ranks.current()
+    seed = ranks.rank_seed(config.seed)
     embeds = getattr(gen, "prompt_embeds", None)  # a text generator: the discriminator reads the prompt's embedding
     disc = build_discriminator(config.discriminator, gen.image_shape, gen.num_classes, width=config.d_width,
                                sn=bool(config.d_sn), mbstd=config.d_mbstd, mbstd_by_label=bool(config.d_mbstd_by_label),
                                generator=gen, conditions=None if embeds is None else embeds[:-1])
-    reward = AdversarialReward(disc, real_images(config, gen, device), lr=config.d_lr, loss=config.d_loss,
-                               kind=config.d_reward, augment=config.d_augment, seed=config.seed)
+    reward = AdversarialReward(disc, real_images(config, gen, device, seed=seed), lr=config.d_lr, loss=config.d_loss,
+                               kind=config.d_reward, augment=config.d_augment, seed=seed, ranks=ranks)
     wrapper = AdversarialRewardWrapper(venv, reward, epochs=config.d_epochs, batch_size=config.d_batch_size,
-                                       seed=config.seed, updates=config.d_updates, minibatch=config.d_minibatch,
+                                       seed=seed, updates=config.d_updates, minibatch=config.d_minibatch,
                                        fakes=config.d_fakes)
     return BuiltReward(wrapper, discriminator=wrapper, state=wrapper)
 
@@ -194,11 +198,13 @@ def train_split(config: TrainConfig, generator: Any) -> tuple[Any, np.ndarray, n
     return ds, rest[:n], val
 
 
-def real_images(config: TrainConfig, generator: Any, device: torch.device) -> RealImages:
-    """The discriminator's (and the FID reward's) real train images, held on ``device``."""
+def real_images(config: TrainConfig, generator: Any, device: torch.device, seed: int | None = None) -> RealImages:
+    """The discriminator's (and the FID reward's) real train images, held on ``device``; batches drawn with
+    ``seed`` (default ``config.seed``)."""
     ds, idx, _ = train_split(config, generator)
     images, labels = ds.load(idx, generator.image_shape[-1], generator.image_shape[0])
-    return RealImages(images, labels, device, seed=config.seed, resolution=generator.image_shape[-1])
+    return RealImages(images, labels, device, seed=config.seed if seed is None else seed,
+                      resolution=generator.image_shape[-1])
 
 
 def real_features(fn: Callable[[torch.Tensor], torch.Tensor], ds: Any, indices: np.ndarray | None, generator: Any,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from adanat_env.config import field_groups
@@ -19,6 +19,7 @@ from adanat_env.inputs import InputError
 from rewards.adversarial import REWARD_KINDS
 from rewards.discriminator import DISCRIMINATORS
 
+from ..data_parallel import DATA_PARALLEL_ALGOS
 from ..registry import ALGOS, DEVICE_BUFFER_ALGOS, POLICIES
 from .builders import METRICS, REWARDS
 
@@ -160,6 +161,27 @@ class TrainConfig:
                              "--d-reward sigmoid")
 
 
+    def per_rank(self, world: int) -> TrainConfig:
+        """The configuration one of ``world`` data-parallel ranks runs: the global sizes of :data:`SPLIT` divided
+        evenly (each rank rolls out its share of the episodes in its share of the batch, and takes its share of
+        every minibatch); everything else as given.
+
+        :raises InputError: a size that does not divide evenly, or an algorithm that is not data-parallel.
+        """
+        if world == 1:
+            return self
+        if self.algo not in DATA_PARALLEL_ALGOS:
+            raise InputError(f"--algo {self.algo} does not train data-parallel; over several ranks use "
+                             f"{' or '.join(DATA_PARALLEL_ALGOS)}, or run it in one process (python, not torchrun)")
+        uneven = [f"--{_flag(k)} {getattr(self, k)}" for k in SPLIT if getattr(self, k) % world]
+        if uneven:
+            raise InputError(f"{', '.join(uneven)} do not split evenly over {world} ranks: these sizes are global and "
+                             f"each rank takes an equal share; use multiples of {world} (or another --nproc-per-node)")
+        local = replace(self, **{k: getattr(self, k) // world for k in SPLIT})
+        local.validate()
+        return local
+
+
 def _flag(name: str) -> str:
     return name.replace("_", "-")
 
@@ -168,6 +190,9 @@ _POSITIVE = ("steps", "iterations", "batch_size", "episodes", "epochs", "minibat
              "eval_samples", "curve_samples")
 _NONNEGATIVE = ("d_width", "d_mbstd", "d_epochs", "d_updates", "d_augment", "d_warmup", "d_real_count", "curve_every",
                 "val_count", "seed", "data_workers")
+
+#: Global sizes that data-parallel ranks split evenly (:meth:`TrainConfig.per_rank`).
+SPLIT = ("batch_size", "episodes", "minibatch", "d_minibatch", "d_batch_size")
 
 #: ``--help`` groups: title -> the fields under it, in the order of :class:`TrainConfig`.
 GROUPS: dict[str, list[str]] = field_groups(TrainConfig)

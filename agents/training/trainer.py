@@ -25,7 +25,14 @@ those images and then trains on them: it lags the policy by one update and gener
 The env and every RNG are re-seeded from (seed, iteration) at the start of each iteration, and the checkpoint
 written after it holds everything that changes (policy and optimizer, the reward's state with the discriminator
 and its optimizer, the samplers' RNG states, the counters): a resumed run ends with the same weights as an
-uninterrupted one. Files in ``out``: ``checkpoint.pt``, ``config.json``, ``history.json`` and, from
+uninterrupted one.
+
+Data-parallel (``torchrun``, docs/distributed.md): under an initialised process group each rank runs this same
+loop on its share of the global ``--episodes`` / ``--batch-size`` / minibatches (:meth:`TrainConfig.per_rank`)
+with its own random streams (seed, iteration, rank); the policy's gradients are averaged by PyTorch's DDP
+(:mod:`agents.data_parallel`) and the discriminator's by one all-reduce per update, so every rank holds the same
+weights; validation and evaluation share out their sample batches and gather the features. Rank 0 alone logs
+and writes the run directory. Files in ``out``: ``checkpoint.pt``, ``config.json``, ``history.json`` and, from
 :meth:`Trainer.evaluate`, ``metrics.json``, ``grid_{cosine,heuristic,learned}.png``, ``training_curve.png``;
 TensorBoard logs in ``tb/`` when ``tensorboard`` is installed.
 """
@@ -48,12 +55,15 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from tqdm import tqdm
 
+from adanat_env.distributed import COMM, Ranks
+from adanat_env.inputs import InputError
 from adanat_env.schedules import heuristic_schedule, maskgit_cosine_schedule
 from adanat_env.sb3 import to_sb3
 from adanat_env.utils import make_grid, resolve_device, seed_everything
 from adanat_env.wrappers import PooledObservation
 
 from ..callbacks import StdScheduleCallback
+from ..data_parallel import data_parallel
 from ..device_buffer import DeviceDictRolloutBuffer
 from ..generation_policy import SB3GenerationPolicy
 from ..policies import StdSchedule
@@ -69,23 +79,37 @@ from .report import (Validation, evaluate_on_test, heldout_real_accuracy, plot_t
 __all__ = ["Trainer", "iteration_seed"]
 
 
-def iteration_seed(config: TrainConfig, iteration: int) -> int:
-    """The seed of iteration ``iteration`` (-1: the discriminator warm-up)."""
-    return (config.seed * 1_000_003 + iteration * 7919) % 2**31
+def iteration_seed(config: TrainConfig, iteration: int, ranks: Ranks | None = None) -> int:
+    """The seed of iteration ``iteration`` (-1: the discriminator warm-up) on rank ``ranks.rank`` (default 0)."""
+    return (ranks or Ranks()).rank_seed((config.seed * 1_000_003 + iteration * 7919) % 2**31)
 
 
 class _Algorithm1Hooks(BaseCallback):
-    """SB3's two hooks around every rollout, handed to the trainer's discriminator steps (steps 2 and 4)."""
+    """SB3's two hooks around every rollout, handed to the trainer's discriminator steps (steps 2 and 4); they
+    also time the iteration's phases (``times``: rollout, discriminator, and from the rollout's end the update)."""
 
     def __init__(self, trainer: Trainer) -> None:
         super().__init__()
         self.trainer = trainer
+        self.times: dict[str, float] = {}
+
+    def _now(self) -> float:
+        if self.trainer.device.type == "cuda":
+            torch.cuda.synchronize(self.trainer.device)
+        return time.perf_counter()
 
     def _on_rollout_start(self) -> None:
+        t0 = self._now()
         self.trainer._before_rollout(self.logger)
+        self.times["rollout_start"] = t1 = self._now()
+        self.times["discriminator"] = t1 - t0
 
     def _on_rollout_end(self) -> None:
+        t0 = self._now()
         self.trainer._after_rollout(self.logger)
+        self.times["rollout"] = t0 - self.times["rollout_start"]
+        self.times["update_start"] = t1 = self._now()
+        self.times["discriminator"] += t1 - t0
 
     def _on_step(self) -> bool:
         return True
@@ -102,26 +126,33 @@ class Trainer:
     :param command: the command line that started the run, recorded in ``config.json`` and ``metrics.json``.
     :param log: where progress lines go.
     :raises RunDirectoryError: ``out`` holds another run and neither ``overwrite`` nor :meth:`resume` was used.
-    :raises adanat_env.inputs.InputError: a bad option, data set or file (one line naming it and the fix).
+    :raises adanat_env.inputs.InputError: a bad option, data set or file (one line naming it and the fix), e.g.
+        global sizes that do not split evenly over the ranks of an initialised process group.
     """
 
     def __init__(self, config: TrainConfig, out: str | os.PathLike[str] | None = None, *, overwrite: bool = False,
                  command: str = "", log: Callable[[str], None] = print, _resuming: bool = False) -> None:
         config.validate()
-        self.config, self.command, self.log = config, command, log
+        #: this process's rank among the data-parallel ranks (a world of one without a process group)
+        self.ranks = Ranks.current()
+        local = config.per_rank(self.ranks.world)  # what this rank runs: its share of the global sizes
+        self.config, self.command = config, command
+        self.log: Callable[[str], None] = log if self.ranks.main else (lambda message: None)
         self.out = Path(out) if out is not None else None
-        if self.out is not None and not _resuming and claim_run_directory(self.out, overwrite):
-            log(f"'{self.out}' held a run that stopped before its first checkpoint: starting it again")
+        if self.out is not None and not _resuming:
+            self._claim(overwrite)
         seed_everything(config.seed)
         self.device = resolve_device(config.device)
+        if self.ranks.distributed and self.device.type == "cuda" and self.device.index is None:
+            self.device = torch.device("cuda", torch.cuda.current_device())  # torchrun's cuda:LOCAL_RANK
         self._t0, self._elapsed_before = time.perf_counter(), 0.0
 
-        venv = build_env(config, self.device)
+        venv = build_env(local, self.device)
         with torch.random.fork_rng(devices=[]):  # the checks draw nothing from the run's random streams
-            preflight(config, venv.unwrapped.generator, self.device)
-        if self.out is not None and not _resuming:
+            preflight(local, venv.unwrapped.generator, self.device)
+        if self.out is not None and not _resuming and self.ranks.main:
             (self.out / "config.json").write_text(json.dumps({**asdict(config), "command": command}, indent=2))
-        built = build_reward(config, venv, self.device)
+        built = build_reward(local, venv, self.device)
         self.generator = built.env.unwrapped.generator
         #: the adversarial reward's wrapper (``None`` for other rewards): it scores final images and trains here
         self.discriminator = built.discriminator
@@ -131,18 +162,19 @@ class Trainer:
         self.device_rollouts = config.rollout_buffer == "device" or (
             config.rollout_buffer == "auto" and self.device.type == "cuda" and config.algo in DEVICE_BUFFER_ALGOS)
         self.sb3_env = to_sb3(self.env, device_observations=self.device_rollouts)
-        self.n_steps = config.steps * config.episodes // config.batch_size
+        self.n_steps = local.steps * local.episodes // local.batch_size
         extra: dict[str, Any] = {"rollout_buffer_class": DeviceDictRolloutBuffer} if self.device_rollouts else {}
         self.model: BaseAlgorithm = make_algo(
-            config.algo, self.sb3_env, lr=config.lr, n_steps=self.n_steps, minibatch=config.minibatch,
+            config.algo, self.sb3_env, lr=config.lr, n_steps=self.n_steps, minibatch=local.minibatch,
             epochs=config.epochs, clip_range=config.clip_range, seed=config.seed, device=str(self.device),
             std=config.std_init, policy=config.policy, kl_coef=config.kl_coef, **extra)
+        if self.ranks.distributed:  # gradients averaged over the ranks (PyTorch's DDP), rank 0's initial weights
+            data_parallel(self.model.policy, self.device)
         self.std_callback = StdScheduleCallback(StdSchedule(config.std_init, tuple(config.std_decay_at),
                                                             config.std_rate, config.std_min),
                                                 last_std=config.stop_std or None)
-        self.callbacks: list[BaseCallback] = [self.std_callback]
-        if self.discriminator is not None:
-            self.callbacks.append(_Algorithm1Hooks(self))
+        self._hooks = _Algorithm1Hooks(self)
+        self.callbacks: list[BaseCallback] = [self.std_callback, self._hooks]
         if config.init_from and not _resuming:  # a resumed run loads its own weights
             self._init_policy_from(config.init_from.replace("{seed}", str(config.seed)))
 
@@ -155,13 +187,26 @@ class Trainer:
         self._validation: Validation | None = None
         self._heldout_reals: tuple[torch.Tensor, torch.Tensor] | None = None
 
+    def _claim(self, overwrite: bool) -> None:
+        """Rank 0 claims the run directory; every rank raises its refusal (before any work)."""
+        error: Exception | None = None
+        if self.ranks.main:
+            try:
+                if claim_run_directory(self.out, overwrite):
+                    self.log(f"'{self.out}' held a run that stopped before its first checkpoint: starting it again")
+            except Exception as e:  # noqa: BLE001  (re-raised on every rank)
+                error = e
+        error = self.ranks.broadcast(error)
+        if error is not None:
+            raise error
+
     # ------------------------------------------------------------------------------ the discriminator's steps
     def warm_up(self) -> dict[str, float]:
         """Before the first rollout: discriminator updates on fresh generations of the initial policy (sampled
         actions), so that the first rollout's rewards already mean something."""
         if self.discriminator is None or self.config.d_warmup <= 0:
             return {}
-        seed_everything(iteration_seed(self.config, -1))
+        seed_everything(iteration_seed(self.config, -1, self.ranks))
         stats = self.discriminator.co_train(self.generation_policy(deterministic=False), updates=self.config.d_warmup)
         self.log(f"discriminator warm-up ({self.config.d_warmup} updates): "
                  + ", ".join(f"{k} {v:.3f}" for k, v in stats.items()))
@@ -171,7 +216,8 @@ class Trainer:
         """Step 2, after the exploration std is set: with fresh fakes, the discriminator trains on fresh generations
         of the policy just updated (sampled actions, through the training env's decoding spec); with the
         rollout's fakes, it only forgets the images of the last rollout."""
-        assert self.discriminator is not None
+        if self.discriminator is None:
+            return
         if self.config.d_fakes == "rollout":
             self.discriminator.clear_rollout()
         elif self.rollouts > 0:  # the first rollout has no policy update before it
@@ -182,8 +228,7 @@ class Trainer:
     def _after_rollout(self, logger: Any) -> None:
         """Step 4, after the rollout's rewards and before the policy update: with the rollout's fakes, the
         discriminator trains on the final images it has just scored."""
-        assert self.discriminator is not None
-        if self.config.d_fakes == "rollout":
+        if self.discriminator is not None and self.config.d_fakes == "rollout":
             stats = self.discriminator.co_train_on_rollout()
             if stats:  # an off-policy algorithm's short rollout may end before any sample finished
                 self._record(stats, logger)
@@ -198,15 +243,21 @@ class Trainer:
         """Steps 1-5 (SB3's ``learn()`` over one rollout and one policy update); returns the iteration's record."""
         cfg, it = self.config, self.iteration
         t_it = time.perf_counter()
-        seed_everything(iteration_seed(cfg, it))
-        self.sb3_env.seed(iteration_seed(cfg, it))
+        seed_everything(iteration_seed(cfg, it, self.ranks))
+        self.sb3_env.seed(iteration_seed(cfg, it, self.ranks))
         restart_rollouts(self.model)
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
-        self.model.learn(total_timesteps=self.n_steps * cfg.batch_size, reset_num_timesteps=False,
+        self._hooks.times.clear()
+        self.model.learn(total_timesteps=self.n_steps * self.sb3_env.num_envs, reset_num_timesteps=False,
                          callback=self.callbacks)
         rec: dict[str, Any] = {"iteration": it + 1, "time_s": round(time.perf_counter() - t_it, 2),
-                               "generations": generations_done(self.model, cfg.steps)}  # rollouts so far
+                               # rollouts so far, over all ranks
+                               "generations": generations_done(self.model, cfg.steps) * self.ranks.world}
+        times = self._hooks.times
+        if "update_start" in times:  # where the iteration's time went (the communication is inside the phases)
+            rec.update(time_rollout_s=round(times["rollout"], 3), time_discriminator_s=round(times["discriminator"], 3),
+                       time_update_s=round(self._hooks._now() - times["update_start"], 3))
         buf = getattr(self.model, "rollout_buffer", None)
         if getattr(buf, "rewards", None) is not None:
             if not np.isfinite(buf.rewards).all():
@@ -225,9 +276,29 @@ class Trainer:
         if self.device.type == "cuda":  # rollout, update and discriminator training of this iteration
             rec["peak_memory_gib"] = round(torch.cuda.max_memory_allocated(self.device) / 2**30, 2)
         rec.update(self.d_stats)
+        if self.ranks.distributed:
+            rec = self._mean_over_ranks(rec)
         if self.changes and self.changes[-1]["iteration"] == it:
             rec["config_changes"] = {k: v for k, v in self.changes[-1].items() if k != "iteration"}
         return rec
+
+    def _mean_over_ranks(self, rec: dict[str, Any]) -> dict[str, Any]:
+        """The rollout's and the discriminator's figures averaged over the ranks (each measured its own share);
+        times and counters stay rank 0's."""
+        keep = {"iteration", "generations", "action_std", "peak_memory_gib"}
+        flat = {k: float(v) for k, v in rec.items()
+                if isinstance(v, (int, float)) and k not in keep and not k.startswith("time_")}
+        for name in ("step_params", "step_stop_rate"):
+            for t, row in enumerate(rec.get(name, [])):
+                for j, v in enumerate(row if isinstance(row, list) else [row]):
+                    flat[f"{name}/{t}/{j}"] = float(v)
+        mean = self.ranks.mean(flat)
+        out = {**rec, **{k: v for k, v in mean.items() if "/" not in k}}
+        for name in ("step_params", "step_stop_rate"):
+            if name in rec:
+                out[name] = [[round(mean[f"{name}/{t}/{j}"], 5) for j in range(len(row))] if isinstance(row, list)
+                             else round(mean[f"{name}/{t}/0"], 4) for t, row in enumerate(rec[name])]
+        return out
 
     def _heldout_real_accuracy(self) -> float:
         """The discriminator's accuracy on a fixed set of validation images (never shown to it): as many as a
@@ -248,7 +319,7 @@ class Trainer:
         :return: the history of all iterations so far.
         """
         cfg = self.config
-        writer = self._tensorboard()
+        writer = self._tensorboard() if self.ranks.main else None
         try:
             if cfg.curve_every > 0:
                 self.validation()
@@ -256,7 +327,7 @@ class Trainer:
                 self.warm_up()
             end = cfg.iterations if max_iterations is None else min(cfg.iterations, self.iteration + max_iterations)
             bar = tqdm(range(self.iteration, end), desc="AdaNAT training", initial=self.iteration,
-                       total=cfg.iterations, disable=not progress)
+                       total=cfg.iterations, disable=not (progress and self.ranks.main))
             for _ in bar:
                 rec = self.train_iteration()
                 done = rec["iteration"]
@@ -269,6 +340,8 @@ class Trainer:
                                      "policy": {k: v.detach().clone() for k, v in self.model.policy.state_dict().items()}}
                     if writer is not None:
                         writer.add_image("samples/learned", make_grid(samples.clamp(0, 1), nrow=10), done)
+                if self.ranks.distributed:
+                    rec.update(COMM.pop())  # rank 0's communication in this iteration (its validation included)
                 self._check_finite(done)
                 self.iteration = done
                 self.history.append(rec)
@@ -289,7 +362,7 @@ class Trainer:
         finally:
             if writer is not None:
                 writer.close()
-            if self.out is not None:
+            if self.out is not None and self.ranks.main:
                 (self.out / "history.json").write_text(json.dumps(self.history, indent=1))
         return self.history
 
@@ -316,7 +389,7 @@ class Trainer:
     def validation(self) -> Validation:
         """The validation reference and the baselines' validation FIDs, computed once."""
         if self._validation is None:
-            self._validation = Validation(self.config, self.generator, self.device, log=self.log)
+            self._validation = Validation(self.config, self.generator, self.device, log=self.log, ranks=self.ranks)
         return self._validation
 
     def generation_policy(self, deterministic: bool = True) -> SB3GenerationPolicy:
@@ -352,7 +425,7 @@ class Trainer:
             self.log(f"evaluating cosine, heuristic and learned on {n} samples each ...")
             policies = {"cosine": maskgit_cosine_schedule(cfg.steps), "heuristic": heuristic_schedule(cfg.steps),
                         "learned": learned}
-            results = evaluate_on_test(cfg, self.generator, policies, out, self.device, n)
+            results = evaluate_on_test(cfg, self.generator, policies, out, self.device, n, ranks=self.ranks)
         baselines = self._validation.baselines if self._validation is not None else {}
         metrics = {
             "fid": {k: v["fid"] for k, v in results.items()},
@@ -366,24 +439,31 @@ class Trainer:
             "fid_reduction_vs_heuristic": 1 - results["learned"]["fid"] / results["heuristic"]["fid"],
             "fid_quick_baselines": baselines, "selected_iteration": selected, "select": cfg.select,
             "stop_decision": learned.stop if cfg.adaptive_steps else None,
-            "config_changes": self.changes, "device": str(self.device), "torch": torch.__version__,
-            "command": self.command,
+            "config_changes": self.changes, "device": str(self.device), "world_size": self.ranks.world,
+            "torch": torch.__version__, "command": self.command,
         }
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-        plot_training_curve(self.history, baselines, out / "training_curve.png")
+        if self.ranks.main:
+            (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+            plot_training_curve(self.history, baselines, out / "training_curve.png")
         return metrics
 
     # ------------------------------------------------------------------------------ checkpoint and resume
     def state_dict(self) -> dict[str, Any]:
-        """Everything a resumed run needs (tensors, numbers and strings only: loads with ``weights_only``)."""
+        """Everything a resumed run needs (tensors, numbers and strings only: loads with ``weights_only``). Over
+        several ranks (a collective: every rank calls it) the weights are rank 0's, the same on every rank, and
+        ``reward_ranks`` holds each other rank's reward state (its own random streams)."""
         state = {
-            "format": CHECKPOINT_FORMAT, "config": asdict(self.config), "iteration": self.iteration,
+            "format": CHECKPOINT_FORMAT, "world_size": self.ranks.world, "config": asdict(self.config),
+            "iteration": self.iteration,
             "model": self.model.get_parameters(), "num_timesteps": self.model.num_timesteps,
             "std_callback": self.std_callback.state_dict(), "rollouts": self.rollouts, "history": self.history,
             "changes": self.changes, "best": self.best, "wall_time_s": self.wall_time(),
         }
         if self._reward_state is not None:  # the discriminator and its optimizer, or e.g. the FID reward's pool
             state["reward"] = self._reward_state.state_dict()
+            if self.ranks.distributed:
+                mine = None if self.ranks.main else state["reward"]
+                state["reward_ranks"] = self.ranks.gather_objects(mine, phase="checkpoint")
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -392,7 +472,8 @@ class Trainer:
         self.model.num_timesteps = int(state["num_timesteps"])
         self.std_callback.load_state_dict(state["std_callback"])
         if self._reward_state is not None and "reward" in state:
-            self._reward_state.load_state_dict(state["reward"])
+            ranks = state.get("reward_ranks")
+            self._reward_state.load_state_dict(ranks[self.ranks.rank] if ranks and self.ranks.rank else state["reward"])
         self.rollouts = int(state["rollouts"])
         self.iteration = int(state["iteration"])
         self.history = list(state["history"])
@@ -402,9 +483,12 @@ class Trainer:
         self._t0 = time.perf_counter()
 
     def save(self, path: str | os.PathLike[str] | None = None) -> Path:
-        """Write the checkpoint atomically (default: ``out/checkpoint.pt``)."""
+        """Write the checkpoint atomically (default: ``out/checkpoint.pt``); over several ranks every rank calls it
+        and rank 0 writes."""
         target = Path(path) if path is not None else self._require_out() / "checkpoint.pt"
-        save_atomic(target, self.state_dict())
+        state = self.state_dict()
+        if self.ranks.main:
+            save_atomic(target, state)
         return target
 
     @classmethod
@@ -417,7 +501,24 @@ class Trainer:
             ``d_lr=5e-4`` after a diverged discriminator); they are recorded in the checkpoint and ``history.json``.
         :raises ValueError: a change of an option outside ``RESUMABLE``.
         """
-        state = load_checkpoint(path)
+        ranks = Ranks.current()
+        state: Any = None
+        if ranks.main:  # rank 0 reads the checkpoint and hands it to the others (no shared file system needed)
+            try:
+                state = load_checkpoint(path)
+            except Exception as e:  # noqa: BLE001  (raised on every rank below)
+                state = e
+        state = ranks.broadcast(state, phase="checkpoint")
+        if isinstance(state, Exception):
+            raise state
+        world = int(state.get("world_size", 1))
+        if world != ranks.world:
+            raise InputError(
+                f"'{path}' was trained on {world} rank(s) and this process group has {ranks.world}: a run resumes "
+                f"only at its own world size (each rank's share of the episodes and its random streams are part of "
+                f"the run); resume with " + (f"torchrun --nproc-per-node {world} experiments/ppo_adversarial.py"
+                                             if world > 1 else "python experiments/ppo_adversarial.py")
+                + f" --resume {path}")
         saved = saved_options(state["config"])
         unknown = sorted(set(changes) - {f.name for f in fields(TrainConfig)})
         if unknown:
@@ -434,10 +535,10 @@ class Trainer:
         trainer.load_state_dict(state)
         if changed:
             trainer.changes.append({"iteration": trainer.iteration, **{k: [saved[k], v] for k, v in changed.items()}})
-            log(f"resumed at iteration {trainer.iteration} with changed options: "
+            trainer.log(f"resumed at iteration {trainer.iteration} with changed options: "
                 + ", ".join(f"{k} {saved[k]} -> {v}" for k, v in changed.items()))
         else:
-            log(f"resumed at iteration {trainer.iteration} ({path})")
+            trainer.log(f"resumed at iteration {trainer.iteration} ({path})")
         return trainer
 
     def _init_policy_from(self, path: str) -> None:
