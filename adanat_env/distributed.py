@@ -185,7 +185,7 @@ class Ranks:
         """Average the gradients of ``params`` over the ranks in one flat all-reduce, together with ``loss``;
         returns the ranks' mean loss, so every rank sees the same non-finite loss and takes the same decision."""
         if not self.distributed:
-            return float(loss)
+            return float(loss.detach())
         t0 = time.perf_counter()
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
         flat = torch.cat([loss.detach().reshape(1).to(grads[0].dtype)] + [g.reshape(-1) for g in grads])

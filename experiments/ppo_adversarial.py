@@ -21,12 +21,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
 
 from adanat_env.config import ANTICIPATED, add_config_arguments, command_line, config_from_args
 from adanat_env.distributed import Ranks, init_from_env, launched_by_torchrun
+from adanat_env.inputs import InputError
 from agents.training import PRESETS, RESUMABLE, TrainConfig, Trainer
 
 SCRIPT = "python experiments/ppo_adversarial.py"
@@ -77,6 +79,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run (or resume) one training job; returns metrics.json's content (or the iteration reached)."""
     args = parse(argv)
     command = command_line(argv)
+    if launched_by_torchrun():  # the launch line, for provenance
+        command = command.replace("python ", f"torchrun --nproc-per-node {os.environ['WORLD_SIZE']} ", 1)
     config, given = config_from_args(TrainConfig, args)
     if launched_by_torchrun():  # one of torchrun's ranks: join the process group (NCCL on cuda:LOCAL_RANK, or gloo)
         init_from_env(config.device)
@@ -100,6 +104,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     return metrics
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def cli(argv: list[str] | None = None) -> int:
     """:func:`main` for a terminal: errors and Ctrl-C as one line (with the resume command where one exists;
     under torchrun the line names the rank, and torchrun then stops the other ranks); ``--debug`` keeps the
@@ -113,17 +121,23 @@ def cli(argv: list[str] | None = None) -> int:
         return f"; resume with: {script()} --resume {run_dir}" if (run_dir / "checkpoint.pt").is_file() else ""
 
     where = f" (rank {os.environ['RANK']})" if launched_by_torchrun() else ""
+    if where:  # torchrun stops the other ranks with SIGTERM when one fails or on Ctrl-C: end as an interrupt
+        signal.signal(signal.SIGTERM, _interrupt)
 
     try:
         main(argv)
     except KeyboardInterrupt:
         if args.debug:
             raise
+        if where and os.environ["RANK"] != "0":
+            return 130  # rank 0 says it
         print(f"\ninterrupted{where}{resume_hint()}", file=sys.stderr)
         return 130
     except ANTICIPATED as e:
         if args.debug:
             raise
+        if where and isinstance(e, InputError) and os.environ["RANK"] != "0":
+            return 1  # a bad input is refused alike on every rank: rank 0 says it
         message = " ".join(str(e).split())
         print(f"error{where}: {message}{resume_hint() if '--resume' not in message else ''}", file=sys.stderr)
         return 1

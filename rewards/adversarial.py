@@ -429,3 +429,14 @@ class AdversarialRewardWrapper(VectorTerminalRewardWrapper):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.reward.load_state_dict(state["reward"])
         self.rng.set_state(state["rng"])
+
+    def rank_state_dict(self) -> dict[str, Any]:
+        """What differs between data-parallel ranks: the random streams of the reals, the augmentation and the
+        fresh batches (the weights and the optimizer are the same on every rank)."""
+        return {"real": self.reward.real.state_dict(), "aug_rng": self.reward.aug_rng.get_state(),
+                "rng": self.rng.get_state()}
+
+    def load_rank_state_dict(self, state: dict[str, Any]) -> None:
+        self.reward.real.load_state_dict(state["real"])
+        self.reward.aug_rng.set_state(state["aug_rng"])
+        self.rng.set_state(state["rng"])

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One-shot GPU check: the CUDA tests, the env / training benchmarks with --device cuda (ImageNet-L bf16 B = 64:
-# host vs device-resident rollout buffer), and a short Fashion-MNIST main job on the GPU.
+# host vs device-resident rollout buffer), a short Fashion-MNIST main job on the GPU, and the data-parallel path
+# under torchrun at --nproc-per-node 1 with NCCL (its iteration time against the plain process).
 # Runs with whatever python3 holds torch on the GPU machine; pure-Python deps it lacks may be carried as
 # wheels in .whl/ (see README). Writes logs to $OUT (or ./device-out). Optional stages: WITH_SAMPLER=1 (the
 # sampler grid), WITH_ALL_TESTS=1 (the whole suite, not only the CUDA tests), WITH_ALGOS=1 (the algos suite).
@@ -34,6 +35,11 @@ python3 -m pytest -q $tests -p no:cacheprovider 2>&1 | tail -n 25 | tee "$out/py
 # the Fashion-MNIST main job on the GPU (a shortened run: 8 iterations), its history holds peak_memory_gib
 python3 experiments/ppo_adversarial.py --device cuda --iterations 8 --eval-samples 2000 --out "$out/fmnist_cuda" \
   2>&1 | grep -v "it/s" | tail -n 20 | tee "$out/main_job.txt"
+# the torchrun path on one GPU (NCCL): the same main job as one rank, and its timing against the plain process
+python3 -m torch.distributed.run --nproc-per-node 1 experiments/ppo_adversarial.py --device cuda --iterations 4 \
+  --eval-samples 2000 --out "$out/fmnist_torchrun" 2>&1 | grep -v "it/s" | tail -n 12 | tee "$out/torchrun.txt"
+python3 benchmarks/bench_distributed.py --nproc 1 --device cuda --iterations 4 2>&1 | grep -v Warning \
+  | tail -n 3 | tee "$out/bench_distributed.jsonl"
 if [ "${WITH_ALGOS:-0}" = 1 ]; then
   python3 experiments/compare.py algos --iterations 4 --eval-samples 1000 --curve-samples 1000 --device cuda \
     --out "$out/algos" 2>&1 | grep -v "it/s" | tail -n 40 | tee "$out/algos.txt"

@@ -43,7 +43,7 @@ def test_two_gloo_ranks_train_identically_resume_exactly_evaluate_as_one_and_sto
 
     assert res[0]["threads"] == res[1]["threads"] == 1  # 2 cores over 2 ranks: no oversubscription
     for r in res:  # the uneven split was refused before anything was written
-        assert "do not split evenly over 2 ranks" in r["uneven"] and "--batch-size 9" in r["uneven"]
+        assert "--batch-size 9 does not split evenly over 2 ranks" in r["uneven"]
     assert not (tmp_path / "uneven").exists() or not any((tmp_path / "uneven").iterdir())
     # bit-identical weights and optimizer states on both ranks after 2 iterations, and after a resume
     assert res[0]["digest"] == res[1]["digest"]
@@ -77,3 +77,31 @@ def test_ranks_share_batches_in_order():
     assert [list(Ranks(r, 4).share(2)) for r in range(4)] == [[0], [1], [], []]
     assert Ranks(0, 2).rank_seed(7) == 7 and Ranks(1, 2).rank_seed(7) != 7
     assert not Ranks().distributed and Ranks().gather is not None
+
+
+TINY_CLI = ("--steps 2 --batch-size 8 --episodes 16 --minibatch 16 --epochs 1 --d-epochs 1 --d-batch-size 8 "
+            "--d-updates 2 --d-minibatch 8 --d-warmup 1 --d-real-count 500 --val-count 200 --curve-every 1 "
+            "--curve-samples 40 --eval-samples 24 --iterations 1 --device cpu").split()
+
+
+@pytest.mark.slow
+def test_torchrun_launches_the_main_job_and_refuses_an_uneven_split_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    def torchrun(*options: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port",
+                               str(_free_port()), "experiments/ppo_adversarial.py", *TINY_CLI, *options],
+                              capture_output=True, text=True, timeout=300)
+
+    done = torchrun("--out", str(tmp_path / "run"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["world_size"] == 2 and metrics["generations"] == 16
+    assert sorted(p.name for p in (tmp_path / "run").iterdir() if p.suffix == ".png")[:1] == ["grid_cosine.png"]
+
+    bad = torchrun("--batch-size", "9", "--episodes", "18", "--out", str(tmp_path / "bad"))
+    assert bad.returncode != 0
+    lines = [ln for ln in bad.stderr.splitlines() if ln.startswith("error (rank")]
+    assert len(lines) == 1 and lines[0].startswith("error (rank 0): --batch-size 9 does not split evenly over 2")
+    assert not (tmp_path / "bad" / "config.json").exists()

@@ -231,6 +231,7 @@ def test_the_training_curve_records_what_shows_a_healthy_reward(tmp_path):
     assert Image.open(tmp_path / "training_curve.png").size == (4 * 420, 2 * 300)  # 7 panels, 4 per row
 
 
+@pytest.mark.slow  # 11 s: the README's test budget holds the distributed tests instead
 def test_the_multi_seed_protocol_writes_mean_and_std_and_continues_where_it_stopped(tmp_path):
     from agents.protocol import run_protocol
 

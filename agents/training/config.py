@@ -175,7 +175,8 @@ class TrainConfig:
                              f"{' or '.join(DATA_PARALLEL_ALGOS)}, or run it in one process (python, not torchrun)")
         uneven = [f"--{_flag(k)} {getattr(self, k)}" for k in SPLIT if getattr(self, k) % world]
         if uneven:
-            raise InputError(f"{', '.join(uneven)} do not split evenly over {world} ranks: these sizes are global and "
+            raise InputError(f"{', '.join(uneven)} {'does' if len(uneven) == 1 else 'do'} not split evenly over {world} "
+                             f"ranks: these sizes are global and "
                              f"each rank takes an equal share; use multiples of {world} (or another --nproc-per-node)")
         local = replace(self, **{k: getattr(self, k) // world for k in SPLIT})
         local.validate()

@@ -253,7 +253,7 @@ class Trainer:
                          callback=self.callbacks)
         rec: dict[str, Any] = {"iteration": it + 1, "time_s": round(time.perf_counter() - t_it, 2),
                                # rollouts so far, over all ranks
-                               "generations": generations_done(self.model, cfg.steps) * self.ranks.world}
+                               "generations": self.generations()}
         times = self._hooks.times
         if "update_start" in times:  # where the iteration's time went (the communication is inside the phases)
             rec.update(time_rollout_s=round(times["rollout"], 3), time_discriminator_s=round(times["discriminator"], 3),
@@ -433,7 +433,7 @@ class Trainer:
             "details": results,
             "steps": cfg.steps, "seed": cfg.seed, "algo": cfg.algo, "policy": cfg.policy, "reward": cfg.reward,
             "iterations": cfg.iterations, "episodes_per_iteration": cfg.episodes, "eval_samples": n,
-            "generations": generations_done(self.model, cfg.steps),
+            "generations": self.generations(),
             "metric": cfg.metric, "wall_time_s": round(self.wall_time(), 1),
             "fid_reduction_vs_cosine": 1 - results["learned"]["fid"] / results["cosine"]["fid"],
             "fid_reduction_vs_heuristic": 1 - results["learned"]["fid"] / results["heuristic"]["fid"],
@@ -461,8 +461,9 @@ class Trainer:
         }
         if self._reward_state is not None:  # the discriminator and its optimizer, or e.g. the FID reward's pool
             state["reward"] = self._reward_state.state_dict()
-            if self.ranks.distributed:
-                mine = None if self.ranks.main else state["reward"]
+            if self.ranks.distributed:  # every rank's own part (its random streams), rank 0's included
+                st = self._reward_state
+                mine = st.rank_state_dict() if hasattr(st, "rank_state_dict") else state["reward"]
                 state["reward_ranks"] = self.ranks.gather_objects(mine, phase="checkpoint")
         return state
 
@@ -472,8 +473,11 @@ class Trainer:
         self.model.num_timesteps = int(state["num_timesteps"])
         self.std_callback.load_state_dict(state["std_callback"])
         if self._reward_state is not None and "reward" in state:
-            ranks = state.get("reward_ranks")
-            self._reward_state.load_state_dict(ranks[self.ranks.rank] if ranks and self.ranks.rank else state["reward"])
+            self._reward_state.load_state_dict(state["reward"])
+            own = state.get("reward_ranks")
+            if own and self.ranks.rank:  # this rank's own random streams (or its whole reward state)
+                st = self._reward_state
+                (st.load_rank_state_dict if hasattr(st, "rank_state_dict") else st.load_state_dict)(own[self.ranks.rank])
         self.rollouts = int(state["rollouts"])
         self.iteration = int(state["iteration"])
         self.history = list(state["history"])
@@ -514,7 +518,7 @@ class Trainer:
         world = int(state.get("world_size", 1))
         if world != ranks.world:
             raise InputError(
-                f"'{path}' was trained on {world} rank(s) and this process group has {ranks.world}: a run resumes "
+                f"'{path}' was trained on {world} rank{'s' * (world > 1)} and this launch has {ranks.world}: a run resumes "
                 f"only at its own world size (each rank's share of the episodes and its random streams are part of "
                 f"the run); resume with " + (f"torchrun --nproc-per-node {world} experiments/ppo_adversarial.py"
                                              if world > 1 else "python experiments/ppo_adversarial.py")
@@ -573,6 +577,10 @@ class Trainer:
                                  f"{tuple(dst[k].shape)}; it needs the same generator, --steps and --policy")
         self.model.policy.load_state_dict(new)
         self.log(f"policy initialised from {path} (its {'selected iterate ' + str(best['iteration']) if use_best else 'last iterate'})")
+
+    def generations(self) -> int:
+        """Generations rolled out so far, over all ranks."""
+        return generations_done(self.model, self.config.steps) * self.ranks.world
 
     def wall_time(self) -> float:
         """Seconds this run has taken, over all calls."""
