@@ -19,7 +19,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-__all__ = ["COMM", "CommStats", "Ranks", "TIMEOUT_ENV", "init_from_env", "launched_by_torchrun"]
+__all__ = ["COMM", "CommStats", "Ranks", "TIMEOUT_ENV", "available_cpus", "init_from_env", "launched_by_torchrun"]
 
 #: Seconds a collective may wait for the other ranks before it raises (default 1800: a rank 0 that computes the
 #: test split's reference statistics alone keeps the others waiting that long at most).
@@ -27,21 +27,24 @@ TIMEOUT_ENV = "ADANAT_DIST_TIMEOUT_S"
 
 
 class CommStats:
-    """Bytes and seconds of this process's collectives, by phase (``policy``, ``discriminator``, ``metrics``)."""
+    """Bytes and seconds of this process's collectives, by phase (``policy``, ``discriminator``, ``metrics``,
+    ``checkpoint``); the collectives of pickled objects count their seconds only."""
 
     def __init__(self) -> None:
         self.bytes: dict[str, int] = defaultdict(int)
         self.seconds: dict[str, float] = defaultdict(float)
 
-    def add(self, phase: str, nbytes: int, seconds: float) -> None:
-        self.bytes[phase] += int(nbytes)
+    def add(self, phase: str, nbytes: int | None, seconds: float) -> None:
+        if nbytes is not None:
+            self.bytes[phase] += int(nbytes)
         self.seconds[phase] += float(seconds)
 
     def pop(self) -> dict[str, float]:
-        """``comm_<phase>_mib`` and ``comm_<phase>_s`` since the last call, then reset."""
+        """``comm_<phase>_mib`` (tensor collectives) and ``comm_<phase>_s`` since the last call, then reset."""
         out = {}
-        for phase in sorted(self.bytes):
-            out[f"comm_{phase}_mib"] = round(self.bytes[phase] / 2**20, 4)
+        for phase in sorted(self.seconds):
+            if phase in self.bytes:
+                out[f"comm_{phase}_mib"] = round(self.bytes[phase] / 2**20, 4)
             out[f"comm_{phase}_s"] = round(self.seconds[phase], 4)
         self.bytes.clear()
         self.seconds.clear()
@@ -50,6 +53,14 @@ class CommStats:
 
 #: This process's communication, read (and reset) by the trainer after every iteration.
 COMM = CommStats()
+
+
+def available_cpus() -> int:
+    """The CPU cores this process may run on (its affinity where the platform tells it, else all)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def launched_by_torchrun() -> bool:
@@ -77,7 +88,7 @@ def init_from_env(device: str = "auto") -> torch.device:
     else:
         dev = torch.device("cpu")
         local_world = int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE", 1)))
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
+        torch.set_num_threads(max(1, available_cpus() // local_world))
     if not dist.is_initialized():
         timeout = datetime.timedelta(seconds=float(os.environ.get(TIMEOUT_ENV, 1800)))
         dist.init_process_group("nccl" if use_cuda else "gloo", timeout=timeout,
@@ -168,7 +179,7 @@ class Ranks:
         t0 = time.perf_counter()
         box = [obj if self.main else None]
         dist.broadcast_object_list(box, src=0, device=self._device())
-        COMM.add(phase, 0, time.perf_counter() - t0)
+        COMM.add(phase, None, time.perf_counter() - t0)
         return box[0]
 
     def gather_objects(self, obj: Any, phase: str = "metrics") -> list[Any]:
@@ -178,7 +189,7 @@ class Ranks:
         t0 = time.perf_counter()
         out: list[Any] = [None] * self.world
         dist.all_gather_object(out, obj)
-        COMM.add(phase, 0, time.perf_counter() - t0)
+        COMM.add(phase, None, time.perf_counter() - t0)
         return out
 
     def average_gradients(self, params: list[torch.nn.Parameter], loss: torch.Tensor, phase: str) -> float:

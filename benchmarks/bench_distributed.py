@@ -25,6 +25,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from adanat_env.distributed import available_cpus
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = str(ROOT / "experiments" / "ppo_adversarial.py")
 
@@ -57,7 +59,7 @@ def main(argv: list[str] | None = None) -> dict:
     common = ["--iterations", str(args.iterations), "--curve-every", "0", "--device", args.device,
               "--max-iterations-this-call", str(args.iterations), *shlex.split(args.options)]
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "RANK", "WORLD_SIZE")}
-    result: dict = {"device": args.device, "nproc": args.nproc, "cpus": os.cpu_count(), "options": args.options}
+    result: dict = {"device": args.device, "nproc": args.nproc, "cpus": available_cpus(), "options": args.options}
     with tempfile.TemporaryDirectory(prefix="adanat-bench-dist-") as tmp:
         if args.single:
             out = Path(tmp) / "single"
@@ -66,7 +68,7 @@ def main(argv: list[str] | None = None) -> dict:
         torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(args.nproc),
                     "--master-port", "29631"]
         result["ranks"] = _summary(_run([*torchrun, SCRIPT, *common, "--out", str(out)], out,
-                                        {**env, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // args.nproc))}))
+                                        {**env, "OMP_NUM_THREADS": str(max(1, available_cpus() // args.nproc))}))
     if args.single:
         result["speedup"] = round(result["single"]["time_s"] / result["ranks"]["time_s"], 3)
     print(json.dumps(result))

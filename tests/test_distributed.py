@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
-import os
 import socket
 from dataclasses import replace
 
 import pytest
 
 from adanat_env.data import DEFAULT_DATA_DIR
-from adanat_env.distributed import Ranks
+from adanat_env.distributed import Ranks, available_cpus
 from adanat_env.inputs import InputError
-from agents.training import TrainConfig, Trainer
+from agents.training import Trainer
 
 from . import distributed_worker as worker
 
@@ -42,7 +41,7 @@ def test_two_gloo_ranks_train_identically_resume_exactly_evaluate_as_one_and_sto
     assert not hung, "a rank hung"
     res = [json.loads((tmp_path / f"result_{r}.json").read_text()) for r in range(2)]
 
-    assert res[0]["threads"] == res[1]["threads"] == max(1, os.cpu_count() // 2)  # the cores shared out
+    assert res[0]["threads"] == res[1]["threads"] == max(1, available_cpus() // 2)  # the cores shared out
     for r in res:  # the uneven split was refused before anything was written
         assert "--batch-size 9 does not split evenly over 2 ranks" in r["uneven"]
     assert not (tmp_path / "uneven").exists() or not any((tmp_path / "uneven").iterdir())

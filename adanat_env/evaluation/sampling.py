@@ -95,8 +95,8 @@ def evaluate_policy(generator: Generator, policy: Policy, num_steps: int, featur
             pred = [classifier(b).argmax(1).cpu() for b in images.split(1000)]
         pred = torch.cat(pred) if pred else torch.empty(0, dtype=torch.long)
         pred = (pred == generator.label_classes(labels)).float()
-    scores = {name: torch.tensor([[float(fn(images, labels)) * len(images), len(images)]] if len(images) else
-                                 [[0.0, 0.0]], dtype=torch.float64) for name, fn in (scorers or {}).items()}
+    scores = {name: torch.tensor([[float(fn(images, labels)) if len(images) else 0.0, len(images)]],
+                                 dtype=torch.float64) for name, fn in (scorers or {}).items()}
     feats, pred = ranks.gather(feats), None if pred is None else ranks.gather(pred)
     scores = {name: ranks.gather(v) for name, v in scores.items()}
     out: dict | None = None
@@ -105,7 +105,8 @@ def evaluate_policy(generator: Generator, policy: Policy, num_steps: int, featur
                "nfe_mean": float(nfe_all.mean())}
         if pred is not None:
             out["class_accuracy"] = float(pred.mean())
-        for name, v in scores.items():
-            out[name] = float(v[:, 0].sum() / v[:, 1].sum())
+        for name, v in scores.items():  # (score, samples) per rank: their weighted mean
+            v = v[v[:, 1] > 0]
+            out[name] = float(v[0, 0]) if len(v) == 1 else float((v[:, 0] * v[:, 1]).sum() / v[:, 1].sum())
         out["eval_s"] = round(time.perf_counter() - t0, 2)
     return ranks.broadcast(out), images[:100]

@@ -1,17 +1,23 @@
-"""A run directory and its checkpoint: claimed once, written atomically, read safely (``weights_only``)."""
+"""A run directory and its checkpoint: claimed once, written atomically, read safely (``weights_only``); over
+several data-parallel ranks, claimed and read by rank 0 for all."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from adanat_env.checkpoint import read_checkpoint
+from adanat_env.distributed import Ranks
 from adanat_env.inputs import InputError
 
-__all__ = ["CHECKPOINT_FORMAT", "RUN_FILES", "RunDirectoryError", "claim_run_directory", "load_checkpoint", "save_atomic"]
+from .config import saved_options
+
+__all__ = ["CHECKPOINT_FORMAT", "RUN_FILES", "RunDirectoryError", "claim_run_directory", "claim_on_ranks",
+           "load_checkpoint", "load_on_ranks", "policy_state_from", "save_atomic"]
 
 #: Version 3 holds the reward's state under one key, ``reward``; version 2 (adanat-gym 0.1.0) is read too.
 CHECKPOINT_FORMAT = "adanat-train/3"
@@ -79,3 +85,72 @@ def save_atomic(path: Path, state: dict[str, Any]) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
     os.replace(tmp, path)
+
+
+def _on_rank0(ranks: Ranks, work: Callable[[], Any]) -> Any:
+    """``work()`` on rank 0, its result (or its exception, raised) on every rank."""
+    result: Any = None
+    if ranks.main:
+        try:
+            result = work()
+        except Exception as e:  # noqa: BLE001  (raised on every rank below)
+            result = e
+    result = ranks.broadcast(result, phase="checkpoint")
+    if isinstance(result, Exception):
+        raise result
+    return result
+
+
+def claim_on_ranks(out: Path, overwrite: bool, ranks: Ranks, log: Callable[[str], None]) -> None:
+    """:func:`claim_run_directory` by rank 0; every rank raises its refusal (before any work)."""
+    if _on_rank0(ranks, lambda: claim_run_directory(out, overwrite)):
+        log(f"'{out}' held a run that stopped before its first checkpoint: starting it again")
+
+
+def load_on_ranks(path: str | os.PathLike[str], ranks: Ranks) -> dict[str, Any]:
+    """:func:`load_checkpoint` by rank 0, handed to every rank (no shared file system needed).
+
+    :raises InputError: the run was trained at another world size (naming the launch line to use).
+    """
+    state = _on_rank0(ranks, lambda: load_checkpoint(path))
+    world = int(state.get("world_size", 1))
+    if world != ranks.world:
+        launch = (f"torchrun --nproc-per-node {world} experiments/ppo_adversarial.py" if world > 1
+                  else "python experiments/ppo_adversarial.py")
+        raise InputError(f"'{path}' was trained on {world} rank{'s' * (world > 1)} and this launch has {ranks.world}: "
+                         "a run resumes only at its own world size (each rank's share of the episodes and its random "
+                         f"streams are part of the run); resume with {launch} --resume {path}")
+    return state
+
+
+def policy_state_from(path: str | os.PathLike[str], dst: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], str]:
+    """Another run's reported policy (``--init-from``: its selected iterate with ``--select best``, else its last)
+    as a state dict for a policy whose state dict is ``dst``; returns it and which iterate it is. The exploration
+    std stays ``dst``'s; a fixed-T run's action head may start a stop-action policy's, whose stop row keeps ``dst``'s.
+
+    :raises FileNotFoundError: no checkpoint there.
+    :raises ValueError: another architecture (a weight missing, extra or of another shape).
+    """
+    state = load_checkpoint(path)
+    src_cfg = saved_options(state["config"])
+    best = state.get("best") or {}
+    use_best = src_cfg.get("select", "best") == "best" and "policy" in best
+    src = best["policy"] if use_best else state["model"]["policy"]
+    if set(src) != set(dst):
+        raise ValueError(f"--init-from {path}: its policy has other weights ({sorted(set(src) ^ set(dst))[:4]}); "
+                         f"it needs the same --algo, --policy and generator (it has --algo {src_cfg.get('algo')}, "
+                         f"--policy {src_cfg.get('policy')}, --env {src_cfg.get('env')})")
+    new: dict[str, torch.Tensor] = {}
+    for k, v in src.items():
+        v = v.to(dst[k].device, dst[k].dtype)
+        if k == "log_std":  # the exploration std follows this run's schedule, not the source's
+            new[k] = dst[k]
+        elif v.shape == dst[k].shape:
+            new[k] = v
+        elif k.startswith("action_net.") and v.shape[1:] == dst[k].shape[1:] and v.shape[0] < dst[k].shape[0]:
+            new[k] = dst[k].clone()
+            new[k][: v.shape[0]] = v  # the step parameters; the stop row (a fixed-T source has none) stays
+        else:
+            raise ValueError(f"--init-from {path}: weight {k} has shape {tuple(v.shape)}, this policy's "
+                             f"{tuple(dst[k].shape)}; it needs the same generator, --steps and --policy")
+    return new, f"selected iterate {best['iteration']}" if use_best else "last iterate"

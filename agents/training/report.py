@@ -28,7 +28,8 @@ from .builders import metric_features, open_split, real_features, run_classifier
 if TYPE_CHECKING:
     from .config import TrainConfig  # type-only: annotations
 
-__all__ = ["Validation", "rollout_diagnostics", "heldout_real_accuracy", "reference_of_test_split",
+__all__ = ["Validation", "rollout_diagnostics", "mean_over_ranks", "tensorboard_writer", "heldout_reals",
+           "heldout_real_accuracy", "reference_of_test_split",
            "evaluate_on_test", "plot_training_curve", "STEP_PARAM_NAMES"]
 
 #: Names of the step parameters in ``step_params`` (the order of :class:`~adanat_env.decoding.StepParams`).
@@ -134,6 +135,34 @@ def rollout_diagnostics(buf: Any, spec: Any, steps: int) -> dict[str, Any]:
     return out
 
 
+def mean_over_ranks(rec: dict[str, Any], ranks: Ranks) -> dict[str, Any]:
+    """An iteration's record with the rollout's and the discriminator's figures averaged over the data-parallel
+    ranks (each measured its own share, ``step_params`` and ``step_stop_rate`` included); times and counters stay
+    this rank's."""
+    keep = {"iteration", "generations", "action_std", "peak_memory_gib"}
+    flat = {k: float(v) for k, v in rec.items()
+            if isinstance(v, (int, float)) and k not in keep and not k.startswith("time_")}
+    for name in ("step_params", "step_stop_rate"):
+        for t, row in enumerate(rec.get(name, [])):
+            for j, v in enumerate(row if isinstance(row, list) else [row]):
+                flat[f"{name}/{t}/{j}"] = float(v)
+    mean = ranks.mean(flat)
+    out = {**rec, **{k: v for k, v in mean.items() if "/" not in k}}
+    for name in ("step_params", "step_stop_rate"):
+        if name in rec:
+            out[name] = [[round(mean[f"{name}/{t}/{j}"], 5) for j in range(len(row))] if isinstance(row, list)
+                         else round(mean[f"{name}/{t}/0"], 4) for t, row in enumerate(rec[name])]
+    return out
+
+
+def heldout_reals(config: TrainConfig, generator: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first validation images (as many as a validation FID's samples, at most 512; never shown to the
+    discriminator) as float images in [0, 1] and labels on ``device``."""
+    ds, _, val_idx = train_split(config, generator)
+    x, y = ds.load(val_idx[: min(512, config.curve_samples)], generator.image_shape[-1], generator.image_shape[0])
+    return x.to(device).float().div_(255.0), y.long().to(device)
+
+
 def heldout_real_accuracy(reward: Any, images: torch.Tensor, labels: torch.Tensor) -> float:
     """The discriminator's accuracy on real images it never trained on (validation images)."""
     r = torch.cat([reward.probability(x, y) for x, y in zip(images.split(256), labels.split(256))])
@@ -195,6 +224,17 @@ def evaluate_on_test(config: TrainConfig, generator: Any, policies: dict[str, Po
         if ranks.main:
             save_grid(first[:100], out / f"grid_{name}.png", nrow=10, scale=3)
     return results
+
+
+def tensorboard_writer(out: Path | None) -> Any:
+    """A TensorBoard writer into ``out/tb``, or ``None`` (no run directory, or no ``tensorboard`` package)."""
+    if out is None:
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter  # optional: needs the tensorboard package
+    except ImportError:
+        return None
+    return SummaryWriter(str(out / "tb"))
 
 
 def plot_training_curve(history: list[dict[str, Any]], baselines: dict[str, float], path: Path) -> None:

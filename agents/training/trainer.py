@@ -27,12 +27,10 @@ written after it holds everything that changes (policy and optimizer, the reward
 and its optimizer, the samplers' RNG states, the counters): a resumed run ends with the same weights as an
 uninterrupted one.
 
-Data-parallel (``torchrun``, docs/distributed.md): under an initialised process group each rank runs this same
-loop on its share of the global ``--episodes`` / ``--batch-size`` / minibatches (:meth:`TrainConfig.per_rank`)
-with its own random streams (seed, iteration, rank); the policy's gradients are averaged by PyTorch's DDP
-(:mod:`agents.data_parallel`) and the discriminator's by one all-reduce per update, so every rank holds the same
-weights; validation and evaluation share out their sample batches and gather the features. Rank 0 alone logs
-and writes the run directory. Files in ``out``: ``checkpoint.pt``, ``config.json``, ``history.json`` and, from
+Data-parallel (``torchrun``, docs/distributed.md): each rank of a process group runs this loop on its share of
+the global sizes (:meth:`TrainConfig.per_rank`) with its own random streams; DDP (:mod:`agents.data_parallel`)
+and one all-reduce per discriminator update keep the weights identical; validation and evaluation share out
+their batches. Rank 0 alone logs and writes the run directory. Files in ``out``: ``checkpoint.pt``, ``config.json``, ``history.json`` and, from
 :meth:`Trainer.evaluate`, ``metrics.json``, ``grid_{cosine,heuristic,learned}.png``, ``training_curve.png``;
 TensorBoard logs in ``tb/`` when ``tensorboard`` is installed.
 """
@@ -56,7 +54,6 @@ from stable_baselines3.common.callbacks import BaseCallback
 from tqdm import tqdm
 
 from adanat_env.distributed import COMM, Ranks
-from adanat_env.inputs import InputError
 from adanat_env.schedules import heuristic_schedule, maskgit_cosine_schedule
 from adanat_env.sb3 import to_sb3
 from adanat_env.utils import make_grid, resolve_device, seed_everything
@@ -70,11 +67,11 @@ from ..policies import StdSchedule
 from ..registry import ALGOS, DEVICE_BUFFER_ALGOS, make_algo
 from ..sb3_internals import generations_done, restart_rollouts
 from .builders import build_env, build_reward, train_split
-from .checkpoint import CHECKPOINT_FORMAT, claim_run_directory, load_checkpoint, save_atomic
+from .checkpoint import CHECKPOINT_FORMAT, claim_on_ranks, load_on_ranks, policy_state_from, save_atomic
 from .config import RESUMABLE, TrainConfig, saved_options
 from .preflight import preflight
-from .report import (Validation, evaluate_on_test, heldout_real_accuracy, plot_training_curve,
-                     rollout_diagnostics)
+from .report import (Validation, evaluate_on_test, heldout_real_accuracy, heldout_reals, mean_over_ranks, plot_training_curve,
+                     rollout_diagnostics, tensorboard_writer)
 
 __all__ = ["Trainer", "iteration_seed"]
 
@@ -85,15 +82,18 @@ def iteration_seed(config: TrainConfig, iteration: int, ranks: Ranks | None = No
 
 
 class _Algorithm1Hooks(BaseCallback):
-    """SB3's two hooks around every rollout, handed to the trainer's discriminator steps (steps 2 and 4); they
-    also time the iteration's phases (``times``: rollout, discriminator, and from the rollout's end the update)."""
+    """SB3's two hooks around every rollout, handed to the trainer's discriminator steps (steps 2 and 4). With
+    ``timed`` (one rollout per iteration: not the off-policy algorithms, whose "rollout" is one env step) they also
+    time the iteration's phases (``times``: rollout, discriminator, and from the rollout's end the update)."""
 
-    def __init__(self, trainer: Trainer) -> None:
+    def __init__(self, trainer: Trainer, timed: bool) -> None:
         super().__init__()
-        self.trainer = trainer
+        self.trainer, self.timed = trainer, timed
         self.times: dict[str, float] = {}
 
     def _now(self) -> float:
+        if not self.timed:
+            return 0.0
         if self.trainer.device.type == "cuda":
             torch.cuda.synchronize(self.trainer.device)
         return time.perf_counter()
@@ -140,7 +140,7 @@ class Trainer:
         self.log: Callable[[str], None] = log if self.ranks.main else (lambda message: None)
         self.out = Path(out) if out is not None else None
         if self.out is not None and not _resuming:
-            self._claim(overwrite)
+            claim_on_ranks(self.out, overwrite, self.ranks, self.log)
         seed_everything(config.seed)
         self.device = resolve_device(config.device)
         if self.ranks.distributed and self.device.type == "cuda" and self.device.index is None:
@@ -173,10 +173,13 @@ class Trainer:
         self.std_callback = StdScheduleCallback(StdSchedule(config.std_init, tuple(config.std_decay_at),
                                                             config.std_rate, config.std_min),
                                                 last_std=config.stop_std or None)
-        self._hooks = _Algorithm1Hooks(self)
+        self._hooks = _Algorithm1Hooks(self, timed=ALGOS[config.algo].on_policy and not ALGOS[config.algo].pooled)
         self.callbacks: list[BaseCallback] = [self.std_callback, self._hooks]
         if config.init_from and not _resuming:  # a resumed run loads its own weights
-            self._init_policy_from(config.init_from.replace("{seed}", str(config.seed)))
+            source = config.init_from.replace("{seed}", str(config.seed))
+            new, which = policy_state_from(source, self.model.policy.state_dict())  # its reported iterate
+            self.model.policy.load_state_dict(new)
+            self.log(f"policy initialised from {source} (its {which})")
 
         self.iteration = 0
         self.rollouts = 0  # rollouts started, over all calls
@@ -186,19 +189,6 @@ class Trainer:
         self.best: dict[str, Any] = {}
         self._validation: Validation | None = None
         self._heldout_reals: tuple[torch.Tensor, torch.Tensor] | None = None
-
-    def _claim(self, overwrite: bool) -> None:
-        """Rank 0 claims the run directory; every rank raises its refusal (before any work)."""
-        error: Exception | None = None
-        if self.ranks.main:
-            try:
-                if claim_run_directory(self.out, overwrite):
-                    self.log(f"'{self.out}' held a run that stopped before its first checkpoint: starting it again")
-            except Exception as e:  # noqa: BLE001  (re-raised on every rank)
-                error = e
-        error = self.ranks.broadcast(error)
-        if error is not None:
-            raise error
 
     # ------------------------------------------------------------------------------ the discriminator's steps
     def warm_up(self) -> dict[str, float]:
@@ -252,10 +242,9 @@ class Trainer:
         self.model.learn(total_timesteps=self.n_steps * self.sb3_env.num_envs, reset_num_timesteps=False,
                          callback=self.callbacks)
         rec: dict[str, Any] = {"iteration": it + 1, "time_s": round(time.perf_counter() - t_it, 2),
-                               # rollouts so far, over all ranks
-                               "generations": self.generations()}
+                               "generations": self.generations()}  # rollouts so far, over all ranks
         times = self._hooks.times
-        if "update_start" in times:  # where the iteration's time went (the communication is inside the phases)
+        if self._hooks.timed and "update_start" in times:  # where the iteration's time went (the communication is inside the phases)
             rec.update(time_rollout_s=round(times["rollout"], 3), time_discriminator_s=round(times["discriminator"], 3),
                        time_update_s=round(self._hooks._now() - times["update_start"], 3))
         buf = getattr(self.model, "rollout_buffer", None)
@@ -277,37 +266,15 @@ class Trainer:
             rec["peak_memory_gib"] = round(torch.cuda.max_memory_allocated(self.device) / 2**30, 2)
         rec.update(self.d_stats)
         if self.ranks.distributed:
-            rec = self._mean_over_ranks(rec)
+            rec = mean_over_ranks(rec, self.ranks)
         if self.changes and self.changes[-1]["iteration"] == it:
             rec["config_changes"] = {k: v for k, v in self.changes[-1].items() if k != "iteration"}
         return rec
 
-    def _mean_over_ranks(self, rec: dict[str, Any]) -> dict[str, Any]:
-        """The rollout's and the discriminator's figures averaged over the ranks (each measured its own share);
-        times and counters stay rank 0's."""
-        keep = {"iteration", "generations", "action_std", "peak_memory_gib"}
-        flat = {k: float(v) for k, v in rec.items()
-                if isinstance(v, (int, float)) and k not in keep and not k.startswith("time_")}
-        for name in ("step_params", "step_stop_rate"):
-            for t, row in enumerate(rec.get(name, [])):
-                for j, v in enumerate(row if isinstance(row, list) else [row]):
-                    flat[f"{name}/{t}/{j}"] = float(v)
-        mean = self.ranks.mean(flat)
-        out = {**rec, **{k: v for k, v in mean.items() if "/" not in k}}
-        for name in ("step_params", "step_stop_rate"):
-            if name in rec:
-                out[name] = [[round(mean[f"{name}/{t}/{j}"], 5) for j in range(len(row))] if isinstance(row, list)
-                             else round(mean[f"{name}/{t}/0"], 4) for t, row in enumerate(rec[name])]
-        return out
-
     def _heldout_real_accuracy(self) -> float:
-        """The discriminator's accuracy on a fixed set of validation images (never shown to it): as many as a
-        validation FID's samples, at most 512."""
+        """The discriminator's accuracy on a fixed set of validation images it never saw (:func:`heldout_reals`)."""
         if self._heldout_reals is None:
-            count = min(512, self.config.curve_samples)
-            ds, _, val_idx = train_split(self.config, self.generator)
-            x, y = ds.load(val_idx[:count], self.generator.image_shape[-1], self.generator.image_shape[0])
-            self._heldout_reals = (x.to(self.device).float().div_(255.0), y.long().to(self.device))
+            self._heldout_reals = heldout_reals(self.config, self.generator, self.device)
         return heldout_real_accuracy(self.discriminator.reward, *self._heldout_reals)
 
     # ------------------------------------------------------------------------------ the run
@@ -319,7 +286,7 @@ class Trainer:
         :return: the history of all iterations so far.
         """
         cfg = self.config
-        writer = self._tensorboard() if self.ranks.main else None
+        writer = tensorboard_writer(self.out) if self.ranks.main else None
         try:
             if cfg.curve_every > 0:
                 self.validation()
@@ -375,15 +342,6 @@ class Trainer:
         raise FloatingPointError(
             f"non-finite weights after iteration {done}; not saved{where}. Resume with a lower learning rate: "
             f"python experiments/ppo_adversarial.py --resume {self.out} --lr {cfg.lr / 3:.2g} --d-lr {cfg.d_lr / 3:.2g}")
-
-    def _tensorboard(self) -> Any:
-        if self.out is None:
-            return None
-        try:
-            from torch.utils.tensorboard import SummaryWriter  # optional: needs the tensorboard package
-        except ImportError:
-            return None
-        return SummaryWriter(str(self.out / "tb"))
 
     # ------------------------------------------------------------------------------ validation and the report
     def validation(self) -> Validation:
@@ -451,11 +409,10 @@ class Trainer:
     def state_dict(self) -> dict[str, Any]:
         """Everything a resumed run needs (tensors, numbers and strings only: loads with ``weights_only``). Over
         several ranks (a collective: every rank calls it) the weights are rank 0's, the same on every rank, and
-        ``reward_ranks`` holds each other rank's reward state (its own random streams)."""
+        ``reward_ranks`` holds every rank's own part of the reward state (its random streams)."""
         state = {
             "format": CHECKPOINT_FORMAT, "world_size": self.ranks.world, "config": asdict(self.config),
-            "iteration": self.iteration,
-            "model": self.model.get_parameters(), "num_timesteps": self.model.num_timesteps,
+            "iteration": self.iteration, "model": self.model.get_parameters(), "num_timesteps": self.model.num_timesteps,
             "std_callback": self.std_callback.state_dict(), "rollouts": self.rollouts, "history": self.history,
             "changes": self.changes, "best": self.best, "wall_time_s": self.wall_time(),
         }
@@ -505,24 +462,7 @@ class Trainer:
             ``d_lr=5e-4`` after a diverged discriminator); they are recorded in the checkpoint and ``history.json``.
         :raises ValueError: a change of an option outside ``RESUMABLE``.
         """
-        ranks = Ranks.current()
-        state: Any = None
-        if ranks.main:  # rank 0 reads the checkpoint and hands it to the others (no shared file system needed)
-            try:
-                state = load_checkpoint(path)
-            except Exception as e:  # noqa: BLE001  (raised on every rank below)
-                state = e
-        state = ranks.broadcast(state, phase="checkpoint")
-        if isinstance(state, Exception):
-            raise state
-        world = int(state.get("world_size", 1))
-        if world != ranks.world:
-            raise InputError(
-                f"'{path}' was trained on {world} rank{'s' * (world > 1)} and this launch has {ranks.world}: a run resumes "
-                f"only at its own world size (each rank's share of the episodes and its random streams are part of "
-                f"the run); resume with " + (f"torchrun --nproc-per-node {world} experiments/ppo_adversarial.py"
-                                             if world > 1 else "python experiments/ppo_adversarial.py")
-                + f" --resume {path}")
+        state = load_on_ranks(path, Ranks.current())
         saved = saved_options(state["config"])
         unknown = sorted(set(changes) - {f.name for f in fields(TrainConfig)})
         if unknown:
@@ -544,39 +484,6 @@ class Trainer:
         else:
             trainer.log(f"resumed at iteration {trainer.iteration} ({path})")
         return trainer
-
-    def _init_policy_from(self, path: str) -> None:
-        """Copy another run's reported policy into this one (``--init-from``).
-
-        :raises FileNotFoundError: no checkpoint there.
-        :raises ValueError: another architecture (a weight missing, extra or of another shape), except that a
-            fixed-T run's action head may start a stop-action policy's, whose extra stop row keeps its zeros.
-        """
-        state = load_checkpoint(path)
-        src_cfg = saved_options(state["config"])
-        best = state.get("best") or {}
-        use_best = src_cfg.get("select", "best") == "best" and "policy" in best
-        src = best["policy"] if use_best else state["model"]["policy"]
-        dst = self.model.policy.state_dict()
-        if set(src) != set(dst):
-            raise ValueError(f"--init-from {path}: its policy has other weights ({sorted(set(src) ^ set(dst))[:4]}); "
-                             f"it needs the same --algo, --policy and generator (it has --algo {src_cfg.get('algo')}, "
-                             f"--policy {src_cfg.get('policy')}, --env {src_cfg.get('env')})")
-        new: dict[str, torch.Tensor] = {}
-        for k, v in src.items():
-            v = v.to(dst[k].device, dst[k].dtype)
-            if k == "log_std":  # the exploration std follows this run's schedule, not the source's
-                new[k] = dst[k]
-            elif v.shape == dst[k].shape:
-                new[k] = v
-            elif k.startswith("action_net.") and v.shape[1:] == dst[k].shape[1:] and v.shape[0] < dst[k].shape[0]:
-                new[k] = dst[k].clone()
-                new[k][: v.shape[0]] = v  # the step parameters; the stop row (a fixed-T source has none) stays
-            else:
-                raise ValueError(f"--init-from {path}: weight {k} has shape {tuple(v.shape)}, this policy's "
-                                 f"{tuple(dst[k].shape)}; it needs the same generator, --steps and --policy")
-        self.model.policy.load_state_dict(new)
-        self.log(f"policy initialised from {path} (its {'selected iterate ' + str(best['iteration']) if use_best else 'last iterate'})")
 
     def generations(self) -> int:
         """Generations rolled out so far, over all ranks."""
