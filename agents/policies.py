@@ -194,20 +194,34 @@ def centred_linear(x: torch.Tensor, groups: torch.Tensor, num_groups: int, weigh
 
 
 class _CentredHead(nn.Module):
-    """The actor's output for :class:`CentredPolicy`: ``shared(s) + centred_linear(per-sample)``, zero-initialised."""
+    """The actor's output for :class:`CentredPolicy`: ``shared(s) + W (x - centre[t])``, zero-initialised.
 
-    def __init__(self, hidden: int, action_dim: int, num_steps: int) -> None:
+    ``centre[t]`` is a running mean of the per-sample latent at step t, updated (momentum ``momentum``) by every
+    training forward pass, never by rollouts or evaluation: so the per-sample part has zero mean over the samples
+    of a step, and learning it (from centred gradients, :func:`centred_linear`) does not move the shared schedule.
+    """
+
+    def __init__(self, hidden: int, action_dim: int, num_steps: int, momentum: float = 0.1) -> None:
         super().__init__()
-        self.hidden, self.num_steps = hidden, num_steps
+        self.hidden, self.num_steps, self.momentum = hidden, num_steps, momentum
         self.shared = nn.Linear(hidden, action_dim)
         self.per_sample = nn.Parameter(torch.zeros(action_dim, hidden))
+        self.register_buffer("centre", torch.zeros(num_steps, hidden))
         nn.init.zeros_(self.shared.weight)
         nn.init.zeros_(self.shared.bias)
 
     def forward(self, latent: torch.Tensor) -> torch.Tensor:
         h = self.hidden
-        s, x, step = latent[:, :h], latent[:, h:2 * h], latent[:, 2 * h]
-        return self.shared(s) + centred_linear(x, step.round().long(), self.num_steps, self.per_sample)
+        s, x, step = latent[:, :h], latent[:, h:2 * h], latent[:, 2 * h].round().long()
+        out = self.shared(s) + centred_linear(x - self.centre[step], step, self.num_steps, self.per_sample)
+        if self.training and torch.is_grad_enabled():
+            with torch.no_grad():
+                onehot = nn.functional.one_hot(step, self.num_steps).to(x.dtype)
+                count = onehot.sum(0)
+                mean = (onehot.T @ x.detach()) / count.clamp_min(1)[:, None]
+                rate = self.momentum * (count > 0).to(x.dtype)[:, None]
+                self.centre.mul_(1 - rate).add_(rate * mean)
+        return out
 
 
 class AdaNATGaussian(DiagGaussianDistribution):

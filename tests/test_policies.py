@@ -224,3 +224,41 @@ def test_class_step_policy_reads_the_class_and_the_step_not_the_canvas(tiny_gene
         c = model.policy.get_distribution(other).distribution.mean
     assert torch.equal(a, b) and not torch.allclose(a, c)
 
+
+
+def test_centred_linear_keeps_the_value_and_passes_no_shared_gradient():
+    from agents.policies import centred_linear
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(40, 6, generator=g, requires_grad=True)
+    w = torch.randn(4, 6, generator=g, requires_grad=True)
+    groups = torch.randint(0, 3, (40,), generator=g)
+    y = centred_linear(x, groups, 3, w)
+    assert torch.allclose(y, x @ w.T, atol=1e-5)
+    # an upstream gradient that is the same for every row of a group (a shift all samples of a step need)
+    (y * torch.randn(3, 4, generator=g)[groups]).sum().backward()
+    assert x.grad.abs().max() < 1e-5 and w.grad.abs().max() < 1e-5
+    # a per-row gradient reaches both, as the centred rows' gradient
+    x.grad = w.grad = None
+    up = torch.randn(40, 4, generator=g)
+    (centred_linear(x, groups, 3, w) * up).sum().backward()
+    xc = x.detach() - torch.stack([x.detach()[groups == k].mean(0) for k in range(3)])[groups]
+    assert torch.allclose(w.grad, up.T @ xc, atol=1e-4)
+    with torch.no_grad():  # without gradients: each row's own value, whatever the batch
+        assert torch.equal(centred_linear(x[:1], groups[:1], 3, w), x[:1] @ w.T)
+
+
+def test_centred_policy_starts_at_the_heuristic_and_adapts_per_sample(tiny_generator):
+    from agents.policies import CentredPolicy
+    model = _ppo(tiny_generator, CentredPolicy)
+    p = model.policy
+    obs = _obs(tiny_generator)
+    with torch.no_grad():
+        assert torch.equal(p.get_distribution(obs).distribution.mean, torch.zeros(3, 4))
+    before = {k: v.clone() for k, v in p.action_net.state_dict().items()}
+    model.learn(24)  # SB3's PPO trains both parts
+    after = p.action_net.state_dict()
+    assert all(not torch.equal(before[k], after[k]) for k in ("shared.bias", "per_sample"))
+    with torch.no_grad():
+        a = p.get_distribution(_obs(tiny_generator)).distribution.mean
+        b = p.get_distribution(_obs(tiny_generator)).distribution.mean  # other random features
+    assert not torch.allclose(a, b)
