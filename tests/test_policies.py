@@ -262,3 +262,27 @@ def test_centred_policy_starts_at_the_heuristic_and_adapts_per_sample(tiny_gener
         a = p.get_distribution(_obs(tiny_generator)).distribution.mean
         b = p.get_distribution(_obs(tiny_generator)).distribution.mean  # other random features
     assert not torch.allclose(a, b)
+
+
+def test_a_centred_policy_starts_from_a_step_only_run_with_the_same_actions(tmp_path):
+    """``--policy centred --init-from STEP_ONLY_RUN``: the step-only schedule becomes the shared path and the
+    per-sample part starts at zero, so the new policy acts exactly as the source; it then trains."""
+    from dataclasses import replace
+
+    from agents.training import TrainConfig, Trainer
+
+    base = TrainConfig(steps=3, reward="prm", policy="step-only", lr=1e-2, batch_size=8, episodes=16, minibatch=16,
+                       epochs=1, val_count=200, curve_every=0, eval_samples=20, amp="none", device="cpu", seed=3,
+                       iterations=1)
+    Trainer(base, tmp_path / "so", log=lambda _: None).fit(progress=False)
+    source = Trainer(replace(base, init_from=str(tmp_path / "so")), None, log=lambda _: None).model.policy
+    t = Trainer(replace(base, policy="centred", init_from=str(tmp_path / "so")), tmp_path / "c", log=lambda _: None)
+    space = t.model.policy.observation_space
+    obs = {"features": torch.randn(6, *space["features"].shape), "step": torch.arange(6).reshape(-1, 1) % 3,
+           "label": torch.zeros(6, 1)}
+    with torch.no_grad():
+        want = source.get_distribution(obs).distribution.mean
+        assert want.abs().sum() > 0  # the source learned a schedule
+        torch.testing.assert_close(t.model.policy.get_distribution(obs).distribution.mean, want)
+        torch.testing.assert_close(t.model.policy.predict_values(obs), source.predict_values(obs))
+    t.fit(progress=False)
