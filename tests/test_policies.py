@@ -224,3 +224,84 @@ def test_class_step_policy_reads_the_class_and_the_step_not_the_canvas(tiny_gene
         c = model.policy.get_distribution(other).distribution.mean
     assert torch.equal(a, b) and not torch.allclose(a, c)
 
+
+
+def test_centred_linear_keeps_the_value_and_passes_no_shared_gradient():
+    from agents.policies import centred_linear
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(40, 6, generator=g, requires_grad=True)
+    w = torch.randn(4, 6, generator=g, requires_grad=True)
+    groups = torch.randint(0, 3, (40,), generator=g)
+    y = centred_linear(x, groups, 3, w)
+    assert torch.allclose(y, x @ w.T, atol=1e-5)
+    # an upstream gradient that is the same for every row of a group (a shift all samples of a step need)
+    (y * torch.randn(3, 4, generator=g)[groups]).sum().backward()
+    assert x.grad.abs().max() < 1e-5 and w.grad.abs().max() < 1e-5
+    # a per-row gradient reaches both, as the centred rows' gradient
+    x.grad = w.grad = None
+    up = torch.randn(40, 4, generator=g)
+    (centred_linear(x, groups, 3, w) * up).sum().backward()
+    xc = x.detach() - torch.stack([x.detach()[groups == k].mean(0) for k in range(3)])[groups]
+    assert torch.allclose(w.grad, up.T @ xc, atol=1e-4)
+    with torch.no_grad():  # without gradients: each row's own value, whatever the batch
+        assert torch.equal(centred_linear(x[:1], groups[:1], 3, w), x[:1] @ w.T)
+
+
+def test_centred_policy_starts_at_the_heuristic_and_adapts_per_sample(tiny_generator):
+    from agents.policies import CentredPolicy
+    model = _ppo(tiny_generator, CentredPolicy)
+    p = model.policy
+    obs = _obs(tiny_generator)
+    with torch.no_grad():
+        assert torch.equal(p.get_distribution(obs).distribution.mean, torch.zeros(3, 4))
+    before = {k: v.clone() for k, v in p.action_net.state_dict().items()}
+    model.learn(24)  # SB3's PPO trains both parts
+    after = p.action_net.state_dict()
+    assert all(not torch.equal(before[k], after[k]) for k in ("shared.bias", "per_sample"))
+    with torch.no_grad():
+        a = p.get_distribution(_obs(tiny_generator)).distribution.mean
+        b = p.get_distribution(_obs(tiny_generator)).distribution.mean  # other random features
+    assert not torch.allclose(a, b)
+
+
+def test_a_centred_policy_starts_from_a_step_only_run_with_the_same_actions(tmp_path):
+    """``--policy centred --init-from STEP_ONLY_RUN``: the step-only schedule becomes the shared path and the
+    per-sample part starts at zero, so the new policy acts exactly as the source; it then trains."""
+    from dataclasses import replace
+
+    from agents.training import TrainConfig, Trainer
+
+    base = TrainConfig(steps=3, reward="prm", policy="step-only", lr=1e-2, batch_size=8, episodes=16, minibatch=16,
+                       epochs=1, val_count=200, curve_every=0, eval_samples=20, amp="none", device="cpu", seed=3,
+                       iterations=1)
+    Trainer(base, tmp_path / "so", log=lambda _: None).fit(progress=False)
+    source = Trainer(replace(base, init_from=str(tmp_path / "so")), None, log=lambda _: None).model.policy
+    t = Trainer(replace(base, policy="centred", init_from=str(tmp_path / "so")), tmp_path / "c", log=lambda _: None)
+    space = t.model.policy.observation_space
+    obs = {"features": torch.randn(6, *space["features"].shape), "step": torch.arange(6).reshape(-1, 1) % 3,
+           "label": torch.zeros(6, 1)}
+    with torch.no_grad():
+        want = source.get_distribution(obs).distribution.mean
+        assert want.abs().sum() > 0  # the source learned a schedule
+        torch.testing.assert_close(t.model.policy.get_distribution(obs).distribution.mean, want)
+        torch.testing.assert_close(t.model.policy.predict_values(obs), source.predict_values(obs))
+    t.fit(progress=False)
+
+
+def test_centred_policy_kl_is_to_its_own_shared_schedule(tiny_generator):
+    from agents.policies import CentredPolicy
+    env = to_sb3(VectorTerminalRewardWrapper(AdaNATVectorEnv(tiny_generator, num_envs=4, steps=3), _brightness))
+    model = PPO(CentredPolicy, env, n_steps=6, batch_size=8, n_epochs=1, seed=0, device="cpu", ent_coef=0.1,
+                policy_kwargs={"reference_kl": True})
+    p = model.policy
+    with torch.no_grad():
+        p.action_net.shared.bias.fill_(2.0)  # a shared schedule far from the heuristic: no KL for it
+        d = p.get_distribution(_obs(tiny_generator))
+        torch.testing.assert_close(d.entropy(), DiagGaussianH(d))
+        p.action_net.per_sample.fill_(0.01)
+        d = p.get_distribution(_obs(tiny_generator))
+        assert (d.entropy() < DiagGaussianH(d)).all()
+
+
+def DiagGaussianH(d):
+    return d.distribution.entropy().sum(-1)
