@@ -23,8 +23,6 @@ Policies (usable by name through :mod:`agents.registry` or directly as ``policy=
   head, but the extractor sees only the step index, so it learns one schedule for every sample.
 - :class:`ClassStepPolicy`: one learned schedule per class (sees the step and the label, not the canvas): what
   per-class adaptation alone buys.
-- :class:`CentredPolicy`: adaptive, split into a shared per-step schedule (the step-only path) plus a per-sample
-  part (the adaptive trunk) that learns only from how advantages vary *within* a step (see :func:`centred_linear`).
 - :class:`AdaNATRecurrentPolicy` (RecurrentPPO): the adaptive trunk followed by SB3-contrib's LSTM.
 """
 
@@ -35,7 +33,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from gymnasium import spaces
 from sb3_contrib.common.recurrent.policies import RecurrentMultiInputActorCriticPolicy
@@ -47,8 +44,7 @@ from torch import nn
 from .policy_net import PolicyTrunk, _StepEmbedder, default_width
 
 __all__ = ["StdSchedule", "AdaNATExtractor", "StepOnlyExtractor", "ClassStepExtractor", "AdaNATGaussian",
-           "FixedStdMixin", "AdaNATPolicy", "StepOnlyPolicy", "ClassStepPolicy", "CentredExtractor", "CentredPolicy",
-           "centred_linear", "AdaNATRecurrentPolicy", "grid_of"]
+           "FixedStdMixin", "AdaNATPolicy", "StepOnlyPolicy", "ClassStepPolicy", "AdaNATRecurrentPolicy", "grid_of"]
 
 
 @dataclass(frozen=True)
@@ -150,81 +146,6 @@ class ClassStepExtractor(BaseFeaturesExtractor):
         return nn.functional.gelu(self.out(c))
 
 
-class CentredExtractor(BaseFeaturesExtractor):
-    """The step-only path and the adaptive trunk side by side: ``[shared (hidden), per-sample (hidden), step (1)]``.
-
-    :param observation_space: the env's Dict observation space.
-    :param hidden: the width of each path; ``None``: the adaptive trunk's default for these features.
-    """
-
-    def __init__(self, observation_space: spaces.Dict, hidden: int | None = None) -> None:
-        feats = _check_obs_space(observation_space)
-        n, d = feats.shape
-        hidden = default_width(d) if hidden is None else hidden
-        super().__init__(observation_space, 2 * hidden + 1)
-        self.hidden = hidden
-        self.num_steps = int(np.asarray(observation_space["step"].high).max()) + 1
-        self.shared = StepOnlyExtractor(observation_space, hidden)
-        self.trunk = PolicyTrunk(d, grid_of(n), hidden)
-
-    def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
-        step = observations["step"].reshape(-1)
-        per_sample = self.trunk(observations["features"].float(), step.long())
-        return torch.cat([self.shared(observations), per_sample, step.to(per_sample.dtype)[:, None]], dim=1)
-
-
-def centred_linear(x: torch.Tensor, groups: torch.Tensor, num_groups: int, weight: torch.Tensor) -> torch.Tensor:
-    """``x @ weight.T`` whose gradients are those of ``(x - mean_g(x)) @ weight.T``, with ``mean_g`` the mean over
-    the rows of the same group (decoding step) in the batch.
-
-    The value is each row's own, independent of the batch. The gradient to ``weight`` is ``sum_i g_i (x_i - mean)``
-    and to ``x_j`` is ``weight.T (g_j - mean g)``: a gradient that is the same for every sample of a step (a shift
-    of the schedule that all samples need) reaches neither, so the per-sample part learns only from how
-    advantages co-vary with the samples' own features, and no shared shift comes with a per-sample spread.
-
-    :param x: (B, H) per-sample latents. :param groups: (B,) integer group of each row, in ``[0, num_groups)``.
-    :param num_groups: the number of groups. :param weight: (A, H).
-    """
-    if not torch.is_grad_enabled():
-        return x @ weight.T
-    onehot = nn.functional.one_hot(groups.long(), num_groups).to(x.dtype)  # (B, G)
-    mean = (onehot.T @ x) / onehot.sum(0).clamp_min(1)[:, None]  # (G, H)
-    row_mean = onehot @ mean  # (B, H)
-    return (x - row_mean) @ weight.T + (row_mean @ weight.T).detach()
-
-
-class _CentredHead(nn.Module):
-    """The actor's output for :class:`CentredPolicy`: ``shared(s) + W (x - centre[t])``, zero-initialised.
-
-    ``centre[t]`` is a running mean of the per-sample latent at step t, updated (momentum ``momentum``) by every
-    training forward pass, never by rollouts or evaluation: so the per-sample part has zero mean over the samples
-    of a step, and learning it (from centred gradients, :func:`centred_linear`) does not move the shared schedule.
-    """
-
-    def __init__(self, hidden: int, action_dim: int, num_steps: int, momentum: float = 0.1) -> None:
-        super().__init__()
-        self.hidden, self.num_steps, self.momentum = hidden, num_steps, momentum
-        self.shared = nn.Linear(hidden, action_dim)
-        self.per_sample = nn.Parameter(torch.zeros(action_dim, hidden))
-        self.register_buffer("centre", torch.zeros(num_steps, hidden))
-        nn.init.zeros_(self.shared.weight)
-        nn.init.zeros_(self.shared.bias)
-
-    def forward(self, latent: torch.Tensor) -> torch.Tensor:
-        h = self.hidden
-        s, x, step = latent[:, :h], latent[:, h:2 * h], latent[:, 2 * h].round().long()
-        self.last_shared = self.shared(s)
-        out = self.last_shared + centred_linear(x - self.centre[step], step, self.num_steps, self.per_sample)
-        if self.training and torch.is_grad_enabled():
-            with torch.no_grad():
-                onehot = nn.functional.one_hot(step, self.num_steps).to(x.dtype)
-                count = onehot.sum(0)
-                mean = (onehot.T @ x.detach()) / count.clamp_min(1)[:, None]
-                rate = self.momentum * (count > 0).to(x.dtype)[:, None]
-                self.centre.mul_(1 - rate).add_(rate * mean)
-        return out
-
-
 class AdaNATGaussian(DiagGaussianDistribution):
     """SB3's diagonal Gaussian with the fixed-std policies' option (see :class:`FixedStdMixin`): with
     ``reference_kl``, ``entropy()`` is ``H(pi) - KL(pi || N(0, std^2))``; with a fixed std,
@@ -240,9 +161,7 @@ class AdaNATGaussian(DiagGaussianDistribution):
         if not self.reference_kl:
             return h
         std = self.distribution.stddev
-        ref = getattr(self, "reference_mean", None)  # a policy's own reference schedule (CentredPolicy: its shared one)
-        dev = self.distribution.mean if ref is None else self.distribution.mean - ref
-        return h - (dev.square() / (2 * std.square())).sum(-1)
+        return h - (self.distribution.mean.square() / (2 * std.square())).sum(-1)
 
 
 class FixedStdMixin:
@@ -341,30 +260,6 @@ class ClassStepPolicy(_FixedStdActorCritic):
     """One learned schedule per class (:class:`ClassStepExtractor`)."""
 
     extractor = ClassStepExtractor
-
-
-class CentredPolicy(_FixedStdActorCritic):
-    """Adaptive, as a shared per-step schedule plus a per-sample part trained on centred gradients.
-
-    The mean action is ``shared(t) + W x(features, t)``: ``shared`` is the step-only path, ``x`` the adaptive
-    trunk's latent, and ``W`` learns through :func:`centred_linear`, so an advantage common to every sample of a
-    step moves only the shared schedule. Both outputs start at zero (the initial policy is the heuristic, as for
-    the others); the critic reads both paths.
-    """
-
-    extractor = CentredExtractor
-
-    def _build(self, lr_schedule) -> None:  # type: ignore[no-untyped-def]
-        super()._build(lr_schedule)
-        ext = self.pi_features_extractor
-        self.action_net = _CentredHead(ext.hidden, self.action_space.shape[0], ext.num_steps)
-        self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
-
-    def _get_action_dist_from_latent(self, latent_pi: torch.Tensor):  # type: ignore[no-untyped-def]
-        """With ``reference_kl`` (``--kl-coef``), the KL is each sample's action to its step's shared schedule."""
-        dist = super()._get_action_dist_from_latent(latent_pi)
-        dist.reference_mean = self.action_net.last_shared if self.reference_kl else None
-        return dist
 
 
 class AdaNATRecurrentPolicy(FixedStdMixin, RecurrentMultiInputActorCriticPolicy):

@@ -36,7 +36,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.noise import NormalActionNoise
 from stable_baselines3.common.vec_env import VecEnv
 
-from .policies import AdaNATPolicy, AdaNATRecurrentPolicy, CentredPolicy, ClassStepPolicy, StdSchedule, StepOnlyPolicy
+from .policies import AdaNATPolicy, AdaNATRecurrentPolicy, StdSchedule, StepOnlyPolicy, ClassStepPolicy
 
 __all__ = ["AlgoSpec", "ALGOS", "POLICIES", "ARS_N_DELTA", "DEVICE_BUFFER_ALGOS", "make_algo"]
 
@@ -60,8 +60,7 @@ class AlgoSpec:
 
 
 #: ``policy=`` names of the on-policy algorithms: the adaptive policy and the learnable non-adaptive variant.
-POLICIES: dict[str, type] = {"adaptive": AdaNATPolicy, "step-only": StepOnlyPolicy, "class-step": ClassStepPolicy,
-                             "centred": CentredPolicy}
+POLICIES: dict[str, type] = {"adaptive": AdaNATPolicy, "step-only": StepOnlyPolicy, "class-step": ClassStepPolicy}
 
 
 def _policy(s: dict[str, Any]) -> type:

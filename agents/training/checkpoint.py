@@ -123,27 +123,6 @@ def load_on_ranks(path: str | os.PathLike[str], ranks: Ranks) -> dict[str, Any]:
     return state
 
 
-def _step_only_as_centred(src: dict[str, torch.Tensor], dst: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """A step-only policy's weights as the shared path of a ``--policy centred`` one (``dst``): the per-sample part
-    keeps ``dst``'s zero output, so the new policy starts as exactly the step-only one. Other pairs pass unchanged."""
-    step_only = "action_net.weight" in src and all(
-        k.partition(".")[2].startswith(("t_embedder.", "out.")) for k in src if "features_extractor." in k)
-    if "action_net.per_sample" not in dst or not step_only:
-        return src
-    out = dict(dst)
-    for k, v in src.items():
-        head, _, rest = k.partition(".")
-        if head.endswith("features_extractor"):
-            out[f"{head}.shared.{rest}"] = v
-        elif head == "action_net":
-            out[f"action_net.shared.{rest}"] = v
-        elif k == "value_net.weight":  # the critic reads [shared, per-sample, step]: the per-sample columns stay 0
-            out[k] = torch.cat([v.to(dst[k].device, dst[k].dtype), dst[k][:, v.shape[1]:]], dim=1)
-        else:
-            out[k] = v
-    return out
-
-
 def policy_state_from(path: str | os.PathLike[str], dst: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], str]:
     """Another run's reported policy (``--init-from``: its selected iterate with ``--select best``, else its last)
     as a state dict for a policy whose state dict is ``dst``; returns it and which iterate it is. The exploration
@@ -156,7 +135,7 @@ def policy_state_from(path: str | os.PathLike[str], dst: dict[str, torch.Tensor]
     src_cfg = saved_options(state["config"])
     best = state.get("best") or {}
     use_best = src_cfg.get("select", "best") == "best" and "policy" in best
-    src = _step_only_as_centred(best["policy"] if use_best else state["model"]["policy"], dst)
+    src = best["policy"] if use_best else state["model"]["policy"]
     if set(src) != set(dst):
         raise ValueError(f"--init-from {path}: its policy has other weights ({sorted(set(src) ^ set(dst))[:4]}); "
                          f"it needs the same --algo, --policy and generator (it has --algo {src_cfg.get('algo')}, "
