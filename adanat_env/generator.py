@@ -178,6 +178,11 @@ class Generator(ABC):
         """
         raise NotImplementedError(f"{type(self).__name__} does not implement step_slots (adaptive step counts)")
 
+    def conditional_logits(self, state: GenerationState) -> torch.Tensor | None:
+        """(B, N, V) the conditional logits of the state's canvas, from which the next step samples (what a policy
+        that observes token confidences reads), or ``None`` where the generator has none (finished states)."""
+        return None
+
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """Token canvases (B, N) of images (B, C, H, W) in ``[0, 1]`` (optional: generators with a tokenizer).
 
@@ -381,6 +386,9 @@ class NATGenerator(Generator):
         lu_new.index_copy_(0, done_d, logits[-1:].expand(nr, -1, -1))
         new_steps = torch.where(finish, 0, steps + 1)
         return GenerationState(tokens, labels, new_steps, state.num_steps, features, (lc_new, lu_new)), canvases
+
+    def conditional_logits(self, state: GenerationState) -> torch.Tensor | None:
+        return None if state.cache is None else state.cache[0]
 
     @torch.inference_mode()
     def decode(self, tokens: torch.Tensor) -> torch.Tensor:

@@ -25,12 +25,15 @@ class PolicyInput:
     :param step: 0-based index of the step about to be taken.
     :param num_steps: T.
     :param labels: (B,) class labels being generated.
+    :param logits: (B, N, V) the NAT's conditional logits of the current canvas (the generator's sampler passes
+        them; a policy that observes token confidences needs them), or ``None``.
     """
 
     features: torch.Tensor
     step: int
     num_steps: int
     labels: torch.Tensor
+    logits: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)

@@ -101,7 +101,8 @@ class BudgetFamilyPolicy:
                 raise RuntimeError(f"step {inp.step} asked of a sample whose budget is {t}")
             dev_rows = rows.to(inp.features.device)
             sub = PolicyInput(inp.features.index_select(0, dev_rows), inp.step, t,
-                              inp.labels.index_select(0, rows.to(inp.labels.device)))
+                              inp.labels.index_select(0, rows.to(inp.labels.device)),
+                              None if inp.logits is None else inp.logits.index_select(0, dev_rows))
             params[rows] = member(sub).as_tensor().float().cpu()
         return StepDecision(StepParams(*params.unbind(1)), budget == inp.step + 1)
 

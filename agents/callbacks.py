@@ -1,4 +1,5 @@
-"""Generic SB3 callbacks of AdaNAT training: the exploration-std schedule, and a rollout timer for benchmarks.
+"""Generic SB3 callbacks of AdaNAT training: the exploration-std schedule, the canvas statistics of the
+confidence policy, and a rollout timer for benchmarks.
 
 :class:`StdScheduleCallback` acts at ``_on_rollout_start``, after the previous ``train()`` (the policy update)
 and before the next rollout, where the official loop updates the exploration std. Its counter is a plain integer
@@ -16,9 +17,36 @@ import torch
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.noise import ActionNoise, NormalActionNoise, VectorizedActionNoise
 
-from .policies import StdSchedule
+from .policies import ConfidenceStepExtractor, StdSchedule
 
-__all__ = ["StdScheduleCallback", "RolloutTimer"]
+__all__ = ["StdScheduleCallback", "CanvasStatsCallback", "RolloutTimer"]
+
+
+class CanvasStatsCallback(BaseCallback):
+    """Keeps the per-step standardisation of :class:`~agents.policies.ConfidenceStepExtractor` (actor and critic):
+    measured on each rollout's observations at its end, put in use at the start of the next rollout. A no-op for
+    every other policy. Its whole state is in the policy's buffers (the checkpoint), so a resumed run continues
+    exactly."""
+
+    def _extractors(self) -> list[ConfidenceStepExtractor]:
+        return [m for m in self.model.policy.modules() if isinstance(m, ConfidenceStepExtractor)]
+
+    def _on_rollout_start(self) -> None:
+        for ex in self._extractors():
+            ex.advance()
+
+    def _on_rollout_end(self) -> None:
+        extractors = self._extractors()
+        obs = getattr(getattr(self.model, "rollout_buffer", None), "observations", None)
+        if not extractors or obs is None:
+            return
+        conf = torch.as_tensor(obs["confidence"])
+        step = torch.as_tensor(obs["step"]).reshape(-1)
+        for ex in extractors:
+            ex.observe(conf.reshape(-1, conf.shape[-1]), step)
+
+    def _on_step(self) -> bool:
+        return True
 
 
 class _RolloutCounter(BaseCallback):

@@ -87,7 +87,8 @@ class SB3GenerationPolicy:
         labels = inp.labels.to(dev)
         if self.pooled:
             return self.spec.pooled_observation(inp.features.to(dev), inp.step, labels)
-        obs = self.spec.observation(inp.features.to(dev), inp.step, labels)
+        logits = None if inp.logits is None or not self.spec.confidence else inp.logits.to(dev)
+        obs = self.spec.observation(inp.features.to(dev), inp.step, labels, logits)
         obs["features"] = obs["features"].float()  # the policy computes in float32 whatever the env's dtype
         return obs
 
@@ -152,6 +153,9 @@ def check_model_fits(policy: Any, spec: DecodingSpec, trained: DecodingSpec | No
             raise differs("feature shape (tokens, dim)", tuple(obs["features"].shape), (spec.num_tokens, spec.feature_dim))
         if int(obs["label"].high.max()) + 1 != spec.num_classes:
             raise differs("number of classes", int(obs["label"].high.max()) + 1, spec.num_classes)
+        if ("confidence" in obs.spaces) != spec.confidence:
+            raise differs("token-confidence observation (the env's confidence=)", "confidence" in obs.spaces,
+                          spec.confidence)
     elif tuple(obs.shape) != (spec.feature_dim + 1 + spec.num_classes,):
         raise differs("pooled observation size", tuple(obs.shape)[0], spec.feature_dim + 1 + spec.num_classes)
     for what in ("residual", "action_bound", "frozen", "stop_threshold"):

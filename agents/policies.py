@@ -23,6 +23,9 @@ Policies (usable by name through :mod:`agents.registry` or directly as ``policy=
   head, but the extractor sees only the step index, so it learns one schedule for every sample.
 - :class:`ClassStepPolicy`: one learned schedule per class (sees the step and the label, not the canvas): what
   per-class adaptation alone buys.
+- :class:`ConfidencePolicy`: the step-only schedule plus a per-step linear response to how sure the NAT is of
+  each sample's canvas (the env's ``"confidence"`` observation, two standardised statistics): per-sample
+  adaptation through a handful of weights instead of a wide learned latent.
 - :class:`AdaNATRecurrentPolicy` (RecurrentPPO): the adaptive trunk followed by SB3-contrib's LSTM.
 """
 
@@ -43,8 +46,9 @@ from torch import nn
 
 from .policy_net import PolicyTrunk, _StepEmbedder, default_width
 
-__all__ = ["StdSchedule", "AdaNATExtractor", "StepOnlyExtractor", "ClassStepExtractor", "AdaNATGaussian",
-           "FixedStdMixin", "AdaNATPolicy", "StepOnlyPolicy", "ClassStepPolicy", "AdaNATRecurrentPolicy", "grid_of"]
+__all__ = ["StdSchedule", "AdaNATExtractor", "StepOnlyExtractor", "ClassStepExtractor", "ConfidenceStepExtractor",
+           "AdaNATGaussian", "FixedStdMixin", "AdaNATPolicy", "StepOnlyPolicy", "ClassStepPolicy", "ConfidencePolicy",
+           "AdaNATRecurrentPolicy", "grid_of"]
 
 
 @dataclass(frozen=True)
@@ -144,6 +148,71 @@ class ClassStepExtractor(BaseFeaturesExtractor):
         c = self.t_embedder(observations["step"].reshape(-1).long())
         c = c + self.y_embedder(observations["label"].reshape(-1).long())
         return nn.functional.gelu(self.out(c))
+
+
+class ConfidenceStepExtractor(BaseFeaturesExtractor):
+    """The step-only embedding plus each sample's canvas confidence, standardised per step.
+
+    Output: ``[GELU(Linear(step embedding)) (hidden), z (x) onehot(step) (2 (T + 1))]``, where ``z`` are the mean
+    and the spread over the token positions of the ``"confidence"`` observation (each position's largest
+    conditional log probability), each minus its per-step mean and over its per-step std. Through the linear
+    action head this is ``shared(t) + W_t z``: a schedule for all samples plus, at each step, a linear response to
+    how sure the NAT is of this sample's canvas (zero-initialised: the policy starts at the step-only schedule).
+    Because ``z`` is centred per step, the mean action of a step is its shared schedule.
+
+    The per-step mean and std are buffers, measured on each rollout's observations and put in use at the start of
+    the next rollout (:class:`~agents.callbacks.CanvasStatsCallback`), so a rollout and the update after it see the
+    same standardisation, and a checkpoint (which holds both) resumes exactly.
+
+    :param observation_space: the env's Dict observation space, built with ``confidence=True``.
+    :param hidden: step-embedding width; ``None``: the adaptive trunk's default for these features.
+    """
+
+    num_stats = 2
+
+    def __init__(self, observation_space: spaces.Dict, hidden: int | None = None) -> None:
+        feats = _check_obs_space(observation_space)
+        if "confidence" not in observation_space.spaces:
+            raise ValueError("the confidence policy needs the env's 'confidence' observation: build the env with "
+                             "confidence=True (the trainer does so for --policy confidence)")
+        hidden = default_width(feats.shape[1]) if hidden is None else hidden
+        self.rows = int(observation_space["step"].high.max()) + 1  # steps 0 .. T (T: terminal observations)
+        super().__init__(observation_space, hidden + self.num_stats * self.rows)
+        self.t_embedder = _StepEmbedder(hidden)
+        self.out = nn.Linear(hidden, hidden)
+        for name, value in (("stat_mean", 0.0), ("stat_std", 1.0), ("next_mean", 0.0), ("next_std", 1.0)):
+            self.register_buffer(name, torch.full((self.rows, self.num_stats), value))
+
+    @staticmethod
+    def statistics(confidence: torch.Tensor) -> torch.Tensor:
+        """(B, 2): the mean and the std over the positions of (B, N) token confidences."""
+        c = confidence.float()
+        return torch.stack([c.mean(-1), c.std(-1)], dim=-1)
+
+    def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
+        step = observations["step"].reshape(-1).long().clamp(0, self.rows - 1)
+        z = (self.statistics(observations["confidence"]) - self.stat_mean[step]) / self.stat_std[step]
+        per_step = (nn.functional.one_hot(step, self.rows).float()[:, :, None] * z.clamp(-5, 5)[:, None, :]).flatten(1)
+        return torch.cat([nn.functional.gelu(self.out(self.t_embedder(step))), per_step], dim=1)
+
+    @torch.no_grad()
+    def observe(self, confidence: torch.Tensor, step: torch.Tensor) -> None:
+        """Measure the per-step mean and std of the statistics on a rollout's (M, N) confidences and (M,) steps;
+        they are used from the next :meth:`advance` on (steps not seen keep their values)."""
+        dev = self.next_mean.device
+        stats, step = self.statistics(confidence.to(dev)), step.reshape(-1).long().to(dev)
+        for t in range(self.rows):
+            rows = stats[step == t]
+            if len(rows) > 1:
+                self.next_mean[t] = rows.mean(0)
+                self.next_std[t] = rows.std(0).clamp_min(1e-4)
+
+    @torch.no_grad()
+    def advance(self) -> None:
+        """Put the last measured standardisation in use (between rollouts only: a change inside an update would make
+        the PPO ratio wrong)."""
+        self.stat_mean.copy_(self.next_mean)
+        self.stat_std.copy_(self.next_std)
 
 
 class AdaNATGaussian(DiagGaussianDistribution):
@@ -260,6 +329,15 @@ class ClassStepPolicy(_FixedStdActorCritic):
     """One learned schedule per class (:class:`ClassStepExtractor`)."""
 
     extractor = ClassStepExtractor
+
+
+class ConfidencePolicy(_FixedStdActorCritic):
+    """The step-only schedule plus a per-step linear response to the canvas's confidence
+    (:class:`ConfidenceStepExtractor`; the env must observe ``"confidence"``)."""
+
+    extractor = ConfidenceStepExtractor
+    #: the env observation this policy needs (the trainer builds its env with it)
+    needs_confidence = True
 
 
 class AdaNATRecurrentPolicy(FixedStdMixin, RecurrentMultiInputActorCriticPolicy):

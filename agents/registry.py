@@ -36,7 +36,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.noise import NormalActionNoise
 from stable_baselines3.common.vec_env import VecEnv
 
-from .policies import AdaNATPolicy, AdaNATRecurrentPolicy, StdSchedule, StepOnlyPolicy, ClassStepPolicy
+from .policies import AdaNATPolicy, AdaNATRecurrentPolicy, ClassStepPolicy, ConfidencePolicy, StdSchedule, StepOnlyPolicy
 
 __all__ = ["AlgoSpec", "ALGOS", "POLICIES", "ARS_N_DELTA", "DEVICE_BUFFER_ALGOS", "make_algo"]
 
@@ -60,7 +60,8 @@ class AlgoSpec:
 
 
 #: ``policy=`` names of the on-policy algorithms: the adaptive policy and the learnable non-adaptive variant.
-POLICIES: dict[str, type] = {"adaptive": AdaNATPolicy, "step-only": StepOnlyPolicy, "class-step": ClassStepPolicy}
+POLICIES: dict[str, type] = {"adaptive": AdaNATPolicy, "step-only": StepOnlyPolicy, "class-step": ClassStepPolicy,
+                             "confidence": ConfidencePolicy}
 
 
 def _policy(s: dict[str, Any]) -> type:
@@ -154,7 +155,8 @@ def make_algo(name: str, env: VecEnv, **settings: Any) -> BaseAlgorithm:
     :param settings: ``lr``, ``n_steps`` (rollout length per env), ``minibatch``, ``epochs``, ``seed``,
         ``device``, ``std`` (initial exploration std), ``kl_coef`` (PPO / A2C: coefficient of the KL to the
         reference schedule, see :class:`~agents.policies.FixedStdMixin`; 0 = none), ``policy`` (a key of
-        :data:`POLICIES`: ``"adaptive"``, ``"step-only"`` or ``"class-step"``),
+        :data:`POLICIES`: ``"adaptive"``, ``"step-only"``, ``"class-step"`` or ``"confidence"``, which needs
+        an env built with ``confidence=True``),
         ``rollout_buffer_class`` (PPO / A2C / TRPO; e.g. :class:`~agents.device_buffer.DeviceDictRolloutBuffer`) and
         algorithm-specific extras (``clip_range``, ``buffer_size``, ``n_delta``, ...).
     """

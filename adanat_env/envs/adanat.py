@@ -41,7 +41,9 @@ _DOC_SPACES = """
     (conditional pass), ``dtype`` float32 or float16; ``"step"``: ``Box(0, T, (1,), int64)`` the index of the
     step about to be taken (the terminal observation has ``T``); ``"label"``: ``Box(0, C - 1, (1,), int64)``
     the class being generated. (N = 49, D = 128, C = 10 for Fashion-MNIST; N = 256, D = 768, C = 1000 for
-    ImageNet-256 L; for ImageNet-512, N = 256 positions of 2 x 2 of its 32 x 32 tokens.)
+    ImageNet-256 L; for ImageNet-512, N = 256 positions of 2 x 2 of its 32 x 32 tokens.) With ``confidence=True``
+    also ``"confidence"``: ``Box(-inf, 0, (N_tokens,), float32)``, each token position's largest log probability
+    under the NAT's conditional logits (how sure the NAT already is of the canvas; zeros in terminal observations).
 
     **Rewards**: 0. The env core has no reward model: rewards attach one way, as wrappers that score the decoded
     images at the terminal step (:class:`~adanat_env.wrappers.VectorTerminalRewardWrapper`,
@@ -73,13 +75,13 @@ class _DecodingCore:
 
     def __init__(self, generator: Generator, batch_size: int, steps: int, residual: str, dtype: str,
                  action_bound: float, frozen_actions: tuple[str, ...] = (), adaptive_steps: bool = False,
-                 stop_threshold: float = DEFAULT_STOP_THRESHOLD, autoreset: bool = False) -> None:
+                 stop_threshold: float = DEFAULT_STOP_THRESHOLD, autoreset: bool = False, confidence: bool = False) -> None:
         self.generator = generator
         self.batch_size = integer("batch_size (num_envs)", batch_size, 1)
         frozen = (frozen_actions,) if isinstance(frozen_actions, str) else tuple(frozen_actions)  # one name or several
         self.spec = DecodingSpec(integer("steps", steps, 1), residual, number("action_bound", action_bound, 0, strict=True),
                                  generator.feature_tokens, generator.feature_dim, generator.num_classes, dtype, frozen,
-                                 bool(adaptive_steps), number("stop_threshold", stop_threshold))
+                                 bool(adaptive_steps), number("stop_threshold", stop_threshold), bool(confidence))
         self.steps = self.spec.steps
         self.adaptive = self.spec.adaptive
         #: adaptive mode: restart finished rows in place (the vector env's same-step autoreset)
@@ -106,11 +108,14 @@ class _DecodingCore:
     # spaces -------------------------------------------------------------------------------------------
     def observation_space(self) -> spaces.Dict:
         g = self.generator
-        return spaces.Dict({
+        keys = {
             "features": spaces.Box(-np.inf, np.inf, (g.feature_tokens, g.feature_dim), dtype=self.np_dtype),
             "step": spaces.Box(0, self.steps, (1,), dtype=np.int64),
             "label": spaces.Box(0, g.num_classes - 1, (1,), dtype=np.int64),
-        })
+        }
+        if self.spec.confidence:
+            keys["confidence"] = spaces.Box(-np.inf, 0.0, (g.num_tokens,), dtype=np.float32)
+        return spaces.Dict(keys)
 
     def action_space(self) -> spaces.Box:
         return spaces.Box(self.action_low, self.action_high, (self.spec.action_dim,), dtype=np.float32)
@@ -134,10 +139,11 @@ class _DecodingCore:
         return self.observation()
 
     def observation(self) -> dict[str, Any]:
+        logits = self.generator.conditional_logits(self.state) if self.spec.confidence else None
         if self.observations_on_device:  # everything from device tensors: nothing leaves the device
-            return self.spec.observation(self.state.features, self.state.step, self._labels_dev)
+            return self.spec.observation(self.state.features, self.state.step, self._labels_dev, logits)
         # labels from the host copy: no device sync per step to report them
-        obs = self.spec.observation(self.state.features, self.state.step, torch.from_numpy(self.labels_np))
+        obs = self.spec.observation(self.state.features, self.state.step, torch.from_numpy(self.labels_np), logits)
         return {k: v.cpu().numpy() for k, v in obs.items()}
 
     def terminal_observation(self) -> dict[str, np.ndarray]:
@@ -146,11 +152,14 @@ class _DecodingCore:
         n = len(self.final_labels)
         # Never fed to a policy (episodes terminate, nothing is bootstrapped): a read-only zero view, no allocation.
         zeros = np.zeros((1, g.feature_tokens, g.feature_dim), dtype=self.np_dtype)
-        return {
+        obs = {
             "features": np.broadcast_to(zeros, (n, g.feature_tokens, g.feature_dim)),
             "step": self.final_nfe.reshape(-1, 1).astype(np.int64),
             "label": self.final_labels.reshape(-1, 1).copy(),
         }
+        if self.spec.confidence:
+            obs["confidence"] = np.broadcast_to(np.zeros((1, g.num_tokens), dtype=np.float32), (n, g.num_tokens))
+        return obs
 
     def check_actions(self, actions: Any) -> np.ndarray:
         a = np.asarray(actions)
@@ -315,6 +324,7 @@ class AdaNATVectorEnv(_CoreAccess, VectorEnv):
     :param frozen_actions: action components held at the residual's value (:class:`DecodingSpec`).
     :param adaptive_steps: adaptive step counts (the stop action; ``steps`` is T_max).
     :param stop_threshold: a raw stop action at least this finishes the sample.
+    :param confidence: also observe ``"confidence"`` (N,): each position's largest conditional log probability.
     """
 
     metadata = {"render_modes": ["rgb_array"], "autoreset_mode": AutoresetMode.SAME_STEP, "render_fps": 4}
@@ -322,13 +332,13 @@ class AdaNATVectorEnv(_CoreAccess, VectorEnv):
     def __init__(self, generator: Generator, num_envs: int = 8, steps: int = 8, residual: str = "heuristic",
                  dtype: str = "float32", action_bound: float = DEFAULT_ACTION_BOUND,
                  render_mode: str | None = None, frozen_actions: tuple[str, ...] = (), adaptive_steps: bool = False,
-                 stop_threshold: float = DEFAULT_STOP_THRESHOLD) -> None:
+                 stop_threshold: float = DEFAULT_STOP_THRESHOLD, confidence: bool = False) -> None:
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         self.core = _DecodingCore(generator, num_envs, steps, residual, dtype, action_bound, frozen_actions,
-                                  adaptive_steps, stop_threshold, autoreset=True)
+                                  adaptive_steps, stop_threshold, autoreset=True, confidence=confidence)
         self.num_envs = num_envs
         self.render_mode = render_mode
         self.single_observation_space = self.core.observation_space()
@@ -395,11 +405,11 @@ class AdaNATEnv(_CoreAccess, gym.Env):
     def __init__(self, generator: Generator, steps: int = 8, residual: str = "heuristic", dtype: str = "float32",
                  action_bound: float = DEFAULT_ACTION_BOUND, render_mode: str | None = None,
                  frozen_actions: tuple[str, ...] = (), adaptive_steps: bool = False,
-                 stop_threshold: float = DEFAULT_STOP_THRESHOLD) -> None:
+                 stop_threshold: float = DEFAULT_STOP_THRESHOLD, confidence: bool = False) -> None:
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         self.core = _DecodingCore(generator, 1, steps, residual, dtype, action_bound, frozen_actions,
-                                  adaptive_steps, stop_threshold)
+                                  adaptive_steps, stop_threshold, confidence=confidence)
         self.render_mode = render_mode
         self.observation_space = self.core.observation_space()
         self.action_space = self.core.action_space()

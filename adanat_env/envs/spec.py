@@ -25,6 +25,11 @@ STOP_ACTION = "stop"
 DEFAULT_STOP_THRESHOLD = 1.0
 
 
+def token_confidence(logits: torch.Tensor) -> torch.Tensor:
+    """(B, N) float32: each position's largest log probability, ``max_v log softmax(logits)_v`` (<= 0)."""
+    return torch.log_softmax(logits.float(), dim=-1).amax(-1)
+
+
 @dataclass(frozen=True)
 class DecodingSpec:
     """The env <-> policy contract, written once: what a policy sees and how its raw actions become a step.
@@ -48,6 +53,8 @@ class DecodingSpec:
     :param adaptive: adaptive step counts: a fifth raw action component (:data:`STOP_ACTION`) finishes the
         sample with the current step when it is at least ``stop_threshold``; ``steps`` is then T_max.
     :param stop_threshold: see ``adaptive``.
+    :param confidence: observe the canvas's token confidences: ``"confidence"`` (N,), each position's largest log
+        probability under the NAT's conditional logits (the paper's Figure 3 signal: how sure the NAT already is).
     """
 
     steps: int
@@ -60,6 +67,7 @@ class DecodingSpec:
     frozen: tuple[str, ...] = ()
     adaptive: bool = False
     stop_threshold: float = DEFAULT_STOP_THRESHOLD
+    confidence: bool = False
 
     def __post_init__(self) -> None:
         if self.residual not in ("heuristic", "none"):
@@ -106,10 +114,12 @@ class DecodingSpec:
             raw = raw.masked_fill(held[step.long()] if isinstance(step, torch.Tensor) else held[step], 0.0)
         return self.action_mapping(raw, step)
 
-    def observation(self, features: torch.Tensor, step: int | torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+    def observation(self, features: torch.Tensor, step: int | torch.Tensor, labels: torch.Tensor,
+                    logits: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """The Dict observation of a batch (see the env's Observation Space), on the tensors' devices.
 
         :param step: an int, or a (B,) tensor of per-sample steps.
+        :param logits: (B, N, V) the NAT's conditional logits of the canvas (needed with ``confidence``).
         """
         dtype = torch.float32 if self.feature_dtype == "float32" else torch.float16
         if isinstance(step, torch.Tensor):
@@ -117,7 +127,12 @@ class DecodingSpec:
         else:
             step_col = torch.full((labels.shape[0], 1), step, dtype=torch.int64, device=labels.device)
         # the label is a copy: observations of different calls never share memory (Gymnasium's checker asks it)
-        return {"features": features.to(dtype), "step": step_col, "label": labels.reshape(-1, 1).to(torch.int64, copy=True)}
+        obs = {"features": features.to(dtype), "step": step_col, "label": labels.reshape(-1, 1).to(torch.int64, copy=True)}
+        if self.confidence:
+            if logits is None:
+                raise ValueError("this spec observes token confidences: pass the NAT's conditional logits (PolicyInput.logits)")
+            obs["confidence"] = token_confidence(logits).to(features.device)
+        return obs
 
     def pooled_observation(self, features: torch.Tensor, step: int | torch.Tensor,
                            labels: torch.Tensor) -> torch.Tensor:

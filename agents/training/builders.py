@@ -31,7 +31,7 @@ from rewards.adversarial import AdversarialReward, AdversarialRewardWrapper, Rea
 from rewards.discriminator import build_discriminator
 from rewards.fid_reward import BatchFIDReward
 
-from ..registry import ALGOS
+from ..registry import ALGOS, POLICIES
 
 if TYPE_CHECKING:
     from .config import TrainConfig  # type-only: config imports this module (its registries)
@@ -52,6 +52,8 @@ def build_env(config: TrainConfig, device: torch.device) -> gym.vector.VectorEnv
                                   action_bound=ALGOS[config.algo].action_bound)
     if config.adaptive_steps:
         kwargs["adaptive_steps"] = True
+    if getattr(POLICIES.get(config.policy), "needs_confidence", False):
+        kwargs["confidence"] = True  # the policy reads the canvas's token confidences
     if config.amp != "none":
         kwargs["amp"] = config.amp
     if config.env in ("AdaNAT-ImageNet256-v0", "AdaNAT-CC3M256-v0"):

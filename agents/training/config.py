@@ -55,7 +55,7 @@ class TrainConfig:
 
     # [policy] the generation policy, its reward and its algorithm (rollout + update)
     algo: str = "ppo"  #: algorithm, a key of agents.registry.ALGOS
-    policy: str = "adaptive"  #: "adaptive" (features + step), "step-only" (one schedule for all samples) or "class-step" (one schedule per class)
+    policy: str = "adaptive"  #: "adaptive" (features + step), "step-only" (one schedule for all samples), "class-step" (one schedule per class) or "confidence" (step-only plus a per-step response to the canvas's token confidence)
     reward: str = "adversarial"  #: a key of agents.training.builders.REWARDS: "adversarial", "fid" (batch FID, jackknife-attributed) or "prm" (classifier stand-in)
     nfe_cost: float = 0.0  #: compute-aware reward: lambda charged per NAT evaluation (= step) a sample used, subtracted from its terminal reward
     iterations: int = 36  #: policy updates

@@ -59,7 +59,7 @@ from adanat_env.sb3 import to_sb3
 from adanat_env.utils import make_grid, resolve_device, seed_everything
 from adanat_env.wrappers import PooledObservation
 
-from ..callbacks import StdScheduleCallback
+from ..callbacks import CanvasStatsCallback, StdScheduleCallback
 from ..data_parallel import data_parallel
 from ..device_buffer import DeviceDictRolloutBuffer
 from ..generation_policy import SB3GenerationPolicy
@@ -174,7 +174,7 @@ class Trainer:
                                                             config.std_rate, config.std_min),
                                                 last_std=config.stop_std or None)
         self._hooks = _Algorithm1Hooks(self, timed=ALGOS[config.algo].on_policy and not ALGOS[config.algo].pooled)
-        self.callbacks: list[BaseCallback] = [self.std_callback, self._hooks]
+        self.callbacks: list[BaseCallback] = [self.std_callback, self._hooks, CanvasStatsCallback()]
         if config.init_from and not _resuming:  # a resumed run loads its own weights
             source = config.init_from.replace("{seed}", str(config.seed))
             new, which = policy_state_from(source, self.model.policy.state_dict())  # its reported iterate
