@@ -88,7 +88,8 @@ def generate(
     state = generator.start(labels, num_steps, rng)
     history: list[torch.Tensor] = []
     while not state.done:
-        params: StepParams = policy(PolicyInput(state.features, state.step, state.num_steps, state.labels, generator.conditional_logits(state)))
+        inp = PolicyInput(state.features, state.step, state.num_steps, state.labels, generator.conditional_logits(state))
+        params: StepParams = policy(inp)
         if record_params:
             history.append(params.as_tensor())
         state = generator.step(state, params, rng)
@@ -109,7 +110,8 @@ def _generate_adaptive(generator: Generator, labels: torch.Tensor, policy: Polic
     history = torch.full((max_steps, b, 4), float("nan")) if record_params else None
     step = 0
     while not state.done:
-        decision = policy(PolicyInput(state.features, step, max_steps, state.labels, generator.conditional_logits(state)))
+        decision = policy(PolicyInput(state.features, step, max_steps, state.labels,
+                                      generator.conditional_logits(state)))
         if not isinstance(decision, StepDecision):
             raise TypeError(f"a policy with adaptive_steps=True must return StepDecision, got {type(decision).__name__}")
         if history is not None:
