@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import datetime
 import os
+import sys
 import time
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 import torch.distributed as dist
 
-__all__ = ["COMM", "CommStats", "Ranks", "TIMEOUT_ENV", "available_cpus", "init_from_env", "launched_by_torchrun"]
+__all__ = ["COMM", "CommStats", "Ranks", "TIMEOUT_ENV", "available_cpus", "exit_process", "init_from_env",
+           "launched_by_torchrun"]
 
 #: Seconds a collective may wait for the other ranks before it raises (default 1800: a rank 0 that computes the
 #: test split's reference statistics alone keeps the others waiting that long at most).
@@ -94,6 +96,18 @@ def init_from_env(device: str = "auto") -> torch.device:
         dist.init_process_group("nccl" if use_cuda else "gloo", timeout=timeout,
                                 device_id=dev if use_cuda else None)
     return dev
+
+
+def exit_process(code: int) -> NoReturn:
+    """End this process with exit status ``code``. Inside a process group the process leaves at once (``os._exit``,
+    after flushing stdout and stderr): once a collective has failed, the group's C++ threads can abort the
+    interpreter's ordinary teardown (``terminate called without an active exception``, status -6 instead of
+    ``code``), and torchrun reads the status. Without a group this is ``sys.exit(code)``."""
+    if not dist.is_initialized():
+        sys.exit(code)
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(code)
 
 
 @dataclass(frozen=True)

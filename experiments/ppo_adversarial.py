@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from adanat_env.config import ANTICIPATED, add_config_arguments, command_line, config_from_args
-from adanat_env.distributed import Ranks, init_from_env, launched_by_torchrun
+from adanat_env.distributed import Ranks, exit_process, init_from_env, launched_by_torchrun
 from adanat_env.inputs import InputError
 from agents.training import PRESETS, RESUMABLE, TrainConfig, Trainer
 
@@ -146,4 +146,4 @@ def cli(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.stdout.reconfigure(line_buffering=True)  # log lines appear as they happen, also when redirected
-    sys.exit(cli())
+    exit_process(cli())

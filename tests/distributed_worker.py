@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from adanat_env.distributed import Ranks, init_from_env
+from adanat_env.distributed import Ranks, exit_process, init_from_env
 from adanat_env.evaluation.metrics import feature_extractor, load_reference
 from adanat_env.evaluation.sampling import evaluate_policy
 from adanat_env.models.classifier import load_classifier
@@ -69,7 +69,7 @@ def run(rank: int, world: int, port: int, tmp: str) -> None:
     # one rank fails: the other, waiting in a collective, must stop with an error, not hang
     if rank == 1:
         (tmp_path / f"result_{rank}.json").write_text(json.dumps(out))
-        raise RuntimeError("rank 1 stops on purpose")
+        exit_process(1)  # as ppo_adversarial.py ends a rank whose run raised
     t0 = time.perf_counter()
     try:
         Trainer.resume(tmp_path / "full", iterations=3, log=quiet).fit(progress=False)
@@ -78,4 +78,4 @@ def run(rank: int, world: int, port: int, tmp: str) -> None:
         out["after_failure"] = f"{type(e).__name__}: {' '.join(str(e).split())[:200]}"
     out["after_failure_s"] = time.perf_counter() - t0
     (tmp_path / f"result_{rank}.json").write_text(json.dumps(out))
-    raise SystemExit(1)
+    exit_process(1)
