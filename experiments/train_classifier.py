@@ -34,12 +34,14 @@ class Config:
     epochs: int = 4  # passes over the train split
     batch_size: int = 128  # images per step
     lr: float = 2e-3  # Adam learning rate (cosine decay)
+    width: int = 32  # channels of the first conv (doubled twice): another width makes a second judge of another size
+    feature_dim: int = 128  # width of the penultimate layer, the FID feature space
     device: str = "cpu"  # cpu | cuda | auto
 
     def validate(self) -> None:
         """Every option, before anything is read. :raises InputError: the first bad one."""
-        check_fields(self, positive=("resolution", "epochs", "batch_size", "lr"), nonnegative=("seed", "data_workers"),
-                     choices={"channels": (1, 3)})
+        check_fields(self, positive=("resolution", "epochs", "batch_size", "lr", "width", "feature_dim"),
+                     nonnegative=("seed", "data_workers"), choices={"channels": (1, 3)})
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -56,7 +58,8 @@ def main(argv: list[str] | None = None) -> dict:
                          f"images: pass --batch-size {len(train)} or fewer")
     x, y = train.load(None, side, train.channels)
     x = x.float().div_(255.0)
-    ccfg = ClassifierConfig(in_channels=train.channels, resolution=side, num_classes=train.num_classes)
+    ccfg = ClassifierConfig(in_channels=train.channels, resolution=side, num_classes=train.num_classes, width=cfg.width,
+                            feature_dim=cfg.feature_dim)
     model = SmallCNN(ccfg).to(device)
     steps = cfg.epochs * (len(x) // cfg.batch_size)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)

@@ -9,7 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
+
+from adanat_env.models.classifier import load_classifier
 
 from .test_training_scripts import _synthetic_idx, experiment_script
 
@@ -47,7 +50,9 @@ def _byo(tmp_path: Path, data: Path, image_args: list[str]) -> tuple[dict, Path]
     train_nat.main(["--data-dir", str(data), "--tokenizer", str(tok), "--out", str(nat), "--steps", "2",
                     "--batch-size", "8", "--embed-dim", "16", "--depth", "2", "--num-heads", "2", "--data-workers", "0"])
     train_classifier.main(["--data-dir", str(data), "--out", str(cls), "--epochs", "1", "--batch-size", "8",
-                           "--data-workers", "0", *image_args])
+                           "--width", "8", "--feature-dim", "16", "--data-workers", "0", *image_args])
+    clf = load_classifier(cls)  # a classifier of another size: a second in-domain judge
+    assert (clf.config.width, clf.features(torch.zeros(1, clf.config.in_channels, 8, 8)).shape[1]) == (8, 16)
     metrics = ppo_adversarial.main(["--data-dir", str(data), "--nat-dir", str(nat), "--tokenizer-dir", str(tok),
                                     "--classifier-dir", str(cls), "--out", str(run), *TINY_POLICY])
     return metrics, run

@@ -11,13 +11,13 @@ import argparse
 import json
 import shutil
 import tempfile
-from dataclasses import replace
 
 import torch
 
 from adanat_env.evaluation.sampling import sample_images
 from agents.export import load_generation_policy, policy_schedule
 from agents.training import Trainer
+from rules import confidence_rules
 
 p = argparse.ArgumentParser()
 p.add_argument("schedule_run")
@@ -27,33 +27,10 @@ p.add_argument("--samples", type=int, default=4800)
 a = p.parse_args()
 gen, pol, cfg = load_generation_policy(a.schedule_run, device="cpu")
 base, _ = policy_schedule(gen, pol, cfg.steps, 100, seed=0, name="base")
-nat, vocab = gen.nat, gen.nat.config.codebook_size
 with tempfile.TemporaryDirectory() as tmp:  # a copy: resuming never touches the run itself
     shutil.copytree(a.discriminator_run, f"{tmp}/run", ignore=shutil.ignore_patterns("*.png"))
     reward = Trainer.resume(f"{tmp}/run", log=lambda _: None).discriminator.reward
-
-
-def confidence_z(features):
-    with torch.inference_mode():
-        logits = nat.mlm_layer(features.float(), nat.token_emb.word_embeddings.weight, vocab)
-        s = logits.float().log_softmax(-1).amax(-1).mean(-1)
-    return ((s - s.mean()) / s.std().clamp_min(1e-6)).cpu()
-
-
-def rule(field, alpha):
-    def policy(inp):
-        params = base(inp)
-        if inp.step == 0:
-            return params
-        z, v = confidence_z(inp.features), getattr(params, field)
-        v = v + alpha * z if field in ("mask_ratio", "guidance") else v * torch.exp(alpha * z)
-        return replace(params, **{field: v.clamp(0, 1) if field == "mask_ratio" else v})
-    return policy
-
-
-arms = {"base": base}
-for field, alpha in [("sample_temp", 0.25), ("remask_temp", 0.5), ("guidance", 0.5)]:
-    arms[f"{field}+"], arms[f"{field}-"] = rule(field, alpha), rule(field, -alpha)
+arms = confidence_rules(gen, base, fields=("sample_temp", "remask_temp", "guidance"))
 out = {}
 for name, policy in arms.items():
     images, labels = sample_images(gen, policy, cfg.steps, a.samples, seed=777_000, batch_size=480)

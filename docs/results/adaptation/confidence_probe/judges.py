@@ -1,0 +1,65 @@
+"""Do other feature spaces rank the probe's per-sample rules as the classifier's FID does? (issue 26)
+
+The arms of ``rules.py`` on a trained step-only run's schedule, 5,000 class-balanced samples each (the same
+labels and noise for every arm), each scored by FID against the real TRAIN split in three feature spaces:
+
+- ``classifier``: the project's metric (the data set's classifier);
+- ``nat``: the frozen NAT's own features of the re-tokenised image (``Generator.canvas_features``: what the default
+  discriminator, ``projected-nat``, reads), pooled over the tokens as mean and std (``nat_meanstd``) or mean only;
+- ``efficientnet-lite0``: ImageNet-pretrained, the evaluation's second space (reference: the first 6,000 train
+  images).
+
+    python docs/results/adaptation/confidence_probe/judges.py RUN OUT.json
+"""
+
+import argparse
+import json
+
+import numpy as np
+import torch
+
+from adanat_env.evaluation.metrics import feature_extractor, feature_stats, frechet_distance
+from adanat_env.evaluation.sampling import sample_images
+from agents.export import load_generation_policy, policy_schedule
+from agents.training.builders import real_images
+from rules import confidence_rules
+
+p = argparse.ArgumentParser()
+p.add_argument("run")
+p.add_argument("out")
+a = p.parse_args()
+gen, pol, cfg = load_generation_policy(a.run, device="cpu")
+base, _ = policy_schedule(gen, pol, cfg.steps, 100, seed=0, name="base")
+arms = confidence_rules(gen, base)
+clf, eff = feature_extractor("classifier"), feature_extractor("efficientnet-lite0")
+
+
+def nat_features(images: torch.Tensor) -> np.ndarray:
+    out = []
+    for x in images.split(500):
+        f = gen.canvas_features(gen.encode(x))  # (B, N, D)
+        out.append(torch.cat([f.mean(1), f.std(1)], 1))
+    return torch.cat(out).double().numpy()
+
+
+def stats(fn, images: torch.Tensor, batch: int) -> np.ndarray:
+    return torch.cat([fn(x) for x in images.split(batch)]).double().numpy()
+
+
+reals = real_images(cfg, gen, torch.device("cpu")).images.float().div(255.0)
+nat_real = nat_features(reals)
+d = nat_real.shape[1] // 2
+ref = {"nat_mean": feature_stats(nat_real[:, :d]), "nat_meanstd": feature_stats(nat_real),
+       "classifier": feature_stats(stats(clf, reals, 1000)),
+       "efficientnet-lite0": feature_stats(stats(eff, reals[:6000], 250))}
+out = {}
+for name, policy in arms.items():
+    images, _ = sample_images(gen, policy, cfg.steps, 5000, seed=777_000, batch_size=500)
+    f = nat_features(images)
+    out[name] = {"nat_mean": frechet_distance(feature_stats(f[:, :d]), ref["nat_mean"]),
+                 "nat_meanstd": frechet_distance(feature_stats(f), ref["nat_meanstd"]),
+                 "classifier": frechet_distance(feature_stats(stats(clf, images, 1000)), ref["classifier"]),
+                 "efficientnet-lite0": frechet_distance(feature_stats(stats(eff, images, 250)),
+                                                        ref["efficientnet-lite0"])}
+    print(name, {k: round(v, 3) for k, v in out[name].items()}, flush=True)
+json.dump(out, open(a.out, "w"), indent=1)

@@ -1,0 +1,41 @@
+"""The probe's per-sample rules, shared by ``probe.py``, ``reward_vs_fid.py`` and ``judges.py``.
+
+Each arm changes one parameter of a shared schedule at steps >= 1 by ``alpha * z``, where ``z`` is the
+within-batch standardised mean, over the token positions, of the largest log probability of the NAT's
+conditional logits (computed from the features by the NAT's own output layer). Additive for m and w,
+multiplicative (``exp(alpha z)``) for the temperatures. ``+`` and ``-`` give the parameter the same spread across
+samples, assigned in opposite directions.
+"""
+
+from dataclasses import replace
+
+import torch
+
+#: (parameter, alpha) of each pair of arms.
+ALPHAS = {"mask_ratio": 0.1, "sample_temp": 0.25, "remask_temp": 0.5, "guidance": 0.5}
+
+
+def confidence_rules(generator, base, fields=tuple(ALPHAS)):
+    """``{"base": base, "<field>+": rule, "<field>-": rule, ...}`` for a NAT generator and a shared schedule."""
+    nat, vocab = generator.nat, generator.nat.config.codebook_size
+
+    def confidence_z(features: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            logits = nat.mlm_layer(features.float(), nat.token_emb.word_embeddings.weight, vocab)
+            s = logits.float().log_softmax(-1).amax(-1).mean(-1)
+        return ((s - s.mean()) / s.std().clamp_min(1e-6)).cpu()
+
+    def rule(field: str, alpha: float):
+        def policy(inp):
+            params = base(inp)
+            if inp.step == 0:  # a fully masked canvas: nothing per sample to read yet
+                return params
+            z, v = confidence_z(inp.features), getattr(params, field)
+            v = v + alpha * z if field in ("mask_ratio", "guidance") else v * torch.exp(alpha * z)
+            return replace(params, **{field: v.clamp(0, 1) if field == "mask_ratio" else v})
+        return policy
+
+    arms = {"base": base}
+    for field in fields:
+        arms[f"{field}+"], arms[f"{field}-"] = rule(field, ALPHAS[field]), rule(field, -ALPHAS[field])
+    return arms
