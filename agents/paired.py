@@ -70,7 +70,14 @@ class _TestSpace:
     """One feature space's test reference, with per-class features when the split's labels are at hand."""
 
     def __init__(self, config: Any, metric: str, generator: Any, out: Path, device: torch.device) -> None:
-        cfg = replace(config, metric=metric)
+        kind, _, directory = metric.partition(":")
+        if kind == "classifier" and directory:  # another classifier of the same data: its own cache folder
+            cfg = replace(config, metric="classifier", classifier_dir=directory)
+            out = out / f"classifier_{hashlib.blake2b(str(Path(directory).resolve()).encode(), digest_size=6).hexdigest()}"
+            out.mkdir(exist_ok=True)
+            metric = "classifier"
+        else:
+            cfg = replace(config, metric=metric)
         self.fn = metric_features(cfg, device)
         self.ref: ReferenceStats = reference_of_test_split(cfg, self.fn, generator, out, device)
         cache = out / f"ref_test_{metric}_labels.npz"
@@ -106,7 +113,8 @@ def paired_evaluation(runs: Mapping[str, str | Path], *, eval_seeds: Sequence[in
     :param means: arms whose per-step mean schedule is also evaluated, as ``<arm>-mean``.
     :param schedules: extra fixed schedules, name -> schedule.
     :param heuristic: also evaluate the official heuristic schedule.
-    :param second_metric: a second feature space (e.g. ``"efficientnet-lite0"``).
+    :param second_metric: a second feature space: ``"efficientnet-lite0"``, ``"inception"``, or
+        ``"classifier:DIR"``, another classifier of the same data (``train_classifier.py --width 64 --seed 1``).
     :param mean_samples: class-balanced samples over which the ``-mean`` schedules are averaged.
     :param cache_dir: the test split's features are cached under it, in one folder per data set and models.
     :return: arm -> one metrics dict per evaluation seed (in ``eval_seeds`` order).
@@ -185,7 +193,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--eval-seeds", type=int, nargs="+", default=[0, 1], help="evaluation seeds (default: 0 1)")
     p.add_argument("--samples", type=int, default=5000, help="samples per arm and evaluation seed (default 5000)")
     p.add_argument("--means", nargs="*", default=[], help="arms whose per-step mean schedule is also evaluated")
-    p.add_argument("--second-metric", default=None, help="a second feature space, e.g. efficientnet-lite0")
+    p.add_argument("--second-metric", default=None,
+                   help="a second feature space: efficientnet-lite0, inception or classifier:DIR (another classifier "
+                        "of the same data, e.g. train_classifier.py --width 64 --seed 1)")
     p.add_argument("--cache-dir", default="runs/paired_cache", help="test-split features are cached here, one folder per data set and models")
     p.add_argument("--out", default=None, help="write the table as JSON here")
     args = p.parse_args(argv)

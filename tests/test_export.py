@@ -83,3 +83,16 @@ def test_paired_evaluation_gives_every_arm_the_same_labels_and_noise(step_only_r
     assert paired_summary(table)["heuristic"]["spread"] >= 0
     with pytest.raises(ValueError, match="not one of the runs"):
         paired_evaluation({"step-only": step_only_run}, means=("adaptive",), cache_dir=tmp_path, log=lambda _: None)
+
+
+def test_a_second_classifier_is_a_second_feature_space(step_only_run, tmp_path):
+    from adanat_env.embedded import ASSET_DIR
+    from agents.paired import paired_evaluation
+    # the shipped classifier named as the second space: its own test features, computed and cached apart from the
+    # shipped reference, give the first space's FID
+    table = paired_evaluation({"s": step_only_run}, eval_seeds=(0,), num_samples=100, heuristic=False,
+                              second_metric=f"classifier:{ASSET_DIR}", cache_dir=tmp_path, device="cpu",
+                              log=lambda _: None)
+    row = table["s"][0]
+    assert row[f"fid_classifier:{ASSET_DIR}"] == pytest.approx(row["fid"], rel=1e-3)
+    assert len(list(tmp_path.glob("*/classifier_*/ref_test_classifier*.npz"))) == 2

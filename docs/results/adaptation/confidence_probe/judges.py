@@ -7,9 +7,11 @@ labels and noise for every arm), each scored by FID against the real TRAIN split
 - ``nat``: the frozen NAT's own features of the re-tokenised image (``Generator.canvas_features``: what the default
   discriminator, ``projected-nat``, reads), pooled over the tokens as mean and std (``nat_meanstd``) or mean only;
 - ``efficientnet-lite0``: ImageNet-pretrained, the evaluation's second space (reference: the first 6,000 train
-  images).
+  images);
+- with ``--classifier2 DIR``, ``classifier2``: another classifier of the same data (``train_classifier.py
+  --feature-dim 256 --seed 1``), a second in-domain judge.
 
-    python docs/results/adaptation/confidence_probe/judges.py RUN OUT.json
+    python docs/results/adaptation/confidence_probe/judges.py RUN OUT.json [--classifier2 DIR]
 """
 
 import argparse
@@ -27,11 +29,15 @@ from rules import confidence_rules
 p = argparse.ArgumentParser()
 p.add_argument("run")
 p.add_argument("out")
+p.add_argument("--classifier2", default=None)
 a = p.parse_args()
 gen, pol, cfg = load_generation_policy(a.run, device="cpu")
 base, _ = policy_schedule(gen, pol, cfg.steps, 100, seed=0, name="base")
 arms = confidence_rules(gen, base)
 clf, eff = feature_extractor("classifier"), feature_extractor("efficientnet-lite0")
+judges = {"classifier": (clf, 1000), "efficientnet-lite0": (eff, 250)}
+if a.classifier2:
+    judges["classifier2"] = (feature_extractor("classifier", classifier_dir=a.classifier2), 1000)
 
 
 def nat_features(images: torch.Tensor) -> np.ndarray:
@@ -49,17 +55,16 @@ def stats(fn, images: torch.Tensor, batch: int) -> np.ndarray:
 reals = real_images(cfg, gen, torch.device("cpu")).images.float().div(255.0)
 nat_real = nat_features(reals)
 d = nat_real.shape[1] // 2
-ref = {"nat_mean": feature_stats(nat_real[:, :d]), "nat_meanstd": feature_stats(nat_real),
-       "classifier": feature_stats(stats(clf, reals, 1000)),
-       "efficientnet-lite0": feature_stats(stats(eff, reals[:6000], 250))}
+ref = {"nat_mean": feature_stats(nat_real[:, :d]), "nat_meanstd": feature_stats(nat_real)}
+for name, (fn, batch) in judges.items():
+    ref[name] = feature_stats(stats(fn, reals[:6000] if name == "efficientnet-lite0" else reals, batch))
 out = {}
 for name, policy in arms.items():
     images, _ = sample_images(gen, policy, cfg.steps, 5000, seed=777_000, batch_size=500)
     f = nat_features(images)
     out[name] = {"nat_mean": frechet_distance(feature_stats(f[:, :d]), ref["nat_mean"]),
-                 "nat_meanstd": frechet_distance(feature_stats(f), ref["nat_meanstd"]),
-                 "classifier": frechet_distance(feature_stats(stats(clf, images, 1000)), ref["classifier"]),
-                 "efficientnet-lite0": frechet_distance(feature_stats(stats(eff, images, 250)),
-                                                        ref["efficientnet-lite0"])}
+                 "nat_meanstd": frechet_distance(feature_stats(f), ref["nat_meanstd"])}
+    for judge, (fn, batch) in judges.items():
+        out[name][judge] = frechet_distance(feature_stats(stats(fn, images, batch)), ref[judge])
     print(name, {k: round(v, 3) for k, v in out[name].items()}, flush=True)
 json.dump(out, open(a.out, "w"), indent=1)
