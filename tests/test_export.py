@@ -85,6 +85,7 @@ def test_paired_evaluation_gives_every_arm_the_same_labels_and_noise(step_only_r
         paired_evaluation({"step-only": step_only_run}, means=("adaptive",), cache_dir=tmp_path, log=lambda _: None)
 
 
+@pytest.mark.slow  # the second classifier's features of the 10,000 test images: 12 s on 2 cores
 def test_a_second_classifier_is_a_second_feature_space(step_only_run, tmp_path):
     from adanat_env.embedded import ASSET_DIR
     from agents.paired import paired_evaluation
