@@ -53,7 +53,7 @@ def test_two_gloo_ranks_train_identically_resume_exactly_evaluate_as_one_and_sto
     # the evaluation gathered over 2 ranks is the single-process evaluation of the same samples
     single = worker.evaluation(Trainer(worker.TINY, None, log=lambda _: None).generator, None)
     assert res[0]["eval"] == res[1]["eval"] == single
-    # rank 1 raised: rank 0 stopped with an error within the collective timeout, and both exited non-zero
+    # rank 1 ended: rank 0 stopped with an error within the collective timeout, and both exited non-zero
     assert res[0]["after_failure"] != "no error" and res[0]["after_failure_s"] < 60
     assert [p.exitcode for p in procs] == [1, 1]
     # a resume at another world size is refused, naming the launch line
