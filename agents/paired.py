@@ -115,9 +115,9 @@ def paired_evaluation(runs: Mapping[str, str | Path], *, eval_seeds: Sequence[in
     :param means: arms whose per-step mean schedule is also evaluated, as ``<arm>-mean``.
     :param schedules: extra fixed schedules, name -> schedule.
     :param heuristic: also evaluate the official heuristic schedule.
-    :param second_metric: a second feature space: ``"efficientnet-lite0"``, ``"inception"``, or
-        ``"classifier:DIR"``, another classifier of the same data (``train_classifier.py --feature-dim 256
-        --seed 1``).
+    :param second_metric: a second feature space: ``"efficientnet-lite0"``, ``"inception"`` (with the run's
+        ``--inception-weights``), or ``"classifier:DIR"``, another classifier of the same data
+        (``train_classifier.py --feature-dim 256 --seed 1``).
     :param mean_samples: class-balanced samples over which the ``-mean`` schedules are averaged.
     :param cache_dir: the test split's features are cached under it, in one folder per data set and models.
     :return: arm -> one metrics dict per evaluation seed (in ``eval_seeds`` order).
@@ -196,8 +196,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--samples", type=int, default=5000, help="samples per arm and evaluation seed (default 5000)")
     p.add_argument("--means", nargs="*", default=[], help="arms whose per-step mean schedule is also evaluated")
     p.add_argument("--second-metric", default=None,
-                   help="a second feature space: efficientnet-lite0, inception or classifier:DIR (another classifier "
-                        "of the same data, e.g. train_classifier.py --feature-dim 256 --seed 1)")
+                   help="a second feature space: efficientnet-lite0, inception (with the run's --inception-weights) or "
+                        "classifier:DIR (another classifier of the same data, e.g. train_classifier.py "
+                        "--feature-dim 256 --seed 1)")
     p.add_argument("--cache-dir", default="runs/paired_cache", help="test-split features are cached here, one folder per data set and models")
     p.add_argument("--out", default=None, help="write the table as JSON here")
     args = p.parse_args(argv)

@@ -16,10 +16,8 @@ import torch
 
 from adanat_env.evaluation.metrics import feature_extractor, feature_stats
 from adanat_env.evaluation.sampling import sample_images
-from agents.export import load_generation_policy, policy_schedule
-from agents.training.builders import real_images
 from rewards.fid_reward import jackknife_fid
-from rules import confidence_rules
+from rules import load_probe, train_images
 
 p = argparse.ArgumentParser()
 p.add_argument("run")
@@ -28,11 +26,9 @@ p.add_argument("out")
 p.add_argument("--batch", type=int, default=512)
 p.add_argument("--batches", type=int, default=9)
 a = p.parse_args()
-gen, pol, cfg = load_generation_policy(a.run, device="cpu")
-base, _ = policy_schedule(gen, pol, cfg.steps, 100, seed=0, name="base")
-arms = confidence_rules(gen, base, fields=("sample_temp", "remask_temp", "guidance"))
+gen, cfg, arms = load_probe(a.run, fields=("sample_temp", "remask_temp", "guidance"))
 fn = feature_extractor("classifier", classifier_dir=a.classifier_dir)
-reals = real_images(cfg, gen, torch.device("cpu")).images.float().div(255.0)
+reals = train_images(gen, cfg)
 ref = feature_stats(torch.cat([fn(x) for x in reals.split(1000)]).double().numpy())
 n, out = a.batch, {}
 for name, policy in arms.items():

@@ -22,18 +22,14 @@ import torch
 
 from adanat_env.evaluation.metrics import feature_extractor, feature_stats, frechet_distance
 from adanat_env.evaluation.sampling import sample_images
-from agents.export import load_generation_policy, policy_schedule
-from agents.training.builders import real_images
-from rules import confidence_rules
+from rules import load_probe, train_images
 
 p = argparse.ArgumentParser()
 p.add_argument("run")
 p.add_argument("out")
 p.add_argument("--classifier2", default=None)
 a = p.parse_args()
-gen, pol, cfg = load_generation_policy(a.run, device="cpu")
-base, _ = policy_schedule(gen, pol, cfg.steps, 100, seed=0, name="base")
-arms = confidence_rules(gen, base)
+gen, cfg, arms = load_probe(a.run)
 clf, eff = feature_extractor("classifier"), feature_extractor("efficientnet-lite0")
 judges = {"classifier": (clf, 1000), "efficientnet-lite0": (eff, 250)}
 if a.classifier2:
@@ -52,7 +48,7 @@ def stats(fn, images: torch.Tensor, batch: int) -> np.ndarray:
     return torch.cat([fn(x) for x in images.split(batch)]).double().numpy()
 
 
-reals = real_images(cfg, gen, torch.device("cpu")).images.float().div(255.0)
+reals = train_images(gen, cfg)
 nat_real = nat_features(reals)
 d = nat_real.shape[1] // 2
 ref = {"nat_mean": feature_stats(nat_real[:, :d]), "nat_meanstd": feature_stats(nat_real)}

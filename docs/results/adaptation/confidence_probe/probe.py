@@ -10,9 +10,8 @@ per evaluation seed).
 import argparse
 import json
 
-from agents.export import load_generation_policy, policy_schedule
 from agents.paired import paired_evaluation, paired_summary
-from rules import confidence_rules
+from rules import load_probe
 
 p = argparse.ArgumentParser()
 p.add_argument("run")
@@ -20,9 +19,7 @@ p.add_argument("out")
 p.add_argument("--eval-seeds", type=int, nargs="+", default=[0])
 p.add_argument("--cache-dir", default="runs/paired_cache")
 a = p.parse_args()
-gen, pol, cfg = load_generation_policy(a.run, device="cpu")
-base, _ = policy_schedule(gen, pol, cfg.steps, 100, seed=0, name="base")
-arms = confidence_rules(gen, base)
+gen, cfg, arms = load_probe(a.run)
 table = paired_evaluation({"run": a.run}, eval_seeds=a.eval_seeds, schedules=arms, heuristic=False,
                           cache_dir=a.cache_dir, device="cpu")
 json.dump({"table": table, "summary": paired_summary(table)}, open(a.out, "w"), indent=1, default=float)

@@ -15,9 +15,8 @@ import tempfile
 import torch
 
 from adanat_env.evaluation.sampling import sample_images
-from agents.export import load_generation_policy, policy_schedule
 from agents.training import Trainer
-from rules import confidence_rules
+from rules import load_probe
 
 p = argparse.ArgumentParser()
 p.add_argument("schedule_run")
@@ -25,12 +24,10 @@ p.add_argument("discriminator_run")
 p.add_argument("out")
 p.add_argument("--samples", type=int, default=4800)
 a = p.parse_args()
-gen, pol, cfg = load_generation_policy(a.schedule_run, device="cpu")
-base, _ = policy_schedule(gen, pol, cfg.steps, 100, seed=0, name="base")
+gen, cfg, arms = load_probe(a.schedule_run, fields=("sample_temp", "remask_temp", "guidance"))
 with tempfile.TemporaryDirectory() as tmp:  # a copy: resuming never touches the run itself
     shutil.copytree(a.discriminator_run, f"{tmp}/run", ignore=shutil.ignore_patterns("*.png"))
     reward = Trainer.resume(f"{tmp}/run", log=lambda _: None).discriminator.reward
-arms = confidence_rules(gen, base, fields=("sample_temp", "remask_temp", "guidance"))
 out = {}
 for name, policy in arms.items():
     images, labels = sample_images(gen, policy, cfg.steps, a.samples, seed=777_000, batch_size=480)

@@ -1,4 +1,5 @@
-"""The probe's per-sample rules, shared by ``probe.py``, ``reward_vs_fid.py`` and ``judges.py``.
+"""The probe's per-sample rules and its setup, shared by ``probe.py``, ``reward_vs_fid.py``, ``judges.py`` and
+``batch_fid.py``.
 
 Each arm changes one parameter of a shared schedule at steps >= 1 by ``alpha * z``, where ``z`` is the
 within-batch standardised mean, over the token positions, of the largest log probability of the NAT's
@@ -10,6 +11,9 @@ samples, assigned in opposite directions.
 from dataclasses import replace
 
 import torch
+
+from agents.export import load_generation_policy, policy_schedule
+from agents.training.builders import real_images
 
 #: (parameter, alpha) of each pair of arms.
 ALPHAS = {"mask_ratio": 0.1, "sample_temp": 0.25, "remask_temp": 0.5, "guidance": 0.5}
@@ -39,3 +43,16 @@ def confidence_rules(generator, base, fields=tuple(ALPHAS)):
     for field in fields:
         arms[f"{field}+"], arms[f"{field}-"] = rule(field, ALPHAS[field]), rule(field, -ALPHAS[field])
     return arms
+
+
+def load_probe(run, fields=tuple(ALPHAS)):
+    """(generator, run config, arms): a trained run's per-step mean schedule (over 100 samples, seed 0) as the
+    base, with the rules of ``fields`` on it."""
+    gen, pol, cfg = load_generation_policy(run, device="cpu")
+    base, _ = policy_schedule(gen, pol, cfg.steps, 100, seed=0, name="base")
+    return gen, cfg, confidence_rules(gen, base, fields)
+
+
+def train_images(gen, cfg) -> torch.Tensor:
+    """The run's real train images (the discriminator's), in [0, 1]: the judges' reference."""
+    return real_images(cfg, gen, torch.device("cpu")).images.float().div(255.0)
