@@ -30,6 +30,7 @@ from adanat_env.wrappers import VectorComputeCost, VectorTerminalRewardWrapper
 from rewards.adversarial import AdversarialReward, AdversarialRewardWrapper, RealImages
 from rewards.discriminator import build_discriminator
 from rewards.fid_reward import BatchFIDReward
+from rewards.sample_credit import SampleCreditWrapper
 
 from ..registry import ALGOS, POLICIES
 
@@ -127,15 +128,36 @@ def _prm(config: TrainConfig, venv: gym.vector.VectorEnv, device: torch.device) 
     return BuiltReward(VectorTerminalRewardWrapper(venv, lambda x, y: clf.label_probability(x, gen.label_classes(y))))
 
 
+def _with_sample_credit(config: TrainConfig, built: BuiltReward, device: torch.device) -> BuiltReward:
+    """Split credit (:mod:`rewards.sample_credit`): ``built``'s reward for the shared schedule, each sample's
+    jackknife share of the FID of ``--sample-credit-pool`` recent generations plus its batch, in the
+    ``--sample-credit`` feature space against the discriminator's real train images, for its departure from it.
+    The pool starts with a batch of the heuristic's generations."""
+    gen = built.env.unwrapped.generator
+    space, _, where = config.sample_credit.partition(":")
+    fn = feature_extractor(space, device, classifier_dir=where or None)
+    real = real_images(config, gen, device)
+    stats = feature_stats(extract_features(fn, real.images.float().div(255.0).split(1000)))
+    rank = BatchFIDReward(fn, stats, pool=config.sample_credit_pool)
+    if config.sample_credit_pool:
+        primer, _ = sample_images(gen, heuristic_schedule(config.steps), config.steps, config.batch_size,
+                                  seed=config.seed + 4243)
+        rank.prime(primer.to(device))
+    wrapper = SampleCreditWrapper(built.env, rank, state=built.state)
+    return BuiltReward(wrapper, discriminator=built.discriminator, state=wrapper)
+
+
 #: ``--reward NAME`` -> its builder ``(config, venv, device) -> BuiltReward``.
 REWARDS: dict[str, Callable[[Any, gym.vector.VectorEnv, torch.device], BuiltReward]] = {
     "adversarial": _adversarial, "fid": _fid, "prm": _prm}
 
 
 def build_reward(config: TrainConfig, venv: gym.vector.VectorEnv, device: torch.device) -> BuiltReward:
-    """``venv`` with ``config.reward`` attached (:data:`REWARDS`), and with ``--nfe-cost`` the compute cost
-    outermost (:class:`~adanat_env.wrappers.VectorComputeCost`)."""
+    """``venv`` with ``config.reward`` attached (:data:`REWARDS`), with ``--sample-credit`` its per-sample part
+    replaced (:func:`_with_sample_credit`), and with ``--nfe-cost`` the compute cost outermost (:class:`~adanat_env.wrappers.VectorComputeCost`)."""
     built = REWARDS[config.reward](config, venv, device)
+    if config.sample_credit:
+        built = _with_sample_credit(config, built, device)
     if config.nfe_cost:
         built.env = VectorComputeCost(built.env, config.nfe_cost)
     return built

@@ -57,6 +57,8 @@ class TrainConfig:
     algo: str = "ppo"  #: algorithm, a key of agents.registry.ALGOS
     policy: str = "adaptive"  #: "adaptive" (features + step), "step-only" (one schedule for all samples), "class-step" (one schedule per class) or "confidence" (step-only plus a per-step response to the canvas's token confidence)
     reward: str = "adversarial"  #: a key of agents.training.builders.REWARDS: "adversarial", "fid" (batch FID, jackknife-attributed) or "prm" (classifier stand-in)
+    sample_credit: str = ""  #: split credit (rewards/sample_credit.py): the reward credits the schedule all samples share, and each sample's jackknife share of a batch FID in this feature space credits its departure from it: "classifier:DIR" (another classifier of the data, experiments/train_classifier.py --seed 1), "efficientnet-lite0", or "" (the reward credits both); needs a fixed step count
+    sample_credit_pool: int = 2048  #: --sample-credit: recent generations that each new batch's FID is taken with
     nfe_cost: float = 0.0  #: compute-aware reward: lambda charged per NAT evaluation (= step) a sample used, subtracted from its terminal reward
     iterations: int = 36  #: policy updates
     episodes: int = 512  #: generations per iteration (a multiple of batch_size)
@@ -127,6 +129,13 @@ class TrainConfig:
                              f"--algo {self.algo} has its own policy")
         if self.adaptive_steps and self.algo not in actor_critic:
             raise InputError(f"--adaptive-steps 1 needs ppo, a2c or trpo; got --algo {self.algo}")
+        if self.sample_credit:
+            space, _, where = self.sample_credit.partition(":")
+            if space not in ("classifier", "efficientnet-lite0") or (space == "classifier") != bool(where):
+                raise InputError(f"--sample-credit must be classifier:DIR (a classifier other than the metric's) or "
+                                 f"efficientnet-lite0; got {self.sample_credit!r}")
+            if self.adaptive_steps:
+                raise InputError("--sample-credit needs a fixed step count: drop --adaptive-steps 1")
         if self.stop_std and not self.adaptive_steps:
             raise InputError("--stop-std needs --adaptive-steps 1")
         if self.rollout_buffer == "device" and self.algo not in DEVICE_BUFFER_ALGOS:
@@ -189,7 +198,7 @@ def _flag(name: str) -> str:
 
 _POSITIVE = ("steps", "iterations", "batch_size", "episodes", "epochs", "minibatch", "d_batch_size", "d_minibatch",
              "eval_samples", "curve_samples")
-_NONNEGATIVE = ("d_width", "d_mbstd", "d_epochs", "d_updates", "d_augment", "d_warmup", "d_real_count", "curve_every",
+_NONNEGATIVE = ("sample_credit_pool", "d_width", "d_mbstd", "d_epochs", "d_updates", "d_augment", "d_warmup", "d_real_count", "curve_every",
                 "val_count", "seed", "data_workers")
 
 #: Global sizes that data-parallel ranks split evenly (:meth:`TrainConfig.per_rank`).
