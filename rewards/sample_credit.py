@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from gymnasium.vector import VectorEnv, VectorWrapper
 
+from adanat_env.envs.spec import decoding_spec_of
 from adanat_env.wrappers import RewardModel, _score
 
 __all__ = ["SampleCreditWrapper", "split_credit"]
@@ -80,13 +81,13 @@ class SampleCreditWrapper(VectorWrapper):
 
     def __init__(self, env: VectorEnv, rank_reward: RewardModel, state: Any = None) -> None:
         super().__init__(env)
-        base = env.unwrapped
-        if getattr(base, "adaptive", False):
+        spec = decoding_spec_of(env)
+        if spec.adaptive:
             raise ValueError("split credit needs a fixed step count (every sample finishes at step T); drop "
                              "--adaptive-steps")
         self.rank_reward = rank_reward
         self.inner_state = state
-        self.steps = int(base.steps)
+        self.steps = int(spec.steps)
         self._actions: np.ndarray | None = None  # (B, T, action_dim) of the running episodes
         self._t = 0
 

@@ -27,6 +27,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow  # two spawned processes: 15 s on 2 cores
 def test_two_gloo_ranks_train_identically_resume_exactly_evaluate_as_one_and_stop_together(tmp_path):
     ctx = mp.get_context("spawn")
     port = _free_port()

@@ -10,9 +10,11 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, fields, replace
+from pathlib import Path
 from typing import Any
 
 from adanat_env.config import field_groups
+from adanat_env.embedded import ASSET_DIR
 from adanat_env.envs import ENV_IDS, TEXT_ENV_IDS
 from adanat_env.envs.registration import CC3M_DIR_ENV, IMAGENET_DIR_ENV
 from adanat_env.inputs import InputError
@@ -134,6 +136,15 @@ class TrainConfig:
             if space not in ("classifier", "efficientnet-lite0") or (space == "classifier") != bool(where):
                 raise InputError(f"--sample-credit must be classifier:DIR (a classifier other than the metric's) or "
                                  f"efficientnet-lite0; got {self.sample_credit!r}")
+            if space == "classifier":
+                d = Path(where).expanduser()
+                if not (d / "classifier.json").is_file():
+                    raise InputError(f"--sample-credit {self.sample_credit}: no classifier in '{d}'; train a second "
+                                     f"one with 'python experiments/train_classifier.py --seed 1 --out {d}'")
+                if d.resolve() == Path(self.classifier_dir or ASSET_DIR).expanduser().resolve():
+                    raise InputError(f"--sample-credit {self.sample_credit} is the metric's own classifier: a ranking "
+                                     "in the metric's feature space fits the metric (docs/results.md); train another "
+                                     "with 'python experiments/train_classifier.py --seed 1 --out DIR'")
             if self.adaptive_steps:
                 raise InputError("--sample-credit needs a fixed step count: drop --adaptive-steps 1")
         if self.stop_std and not self.adaptive_steps:
