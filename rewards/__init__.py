@@ -5,6 +5,8 @@
   as a vector-env wrapper (:class:`~rewards.adversarial.AdversarialRewardWrapper`);
   :mod:`rewards.discriminator`: the discriminators (projected over a frozen network, or conv from scratch).
 - :mod:`rewards.fid_reward`: AdaNAT-FID, the batch-FID reward attributed to samples by jackknife pseudo-values.
+- :mod:`rewards.sample_credit`: split credit, one reward for the schedule every sample shares and another (e.g. a
+  pooled batch FID in a second classifier's features) for each sample's departure from it.
 
 The pretrained-reward-model (PRM) variant's offline stand-in is the shipped classifier's probability of the
 conditioning label, :meth:`adanat_env.models.classifier.SmallCNN.label_probability`; any callable
