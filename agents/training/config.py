@@ -60,7 +60,7 @@ class TrainConfig:
     policy: str = "adaptive"  #: "adaptive" (features + step), "step-only" (one schedule for all samples), "class-step" (one schedule per class) or "confidence" (step-only plus a per-step response to the canvas's token confidence)
     reward: str = "adversarial"  #: a key of agents.training.builders.REWARDS: "adversarial", "fid" (batch FID, jackknife-attributed) or "prm" (classifier stand-in)
     sample_credit: str = ""  #: split credit (rewards/sample_credit.py): the reward credits the schedule all samples share, and each sample's jackknife share of a batch FID in this feature space credits its departure from it: "classifier:DIR" (another classifier of the data, experiments/train_classifier.py --seed 1), "efficientnet-lite0", or "" (the reward credits both); needs a fixed step count
-    sample_credit_pool: int = 2048  #: --sample-credit: recent generations that each new batch's FID is taken with
+    sample_credit_pool: int = 2048  #: --sample-credit: the ranking's FID is over each new batch plus this many earlier generations (0 = the batch alone)
     nfe_cost: float = 0.0  #: compute-aware reward: lambda charged per NAT evaluation (= step) a sample used, subtracted from its terminal reward
     iterations: int = 36  #: policy updates
     episodes: int = 512  #: generations per iteration (a multiple of batch_size)
