@@ -104,7 +104,8 @@ def test_a_run_with_split_credit_resumes_to_the_same_weights_and_ranking_pool(tm
         assert torch.equal(v, b["model"]["policy"][k]), k
     assert torch.equal(a["reward"]["rank"]["pool"], b["reward"]["rank"]["pool"])
     assert a["reward"]["rank"]["pool"].shape == (32, 16)
-    assert a["reward"]["env"]["reward"]["discriminator"].keys() == b["reward"]["env"]["reward"]["discriminator"].keys()
+    da, db = a["reward"]["env"]["reward"]["discriminator"], b["reward"]["env"]["reward"]["discriminator"]
+    assert da.keys() == db.keys() and all(torch.equal(da[k], db[k]) for k in da)
 
 
 def test_split_credit_options_are_checked_before_any_work(tmp_path):
@@ -117,3 +118,8 @@ def test_split_credit_options_are_checked_before_any_work(tmp_path):
             replace(TINY, sample_credit=value).validate()
     with pytest.raises(ValueError, match="fixed step count"):
         replace(TINY, sample_credit="efficientnet-lite0", adaptive_steps=True).validate()
+    with pytest.raises(ValueError, match="the metric's feature space"):
+        replace(TINY, sample_credit="efficientnet-lite0", metric="efficientnet-lite0").validate()
+    with pytest.raises(ValueError, match="--batch-size above 9"):
+        replace(TINY, sample_credit="efficientnet-lite0", batch_size=8, episodes=16).validate()
+    replace(TINY, sample_credit="efficientnet-lite0").validate()  # a fixed T, another space, a batch of 16: fine

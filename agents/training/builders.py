@@ -102,21 +102,29 @@ def _adversarial(config: TrainConfig, venv: gym.vector.VectorEnv, device: torch.
     return BuiltReward(wrapper, discriminator=wrapper, state=wrapper)
 
 
-def _fid(config: TrainConfig, venv: gym.vector.VectorEnv, device: torch.device) -> BuiltReward:
-    """The AdaNAT-FID ablation: each sample's jackknife share of its batch's FID against the train split."""
-    gen = venv.unwrapped.generator
-    fn = metric_features(config, device)
+def _batch_fid(config: TrainConfig, gen: Any, fn: Callable[[torch.Tensor], torch.Tensor], device: torch.device,
+               pool: int, primer_seed: int) -> BatchFIDReward:
+    """Jackknife batch-FID rewards in ``fn``'s features against the discriminator's real train images; with
+    ``pool`` the FID is over the last ``pool`` generations plus the new ones, primed with a batch of the heuristic's
+    generations (the initial policy's mean) drawn with ``primer_seed``."""
     real = real_images(config, gen, device)
     train_stats = feature_stats(extract_features(fn, real.images.float().div(255.0).split(1000)))
-    if not config.adaptive_steps:
-        return BuiltReward(VectorTerminalRewardWrapper(venv, BatchFIDReward(fn, train_stats)))
-    # samples finish a few at a time: the jackknife runs over the last batch_size finished samples plus the new
-    # ones, primed with a batch of the heuristic's T_max-step generations (the initial policy's mean)
-    reward = BatchFIDReward(fn, train_stats, pool=config.batch_size)
-    primer, _ = sample_images(gen, heuristic_schedule(config.steps), config.steps, config.batch_size,
-                              seed=config.seed + 4242)
-    reward.prime(primer.to(device))
-    return BuiltReward(VectorTerminalRewardWrapper(venv, reward), state=reward)
+    reward = BatchFIDReward(fn, train_stats, pool=pool)
+    if pool:
+        primer, _ = sample_images(gen, heuristic_schedule(config.steps), config.steps, config.batch_size,
+                                  seed=primer_seed)
+        reward.prime(primer.to(device))
+    return reward
+
+
+def _fid(config: TrainConfig, venv: gym.vector.VectorEnv, device: torch.device) -> BuiltReward:
+    """The AdaNAT-FID ablation: each sample's jackknife share of its batch's FID against the train split. With
+    adaptive step counts samples finish a few at a time: the FID is over the last batch_size finished samples plus
+    the new ones."""
+    pool = config.batch_size if config.adaptive_steps else 0
+    reward = _batch_fid(config, venv.unwrapped.generator, metric_features(config, device), device, pool,
+                        config.seed + 4242)
+    return BuiltReward(VectorTerminalRewardWrapper(venv, reward), state=reward if pool else None)
 
 
 def _prm(config: TrainConfig, venv: gym.vector.VectorEnv, device: torch.device) -> BuiltReward:
@@ -130,19 +138,12 @@ def _prm(config: TrainConfig, venv: gym.vector.VectorEnv, device: torch.device) 
 
 def _with_sample_credit(config: TrainConfig, built: BuiltReward, device: torch.device) -> BuiltReward:
     """Split credit (:mod:`rewards.sample_credit`): ``built``'s reward for the shared schedule, each sample's
-    jackknife share of the FID of ``--sample-credit-pool`` recent generations plus its batch, in the
-    ``--sample-credit`` feature space against the discriminator's real train images, for its departure from it.
-    The pool starts with a batch of the heuristic's generations."""
+    jackknife share of the FID of its batch plus ``--sample-credit-pool`` earlier generations, in the
+    ``--sample-credit`` feature space against the discriminator's real train images, for its departure from it."""
     gen = built.env.unwrapped.generator
     space, _, where = config.sample_credit.partition(":")
-    fn = feature_extractor(space, device, classifier_dir=where or None)
-    real = real_images(config, gen, device)
-    stats = feature_stats(extract_features(fn, real.images.float().div(255.0).split(1000)))
-    rank = BatchFIDReward(fn, stats, pool=config.sample_credit_pool)
-    if config.sample_credit_pool:
-        primer, _ = sample_images(gen, heuristic_schedule(config.steps), config.steps, config.batch_size,
-                                  seed=config.seed + 4243)
-        rank.prime(primer.to(device))
+    rank = _batch_fid(config, gen, feature_extractor(space, device, classifier_dir=where or None), device,
+                      config.sample_credit_pool, config.seed + 4243)
     wrapper = SampleCreditWrapper(built.env, rank, state=built.state)
     return BuiltReward(wrapper, discriminator=built.discriminator, state=wrapper)
 
@@ -154,7 +155,8 @@ REWARDS: dict[str, Callable[[Any, gym.vector.VectorEnv, torch.device], BuiltRewa
 
 def build_reward(config: TrainConfig, venv: gym.vector.VectorEnv, device: torch.device) -> BuiltReward:
     """``venv`` with ``config.reward`` attached (:data:`REWARDS`), with ``--sample-credit`` its per-sample part
-    replaced (:func:`_with_sample_credit`), and with ``--nfe-cost`` the compute cost outermost (:class:`~adanat_env.wrappers.VectorComputeCost`)."""
+    replaced (:func:`_with_sample_credit`), and with ``--nfe-cost`` the compute cost outermost
+    (:class:`~adanat_env.wrappers.VectorComputeCost`)."""
     built = REWARDS[config.reward](config, venv, device)
     if config.sample_credit:
         built = _with_sample_credit(config, built, device)

@@ -145,8 +145,14 @@ class TrainConfig:
                     raise InputError(f"--sample-credit {self.sample_credit} is the metric's own classifier: a ranking "
                                      "in the metric's feature space fits the metric (docs/results.md); train another "
                                      "with 'python experiments/train_classifier.py --seed 1 --out DIR'")
+            elif space == self.metric:
+                raise InputError(f"--sample-credit {space} is the metric's feature space (--metric {self.metric}): a "
+                                 "ranking in it fits the metric; use classifier:DIR (a second classifier of the data)")
             if self.adaptive_steps:
                 raise InputError("--sample-credit needs a fixed step count: drop --adaptive-steps 1")
+            if self.batch_size <= 1 + 4 * self.steps:
+                raise InputError(f"--sample-credit fits the reward on every step's 4 actions: it needs --batch-size "
+                                 f"above {1 + 4 * self.steps} (per rank), got {self.batch_size}")
         if self.stop_std and not self.adaptive_steps:
             raise InputError("--stop-std needs --adaptive-steps 1")
         if self.rollout_buffer == "device" and self.algo not in DEVICE_BUFFER_ALGOS:
@@ -209,8 +215,8 @@ def _flag(name: str) -> str:
 
 _POSITIVE = ("steps", "iterations", "batch_size", "episodes", "epochs", "minibatch", "d_batch_size", "d_minibatch",
              "eval_samples", "curve_samples")
-_NONNEGATIVE = ("sample_credit_pool", "d_width", "d_mbstd", "d_epochs", "d_updates", "d_augment", "d_warmup", "d_real_count", "curve_every",
-                "val_count", "seed", "data_workers")
+_NONNEGATIVE = ("sample_credit_pool", "d_width", "d_mbstd", "d_epochs", "d_updates", "d_augment", "d_warmup",
+                "d_real_count", "curve_every", "val_count", "seed", "data_workers")
 
 #: Global sizes that data-parallel ranks split evenly (:meth:`TrainConfig.per_rank`).
 SPLIT = ("batch_size", "episodes", "minibatch", "d_minibatch", "d_batch_size")
