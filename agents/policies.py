@@ -339,6 +339,18 @@ class ConfidencePolicy(_FixedStdActorCritic):
     #: the env observation this policy needs (the trainer builds its env with it)
     needs_confidence = True
 
+    def hold_shared(self) -> None:
+        """Hold the shared schedule fixed: the actor's step path and the action head's bias get no gradient, nor do
+        the head's columns that read the step path; only the per-sample response (the head's last ``2 (T + 1)``
+        columns) and the critic learn. Adam moves a weight whose gradient was always zero by exactly zero."""
+        extractor = self.pi_features_extractor
+        for p in extractor.parameters():
+            p.requires_grad_(False)
+        self.action_net.bias.requires_grad_(False)
+        shared = torch.zeros_like(self.action_net.weight, dtype=torch.bool)
+        shared[:, : extractor.features_dim - extractor.num_stats * extractor.rows] = True
+        self.action_net.weight.register_hook(lambda g: g.masked_fill(shared, 0.0))
+
 
 class AdaNATRecurrentPolicy(FixedStdMixin, RecurrentMultiInputActorCriticPolicy):
     """Adaptive trunk + LSTM for sb3-contrib's RecurrentPPO."""

@@ -143,3 +143,41 @@ def test_the_trainer_builds_the_env_it_needs_and_resumes_exactly(tmp_path):
     a, b = (load_checkpoint(tmp_path / r)["model"]["policy"] for r in ("full", "cut"))
     assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
     assert not torch.equal(a["pi_features_extractor.stat_std"], torch.ones_like(a["pi_features_extractor.stat_std"]))
+
+
+def test_a_step_only_run_starts_the_shared_schedule_and_hold_shared_trains_only_the_per_sample_part(tmp_path):
+    """``--init-from`` a step-only run into ``--policy confidence``: the step path and the action head's shared
+    columns are the source's, the per-sample columns and the standardisation a fresh policy's; with
+    ``--hold-shared 1`` training moves only the per-sample columns (and the critic)."""
+    from dataclasses import replace
+
+    from adanat_env.data import DEFAULT_DATA_DIR
+    from adanat_env.inputs import InputError
+    from agents.training import TrainConfig, Trainer, load_checkpoint
+    if not (DEFAULT_DATA_DIR / "train-labels-idx1-ubyte.gz").exists():
+        pytest.skip("Fashion-MNIST package not installed")
+    base = TrainConfig(steps=2, reward="prm", lr=1e-2, batch_size=8, episodes=16, minibatch=16, epochs=1,
+                       val_count=200, curve_every=0, eval_samples=20, amp="none", device="cpu", seed=3,
+                       iterations=2, select="last", policy="step-only")
+    Trainer(base, tmp_path / "so", log=lambda _: None).fit(progress=False)
+    src = load_checkpoint(tmp_path / "so")["model"]["policy"]
+    conf = replace(base, policy="confidence", init_from=str(tmp_path / "so"), hold_shared=True)
+    t = Trainer(conf, None, log=lambda _: None)
+    start = {k: v.clone() for k, v in t.model.policy.state_dict().items()}
+    hidden = src["action_net.weight"].shape[1]
+    assert start["action_net.weight"].shape[1] == hidden + 2 * (conf.steps + 1)
+    assert torch.equal(start["action_net.weight"][:, :hidden], src["action_net.weight"])
+    assert not start["action_net.weight"][:, hidden:].any()  # the per-sample response starts at zero
+    assert torch.equal(start["pi_features_extractor.stat_std"], torch.ones_like(start["pi_features_extractor.stat_std"]))
+    assert all(torch.equal(start[k], src[k]) for k in src if not k.endswith("_net.weight") and k != "log_std")
+    t.fit(progress=False)
+    end = t.model.policy.state_dict()
+    held = [k for k in src if k.startswith("pi_features_extractor.")] + ["action_net.bias"]
+    assert all(torch.equal(end[k], start[k]) for k in held)
+    assert torch.equal(end["action_net.weight"][:, :hidden], start["action_net.weight"][:, :hidden])
+    assert end["action_net.weight"][:, hidden:].abs().sum() > 0  # the per-sample part learned
+    assert not torch.equal(end["value_net.weight"], start["value_net.weight"])  # so did the critic
+    with pytest.raises(InputError, match="--hold-shared 1 .* needs --policy confidence"):
+        replace(base, hold_shared=True).validate()
+    with pytest.raises(ValueError, match="--init-from .*other weights"):  # a per-class policy has a class table
+        Trainer(replace(base, policy="class-step", init_from=str(tmp_path / "so")), None, log=lambda _: None)

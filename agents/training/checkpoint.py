@@ -123,10 +123,16 @@ def load_on_ranks(path: str | os.PathLike[str], ranks: Ranks) -> dict[str, Any]:
     return state
 
 
+#: buffers a policy measures on its own rollouts (the confidence policy's standardisation): a source without them
+#: (a step-only run starting a confidence policy) leaves this policy's
+_MEASURED_BUFFERS = ("stat_mean", "stat_std", "next_mean", "next_std")
+
+
 def policy_state_from(path: str | os.PathLike[str], dst: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], str]:
     """Another run's reported policy (``--init-from``: its selected iterate with ``--select best``, else its last)
     as a state dict for a policy whose state dict is ``dst``; returns it and which iterate it is. The exploration
-    std stays ``dst``'s; a fixed-T run's action head may start a stop-action policy's, whose stop row keeps ``dst``'s.
+    std stays ``dst``'s; a fixed-T run's action head may start a stop-action policy's, whose stop row keeps ``dst``'s;
+    a step-only run's may start a confidence policy's, whose per-sample columns keep ``dst``'s (zero) start.
 
     :raises FileNotFoundError: no checkpoint there.
     :raises ValueError: another architecture (a weight missing, extra or of another shape).
@@ -136,11 +142,13 @@ def policy_state_from(path: str | os.PathLike[str], dst: dict[str, torch.Tensor]
     best = state.get("best") or {}
     use_best = src_cfg.get("select", "best") == "best" and "policy" in best
     src = best["policy"] if use_best else state["model"]["policy"]
-    if set(src) != set(dst):
+    own = {k for k in set(dst) - set(src) if k.rsplit(".", 1)[-1] in _MEASURED_BUFFERS}  # a step-only source
+    if set(src) - set(dst) or set(dst) - set(src) - own:
         raise ValueError(f"--init-from {path}: its policy has other weights ({sorted(set(src) ^ set(dst))[:4]}); "
-                         f"it needs the same --algo, --policy and generator (it has --algo {src_cfg.get('algo')}, "
-                         f"--policy {src_cfg.get('policy')}, --env {src_cfg.get('env')})")
-    new: dict[str, torch.Tensor] = {}
+                         f"it needs the same --algo, --policy and generator, or a step-only run for --policy "
+                         f"confidence (it has --algo {src_cfg.get('algo')}, --policy {src_cfg.get('policy')}, "
+                         f"--env {src_cfg.get('env')})")
+    new: dict[str, torch.Tensor] = {k: dst[k] for k in own}
     for k, v in src.items():
         v = v.to(dst[k].device, dst[k].dtype)
         if k == "log_std":  # the exploration std follows this run's schedule, not the source's
@@ -150,6 +158,10 @@ def policy_state_from(path: str | os.PathLike[str], dst: dict[str, torch.Tensor]
         elif k.startswith("action_net.") and v.shape[1:] == dst[k].shape[1:] and v.shape[0] < dst[k].shape[0]:
             new[k] = dst[k].clone()
             new[k][: v.shape[0]] = v  # the step parameters; the stop row (a fixed-T source has none) stays
+        elif (own and k.split(".")[0] in ("action_net", "value_net") and k.endswith("weight")
+              and v.shape[0] == dst[k].shape[0] and v.shape[1] < dst[k].shape[1]):
+            new[k] = dst[k].clone()
+            new[k][:, : v.shape[1]] = v  # the shared schedule; the per-sample columns keep dst's (zero) start
         else:
             raise ValueError(f"--init-from {path}: weight {k} has shape {tuple(v.shape)}, this policy's "
                              f"{tuple(dst[k].shape)}; it needs the same generator, --steps and --policy")

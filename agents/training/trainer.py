@@ -168,11 +168,12 @@ class Trainer:
             config.algo, self.sb3_env, lr=config.lr, n_steps=self.n_steps, minibatch=local.minibatch,
             epochs=config.epochs, clip_range=config.clip_range, seed=config.seed, device=str(self.device),
             std=config.std_init, policy=config.policy, kl_coef=config.kl_coef, **extra)
+        if config.hold_shared:  # before DDP, which reduces only the parameters that learn
+            self.model.policy.hold_shared()
         if self.ranks.distributed:  # gradients averaged over the ranks (PyTorch's DDP), rank 0's initial weights
             data_parallel(self.model.policy, self.device)
-        self.std_callback = StdScheduleCallback(StdSchedule(config.std_init, tuple(config.std_decay_at),
-                                                            config.std_rate, config.std_min),
-                                                last_std=config.stop_std or None)
+        std = StdSchedule(config.std_init, tuple(config.std_decay_at), config.std_rate, config.std_min)
+        self.std_callback = StdScheduleCallback(std, last_std=config.stop_std or None)
         self._hooks = _Algorithm1Hooks(self, timed=ALGOS[config.algo].on_policy and not ALGOS[config.algo].pooled)
         self.callbacks: list[BaseCallback] = [self.std_callback, self._hooks, CanvasStatsCallback()]
         if config.init_from and not _resuming:  # a resumed run loads its own weights
