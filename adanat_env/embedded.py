@@ -86,7 +86,7 @@ def load_embedded_generator(
     ``prompts.safetensors`` its training wrote beside it), with the prompts' classes.
 
     :param device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
-    :param amp: autocast precision (``None``, ``"bf16"``, ``"fp16"``).
+    :param amp: autocast precision (``None``, ``"auto"``, ``"bf16"``, ``"fp16"``).
     :param nat_dir: directory written by ``experiments/train_nat.py`` (default: shipped weights).
     :param tokenizer_dir: directory written by ``experiments/train_tokenizer.py`` (default: shipped weights).
     """

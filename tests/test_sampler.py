@@ -114,3 +114,19 @@ def test_imagenet256_L_random_weights_one_image_two_steps_on_cpu():
     assert out.images.shape == (1, 3, 256, 256)
     assert float(out.images.min()) >= 0.0 and float(out.images.max()) <= 1.0
     assert out.tokens.shape == (1, 256) and int((out.tokens == 1024).sum()) == 0
+
+
+def test_auto_precision_is_bf16_only_where_the_device_multiplies_it_natively(monkeypatch):
+    """``amp="auto"`` (the trainer's default): bf16 autocast where :func:`native_bf16` says so, float32 elsewhere
+    (emulated bf16 on an AVX2 CPU is several times slower than float32)."""
+    import adanat_env.generator as generator_module
+    from adanat_env.generator import autocast_context
+
+    x = torch.randn(4, 8)
+    w = torch.randn(8, 8)
+    for native, dtype in ((False, torch.float32), (True, torch.bfloat16)):
+        monkeypatch.setattr(generator_module, "native_bf16", lambda device, native=native: native)
+        with autocast_context(torch.device("cpu"), "auto"):
+            assert (x @ w).dtype == dtype
+    with pytest.raises(ValueError, match="'auto'"):
+        autocast_context(torch.device("cpu"), "bf32")

@@ -44,7 +44,7 @@ class TrainConfig:
     nat_checkpoint: str = ""  #: AdaNAT-ImageNet256-v0 / AdaNAT-CC3M256-v0: official nnet_ema.pth ("" = in $ADANAT_IMAGENET_DIR / $ADANAT_CC3M_DIR)
     tokenizer_checkpoint: str = ""  #: the same ids: official vqgan_jax_strongaug.ckpt ("" = in that directory)
     device: str = "auto"  #: "auto", "cpu", "cuda" or "cuda:N"
-    amp: str = "bf16"  #: generator autocast: "bf16", "fp16" or "none"
+    amp: str = "auto"  #: generator autocast: "auto" (bf16 where the device multiplies it natively: a CUDA GPU, a CPU with AVX512-BF16 or AMX; else float32: emulated bf16 is ~7x slower on an AVX2 CPU), "bf16", "fp16" or "none"
     obs_dtype: str = "float32"  #: observation features "float32" or "float16" (halves the rollout buffer)
     seed: int = 0  #: seed of everything
 
@@ -233,7 +233,7 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "env": tuple(ENV_IDS), "algo": tuple(ALGOS), "policy": tuple(POLICIES), "reward": tuple(REWARDS),
     "residual": ("heuristic", "none"), "discriminator": tuple(DISCRIMINATORS), "d_loss": ("bce", "hinge"),
     "d_fakes": ("fresh", "rollout"), "d_reward": REWARD_KINDS, "metric": METRICS, "select": ("best", "last"),
-    "amp": ("bf16", "fp16", "none"), "d_sn": (0, 1), "d_mbstd_by_label": (0, 1), "weights": ("official", "random"),
+    "amp": ("auto", "bf16", "fp16", "none"), "d_sn": (0, 1), "d_mbstd_by_label": (0, 1), "weights": ("official", "random"),
     "obs_dtype": ("float32", "float16"), "rollout_buffer": ("auto", "device", "host")}
 
 #: Named sets of defaults (``--preset NAME``); options given with it still win.
@@ -257,7 +257,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 #: Options whose default changed: a saved configuration (``config.json``, a checkpoint) older than the option
 #: lacks it and ran with this value, not today's default.
-LEGACY_DEFAULTS: dict[str, Any] = {"d_reward": "sigmoid", "d_fakes": "fresh"}
+LEGACY_DEFAULTS: dict[str, Any] = {"d_reward": "sigmoid", "d_fakes": "fresh", "amp": "bf16"}
 
 #: Options retired in 0.2.0 (they did not help; docs/results.md keeps their numbers) -> the value that meant "off".
 #: A saved configuration with the "off" value loads without them; any other value is refused by name.
