@@ -145,6 +145,14 @@ def test_the_trainer_builds_the_env_it_needs_and_resumes_exactly(tmp_path):
     assert not torch.equal(a["pi_features_extractor.stat_std"], torch.ones_like(a["pi_features_extractor.stat_std"]))
 
 
+def test_hold_shared_is_refused_without_the_confidence_policy():
+    from adanat_env.inputs import InputError
+    from agents.training import TrainConfig
+    with pytest.raises(InputError, match="--hold-shared 1 .* needs --policy confidence"):
+        TrainConfig(policy="step-only", hold_shared=True).validate()
+
+
+@pytest.mark.slow  # two tiny training runs: about 10 s
 def test_a_step_only_run_starts_the_shared_schedule_and_hold_shared_trains_only_the_per_sample_part(tmp_path):
     """``--init-from`` a step-only run into ``--policy confidence``: the step path and the action head's shared
     columns are the source's, the per-sample columns and the standardisation a fresh policy's; with
@@ -152,7 +160,6 @@ def test_a_step_only_run_starts_the_shared_schedule_and_hold_shared_trains_only_
     from dataclasses import replace
 
     from adanat_env.data import DEFAULT_DATA_DIR
-    from adanat_env.inputs import InputError
     from agents.training import TrainConfig, Trainer, load_checkpoint
     if not (DEFAULT_DATA_DIR / "train-labels-idx1-ubyte.gz").exists():
         pytest.skip("Fashion-MNIST package not installed")
@@ -177,7 +184,5 @@ def test_a_step_only_run_starts_the_shared_schedule_and_hold_shared_trains_only_
     assert torch.equal(end["action_net.weight"][:, :hidden], start["action_net.weight"][:, :hidden])
     assert end["action_net.weight"][:, hidden:].abs().sum() > 0  # the per-sample part learned
     assert not torch.equal(end["value_net.weight"], start["value_net.weight"])  # so did the critic
-    with pytest.raises(InputError, match="--hold-shared 1 .* needs --policy confidence"):
-        replace(base, hold_shared=True).validate()
     with pytest.raises(ValueError, match="--init-from .*other weights"):  # a per-class policy has a class table
         Trainer(replace(base, policy="class-step", init_from=str(tmp_path / "so")), None, log=lambda _: None)
