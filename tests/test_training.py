@@ -171,8 +171,9 @@ def test_a_run_saved_before_the_default_reward_changed_resumes_with_the_reward_i
     assert resumed.config.d_reward == "sigmoid" and TrainConfig().d_reward == "jackknife"
     # runs older than --d-fakes generated fresh fakes for the discriminator (today's default: the rollout's own)
     assert resumed.config.d_fakes == "fresh" and TrainConfig().d_fakes == "rollout"
+    # and older than --amp auto they ran the generator under bf16 autocast
     assert saved_options({"d_reward": "jackknife", "std_decay_at": [12]}) == {"d_reward": "jackknife", "d_fakes": "fresh",
-                                                                             "std_decay_at": (12,)}
+                                                                             "amp": "bf16", "std_decay_at": (12,)}
 
 
 @pytest.mark.parametrize("option, value", [("policy", "bogus"), ("select", "bogus"), ("metric", "bogus"),
