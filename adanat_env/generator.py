@@ -83,7 +83,8 @@ def native_bf16(device: torch.device) -> bool:
     Elsewhere bfloat16 is emulated (on an AVX2 CPU a bf16-autocast linear layer is about 7x slower than float32)."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
-    return device.type == "cpu" and (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private in torch 2.x: absent means "no"
+    return device.type == "cpu" and any(getattr(torch.cpu, name, lambda: False)() for name in probes)
 
 
 def autocast_context(device: torch.device, amp: str | None) -> contextlib.AbstractContextManager:
