@@ -187,7 +187,7 @@ def test_training_with_the_stop_action_and_a_compute_cost(tmp_path):
     # sample at a step with probability ~5%
     from agents.generation_policy import SB3GenerationPolicy
 
-    labels = torch.arange(300) % 10
+    labels = torch.arange(100) % 10
     sampled = generate(gen, labels, policy, 3, seed=0, decode=False).nfe.float().mean()
     mean = generate(gen, labels, SB3GenerationPolicy(policy.policy, policy.spec, stop="mean"), 3, seed=0,
                     decode=False).nfe.float().mean()
@@ -359,6 +359,7 @@ def test_a_budget_family_with_one_budget_reproduces_its_member_exactly(tiny_gene
     assert torch.equal(a.tokens, b.tokens)
 
 
+@pytest.mark.slow  # a benchmark script over several tiny runs: 12 s on 2 cores
 @pytest.mark.skipif(not (DEFAULT_DATA_DIR / "train-labels-idx1-ubyte.gz").exists(), reason="Fashion-MNIST not installed")
 def test_family_allocation_benchmark_runs_on_tiny_fixed_t_runs(tmp_path, capsys):
     from agents.training import Trainer

@@ -156,10 +156,12 @@ def mean_over_ranks(rec: dict[str, Any], ranks: Ranks) -> dict[str, Any]:
 
 
 def heldout_reals(config: TrainConfig, generator: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first validation images (as many as a validation FID's samples, at most 512; never shown to the
-    discriminator) as float images in [0, 1] and labels on ``device``."""
+    """The first validation images (never shown to the discriminator) as float images in [0, 1] and labels on
+    ``device``: as many as an iteration's generations, whose held-out fake accuracy they mirror, and at most a
+    validation FID's samples and 512."""
     ds, _, val_idx = train_split(config, generator)
-    x, y = ds.load(val_idx[: min(512, config.curve_samples)], generator.image_shape[-1], generator.image_shape[0])
+    count = min(512, config.curve_samples, config.episodes)
+    x, y = ds.load(val_idx[:count], generator.image_shape[-1], generator.image_shape[0])
     return x.to(device).float().div_(255.0), y.long().to(device)
 
 
