@@ -87,6 +87,20 @@ def test_state_dict_round_trips_through_a_fresh_trainer(tmp_path):
     assert _same(a.discriminator.reward.discriminator.state_dict(), b.discriminator.reward.discriminator.state_dict())
 
 
+def test_the_heldout_real_accuracy_reads_as_many_reals_as_an_iterations_generations():
+    """As many validation images as the iteration's fakes whose accuracy they mirror, at most a validation FID's
+    samples and 512: a tiny run does not score 512 reals every iteration."""
+    from adanat_env.embedded import load_embedded_generator
+    from agents.training.report import heldout_reals
+
+    gen = load_embedded_generator(device="cpu")
+    cases = ((tiny(), 16), (tiny(episodes=1024, val_count=1000), 512), (tiny(episodes=64, curve_samples=20), 20))
+    for cfg, count in cases:
+        x, y = heldout_reals(cfg, gen, torch.device("cpu"))
+        assert x.shape == (count, *gen.image_shape) and y.shape == (count,)
+        assert 0.0 <= float(x.min()) <= float(x.max()) <= 1.0
+
+
 @pytest.mark.parametrize("algo", sorted(ALGOS))
 def test_every_registered_algo_trains_and_evaluates(algo, tmp_path):
     trainer = Trainer(tiny(algo=algo, iterations=1), tmp_path, log=lambda _: None)
