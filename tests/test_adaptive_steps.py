@@ -359,7 +359,7 @@ def test_a_budget_family_with_one_budget_reproduces_its_member_exactly(tiny_gene
     assert torch.equal(a.tokens, b.tokens)
 
 
-@pytest.mark.slow  # a benchmark script over several tiny runs: 12 s on 2 cores
+@pytest.mark.slow  # a benchmark script over several tiny runs
 @pytest.mark.skipif(not (DEFAULT_DATA_DIR / "train-labels-idx1-ubyte.gz").exists(), reason="Fashion-MNIST not installed")
 def test_family_allocation_benchmark_runs_on_tiny_fixed_t_runs(tmp_path, capsys):
     from agents.training import Trainer

@@ -150,7 +150,7 @@ def test_every_algorithm_gets_the_same_rollout_budget():
     assert arms["ars"]["iterations"] * 2 * 4 * base.batch_size == base.iterations * base.episodes
 
 
-@pytest.mark.slow  # two whole comparison suites end to end: 10 s on 2 cores
+@pytest.mark.slow  # two whole comparison suites end to end (their parts have fast tests)
 @needs_data
 def test_search_and_adaptive_suites(tmp_path):
     out = tmp_path / "search"
@@ -182,7 +182,7 @@ def test_search_and_adaptive_suites(tmp_path):
     assert compare.main(["adaptive", *TOY, "--analysis-samples", "30", "--out", str(out)]) == text
 
 
-@pytest.mark.slow  # a whole comparison suite end to end: 12 s on 2 cores
+@pytest.mark.slow  # a whole comparison suite end to end (its parts have fast tests)
 @needs_data
 def test_compute_suite_writes_the_quality_compute_table_and_figure(tmp_path):
     out = tmp_path / "compute"

@@ -240,7 +240,7 @@ def test_template_captions_give_each_image_a_caption_of_its_class_and_accuracy_c
         replace(cfg, nat_dir="x").validate()
 
 
-@pytest.mark.slow  # PNG folders, a prompt file, then a tiny run: 15 s on 2 cores
+@pytest.mark.slow  # PNG folders, a prompt file, then a tiny run
 def test_a_captioned_image_folder_trains_with_each_image_seen_under_its_own_captions(tmp_path):
     """The data layout users have: images and a captions file (here Fashion-MNIST PNGs with captions of their
     class, two per image), encoded into a prompt file tied to the images, then the trainer."""
