@@ -351,6 +351,16 @@ class ConfidencePolicy(_FixedStdActorCritic):
         shared[:, : extractor.features_dim - extractor.num_stats * extractor.rows] = True
         self.action_net.weight.register_hook(lambda g: g.masked_fill(shared, 0.0))
 
+    def hold_sample(self) -> None:
+        """Hold the per-sample response (the action head's last ``2 (T + 1)`` columns) where it is, zero in a fresh or
+        step-only-initialised policy: the actor is a step-only schedule while the critic still reads the canvas's
+        confidence. The ablation that separates what the per-sample response itself buys from what the critic and
+        the credit buy."""
+        extractor = self.pi_features_extractor
+        sample = torch.zeros_like(self.action_net.weight, dtype=torch.bool)
+        sample[:, extractor.features_dim - extractor.num_stats * extractor.rows:] = True
+        self.action_net.weight.register_hook(lambda g: g.masked_fill(sample, 0.0))
+
 
 class AdaNATRecurrentPolicy(FixedStdMixin, RecurrentMultiInputActorCriticPolicy):
     """Adaptive trunk + LSTM for sb3-contrib's RecurrentPPO."""

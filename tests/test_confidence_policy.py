@@ -145,11 +145,15 @@ def test_the_trainer_builds_the_env_it_needs_and_resumes_exactly(tmp_path):
     assert not torch.equal(a["pi_features_extractor.stat_std"], torch.ones_like(a["pi_features_extractor.stat_std"]))
 
 
-def test_hold_shared_is_refused_without_the_confidence_policy():
+def test_hold_options_are_refused_without_the_confidence_policy_or_together():
     from adanat_env.inputs import InputError
     from agents.training import TrainConfig
     with pytest.raises(InputError, match="--hold-shared 1 .* needs --policy confidence"):
         TrainConfig(policy="step-only", hold_shared=True).validate()
+    with pytest.raises(InputError, match="--hold-sample 1 .* needs --policy confidence"):
+        TrainConfig(policy="adaptive", hold_sample=True).validate()
+    with pytest.raises(InputError, match="together would hold every weight of the actor"):
+        TrainConfig(policy="confidence", hold_shared=True, hold_sample=True).validate()
 
 
 @pytest.mark.slow  # two tiny training runs: about 10 s
@@ -184,5 +188,10 @@ def test_a_step_only_run_starts_the_shared_schedule_and_hold_shared_trains_only_
     assert torch.equal(end["action_net.weight"][:, :hidden], start["action_net.weight"][:, :hidden])
     assert end["action_net.weight"][:, hidden:].abs().sum() > 0  # the per-sample part learned
     assert not torch.equal(end["value_net.weight"], start["value_net.weight"])  # so did the critic
+    zero = Trainer(replace(conf, hold_shared=False, hold_sample=True), None, log=lambda _: None)
+    zero.fit(progress=False)  # --hold-sample 1: the actor learns as a step-only schedule, its per-sample part stays 0
+    end = zero.model.policy.state_dict()
+    assert not end["action_net.weight"][:, hidden:].any()
+    assert not torch.equal(end["action_net.weight"][:, :hidden], start["action_net.weight"][:, :hidden])
     with pytest.raises(ValueError, match="--init-from .*other weights"):  # a per-class policy has a class table
         Trainer(replace(base, policy="class-step", init_from=str(tmp_path / "so")), None, log=lambda _: None)

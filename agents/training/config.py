@@ -77,6 +77,7 @@ class TrainConfig:
     rollout_buffer: str = "auto"  #: "device" (observations stay on the device: ppo, a2c, trpo), "host" (SB3's) or "auto" (device on CUDA)
     init_from: str = ""  #: start the policy (actor and critic) from another run's reported policy (its run directory or checkpoint.pt, where {seed} stands for this run's seed; the selected iterate with its --select best): same architecture; a fixed-T run's weights start a stop-action policy, whose stop output starts at zero as in a fresh one; a step-only run's start a confidence policy's shared schedule, its per-sample response at zero ("" = the zero-initialised heuristic policy)
     hold_shared: bool = False  #: --policy confidence: hold its shared schedule (the step path, its action-head columns and bias) fixed and train only the per-sample response to the canvas's confidence (with --init-from a step-only run: the per-sample part learns on a trained schedule)
+    hold_sample: bool = False  #: --policy confidence: hold its per-sample response at its start (zero from a step-only run or a fresh policy), so the actor is a step-only schedule beside a critic that reads the canvas's confidence: the ablation of what the per-sample response itself buys
 
     # [discriminator] the adversarial reward's discriminator and when it trains (--reward adversarial)
     discriminator: str = "projected-nat"  #: a key of rewards.discriminator.DISCRIMINATORS ("projected-nat": heads over the frozen generator's own features of the image; "projected-efficientnet": over ImageNet-pretrained EfficientNet-Lite0, the stand-in for the paper's DINO; "conv": from scratch)
@@ -157,6 +158,12 @@ class TrainConfig:
         if self.hold_shared and self.policy != "confidence":
             raise InputError(f"--hold-shared 1 holds the confidence policy's shared schedule; it needs --policy "
                              f"confidence, got --policy {self.policy}")
+        if self.hold_sample and self.policy != "confidence":
+            raise InputError(f"--hold-sample 1 holds the confidence policy's per-sample response; it needs --policy "
+                             f"confidence, got --policy {self.policy}")
+        if self.hold_sample and self.hold_shared:
+            raise InputError("--hold-shared 1 and --hold-sample 1 together would hold every weight of the actor: "
+                             "choose one")
         if self.stop_std and not self.adaptive_steps:
             raise InputError("--stop-std needs --adaptive-steps 1")
         if self.rollout_buffer == "device" and self.algo not in DEVICE_BUFFER_ALGOS:

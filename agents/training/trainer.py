@@ -168,8 +168,8 @@ class Trainer:
             config.algo, self.sb3_env, lr=config.lr, n_steps=self.n_steps, minibatch=local.minibatch,
             epochs=config.epochs, clip_range=config.clip_range, seed=config.seed, device=str(self.device),
             std=config.std_init, policy=config.policy, kl_coef=config.kl_coef, **extra)
-        if config.hold_shared:  # before DDP, which reduces only the parameters that learn
-            self.model.policy.hold_shared()
+        if config.hold_shared or config.hold_sample:  # before DDP, which reduces only the parameters that learn
+            (self.model.policy.hold_shared if config.hold_shared else self.model.policy.hold_sample)()
         if self.ranks.distributed:  # gradients averaged over the ranks (PyTorch's DDP), rank 0's initial weights
             data_parallel(self.model.policy, self.device)
         std = StdSchedule(config.std_init, tuple(config.std_decay_at), config.std_rate, config.std_min)
