@@ -156,11 +156,12 @@ def test_hold_options_are_refused_without_the_confidence_policy_or_together():
         TrainConfig(policy="confidence", hold_shared=True, hold_sample=True).validate()
 
 
-@pytest.mark.slow  # two tiny training runs: about 10 s
-def test_a_step_only_run_starts_the_shared_schedule_and_hold_shared_trains_only_the_per_sample_part(tmp_path):
+@pytest.mark.slow  # three tiny training runs
+def test_a_step_only_run_starts_the_shared_schedule_and_each_hold_option_trains_only_its_part(tmp_path):
     """``--init-from`` a step-only run into ``--policy confidence``: the step path and the action head's shared
     columns are the source's, the per-sample columns and the standardisation a fresh policy's; with
-    ``--hold-shared 1`` training moves only the per-sample columns (and the critic)."""
+    ``--hold-shared 1`` training moves only the per-sample columns (and the critic), with ``--hold-sample 1`` all
+    but them."""
     from dataclasses import replace
 
     from adanat_env.data import DEFAULT_DATA_DIR
