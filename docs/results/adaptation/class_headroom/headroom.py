@@ -81,7 +81,9 @@ def candidate(name, k):
         images, labels = sample_images(gen, menu[name], T, a.samples, seed=EVAL_SEED_BASE + k)
         out = {f"f_{s}": extract_features(fn, images) for s, fn in fns.items()}
         pred = torch.cat([clf(b).argmax(1) for b in images.split(1000)]).numpy()
-        np.savez(path, labels=labels.numpy(), pred=pred, **out)
+        tmp = path.with_suffix(".tmp.npz")  # written whole, then renamed: a killed run leaves no half file
+        np.savez(tmp, labels=labels.numpy(), pred=pred, **out)
+        tmp.replace(path)
         print(f"seed {k} {name}: done", flush=True)
     with np.load(path) as z:
         return {key: z[key] for key in z.files}
@@ -97,7 +99,9 @@ if not vpath.is_file():
     ds, _, val = train_split(cfg, gen)
     images, labels = ds.load(val, gen.image_shape[-1], gen.image_shape[0])
     x = images.float().div(255.0)
-    np.savez(vpath, labels=np.asarray(labels), **{f"f_{s}": extract_features(fn, x) for s, fn in fns.items()})
+    tmp = vpath.with_suffix(".tmp.npz")
+    np.savez(tmp, labels=np.asarray(labels), **{f"f_{s}": extract_features(fn, x) for s, fn in fns.items()})
+    tmp.replace(vpath)
 with np.load(vpath) as z:
     val = {key: z[key] for key in z.files}
 key = json.dumps([cfg.env, cfg.nat_dir, cfg.tokenizer_dir, str(resolve_data_dir(run_data_dir(cfg))), cfg.classifier_dir,
