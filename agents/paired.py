@@ -43,7 +43,8 @@ from .export import load_generation_policy, policy_schedule
 from .training.builders import metric_features, open_split, run_classifier, run_data_dir
 from .training.report import reference_of_test_split
 
-__all__ = ["paired_evaluation", "per_class_metrics", "paired_summary", "EVAL_SEED_BASE"]
+__all__ = ["paired_evaluation", "per_class_metrics", "paired_summary", "SplitSpace", "split_cache_folder",
+           "EVAL_SEED_BASE"]
 
 #: Sampling seed of evaluation seed ``k``: ``EVAL_SEED_BASE + k`` (far from the training seeds and the trainer's
 #: own evaluation seed, ``seed + 12345``).
@@ -67,8 +68,21 @@ def per_class_metrics(features: np.ndarray, labels: np.ndarray, reference: np.nd
     return {"fid": fid, "recall": rec} if recall else {"fid": fid}
 
 
-class _TestSpace:
-    """One feature space's test reference, with per-class features when the split's labels are at hand."""
+def split_cache_folder(config: Any, cache_dir: str | Path) -> Path:
+    """The folder under ``cache_dir`` that caches a run's test-split features: one per data set and models, so a
+    cache of another never serves."""
+    key = json.dumps([config.env, config.nat_dir, config.tokenizer_dir, str(resolve_data_dir(run_data_dir(config))),
+                      config.classifier_dir, config.inception_weights, config.fid_stats])
+    out = Path(cache_dir) / hashlib.blake2b(key.encode(), digest_size=6).hexdigest()
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+class SplitSpace:
+    """One feature space's test reference, with per-class features when the split's labels are at hand.
+
+    Attributes: ``fn`` (images in [0, 1] -> features), ``ref`` (the reference statistics), ``features`` and
+    ``labels`` (every test image's features and label), cached under ``out`` (:func:`split_cache_folder`)."""
 
     def __init__(self, config: Any, metric: str, generator: Any, out: Path, device: torch.device) -> None:
         kind, _, directory = metric.partition(":")
@@ -147,14 +161,10 @@ def paired_evaluation(runs: Mapping[str, str | Path], *, eval_seeds: Sequence[in
     if heuristic:
         policies["heuristic"] = heuristic_schedule(config.steps)
     policies.update(schedules or {})
-    # the test split's features are cached per data set, generator and metric model: a cache of another never serves
-    key = json.dumps([config.env, config.nat_dir, config.tokenizer_dir, str(resolve_data_dir(run_data_dir(config))),
-                      config.classifier_dir, config.inception_weights, config.fid_stats])
-    out = Path(cache_dir) / hashlib.blake2b(key.encode(), digest_size=6).hexdigest()
-    out.mkdir(parents=True, exist_ok=True)
-    spaces = {config.metric: _TestSpace(config, config.metric, generator, out, dev)}
+    out = split_cache_folder(config, cache_dir)
+    spaces = {config.metric: SplitSpace(config, config.metric, generator, out, dev)}
     if second_metric and second_metric != config.metric:
-        spaces[second_metric] = _TestSpace(config, second_metric, generator, out, dev)
+        spaces[second_metric] = SplitSpace(config, second_metric, generator, out, dev)
     clf = run_classifier(config, dev)
     table: dict[str, list[dict[str, Any]]] = {arm: [] for arm in policies}
     for k in eval_seeds:

@@ -20,7 +20,6 @@ once more with both seeds to analyse.
 """
 
 import argparse
-import hashlib
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -28,13 +27,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from adanat_env.data import resolve_data_dir
 from adanat_env.evaluation.metrics import evaluate_features, extract_features, feature_stats, frechet_distance
 from adanat_env.evaluation.sampling import sample_images
 from adanat_env.schedules import heuristic_schedule
 from agents.export import load_generation_policy, policy_schedule
-from agents.paired import EVAL_SEED_BASE, _TestSpace, per_class_metrics
-from agents.training.builders import metric_features, run_classifier, run_data_dir, train_split
+from agents.paired import EVAL_SEED_BASE, SplitSpace, per_class_metrics, split_cache_folder
+from agents.training.builders import run_classifier, train_split
 
 p = argparse.ArgumentParser()
 p.add_argument("run")
@@ -70,8 +68,10 @@ spaces = {"classifier": "classifier", "classifier2": f"classifier:{a.classifier2
           "efficientnet-lite0": "efficientnet-lite0"}
 work = Path(a.work)
 work.mkdir(parents=True, exist_ok=True)
-fns = {s: metric_features(replace(cfg, metric="classifier", classifier_dir=m.partition(":")[2]) if ":" in m
-                          else replace(cfg, metric=m), torch.device("cpu")) for s, m in spaces.items()}
+# each space's test reference, cached where agents.paired caches it; its feature function featurises the samples
+tdir = split_cache_folder(cfg, a.cache_dir)
+test = {s: SplitSpace(cfg, m, gen, tdir, torch.device("cpu")) for s, m in spaces.items()}
+fns = {s: space.fn for s, space in test.items()}
 clf = run_classifier(cfg, torch.device("cpu"))
 
 
@@ -104,11 +104,6 @@ if not vpath.is_file():
     tmp.replace(vpath)
 with np.load(vpath) as z:
     val = {key: z[key] for key in z.files}
-key = json.dumps([cfg.env, cfg.nat_dir, cfg.tokenizer_dir, str(resolve_data_dir(run_data_dir(cfg))), cfg.classifier_dir,
-                  cfg.inception_weights, cfg.fid_stats])  # agents.paired's cache folder: its test features are reused
-tdir = Path(a.cache_dir) / hashlib.blake2b(key.encode(), digest_size=6).hexdigest()
-tdir.mkdir(parents=True, exist_ok=True)
-test = {s: _TestSpace(cfg, m, gen, tdir, torch.device("cpu")) for s, m in spaces.items()}
 C = gen.num_classes
 
 
