@@ -127,7 +127,7 @@ def test_a_confidence_policy_is_refused_by_an_env_that_does_not_observe_confiden
         spec.observation(torch.zeros(2, tiny_generator.num_tokens, tiny_generator.feature_dim), 0, torch.zeros(2))
 
 
-@pytest.mark.slow  # three tiny training runs with their evaluations: about 20 s
+@pytest.mark.slow  # four tiny training runs with their evaluations: about 20 s
 def test_the_trainer_builds_the_env_it_needs_and_resumes_exactly(tmp_path):
     from adanat_env.data import DEFAULT_DATA_DIR
     from agents.training import TrainConfig, Trainer, load_checkpoint
@@ -156,7 +156,7 @@ def test_hold_options_are_refused_without_the_confidence_policy_or_together():
         TrainConfig(policy="confidence", hold_shared=True, hold_sample=True).validate()
 
 
-@pytest.mark.slow  # three tiny training runs
+@pytest.mark.slow  # four tiny training runs
 def test_a_step_only_run_starts_the_shared_schedule_and_each_hold_option_trains_only_its_part(tmp_path):
     """``--init-from`` a step-only run into ``--policy confidence``: the step path and the action head's shared
     columns are the source's, the per-sample columns and the standardisation a fresh policy's; with
@@ -194,5 +194,13 @@ def test_a_step_only_run_starts_the_shared_schedule_and_each_hold_option_trains_
     end = zero.model.policy.state_dict()
     assert not end["action_net.weight"][:, hidden:].any()
     assert not torch.equal(end["action_net.weight"][:, :hidden], start["action_net.weight"][:, :hidden])
-    with pytest.raises(ValueError, match="--init-from .*other weights"):  # a per-class policy has a class table
-        Trainer(replace(base, policy="class-step", init_from=str(tmp_path / "so")), None, log=lambda _: None)
+    per_class = Trainer(replace(base, policy="class-step", init_from=str(tmp_path / "so")), None, log=lambda _: None)
+    start = per_class.model.policy.state_dict()  # a class-step policy starts with every class at the source's schedule
+    table = [k for k in start if k.endswith("y_embedder.weight")]
+    assert {"pi_features_extractor", "vf_features_extractor"} <= {k.split(".")[0] for k in table}
+    assert not any(start[k].any() for k in table)
+    assert all(torch.equal(start[k], src[k]) for k in src if k != "log_std")
+    per_class.fit(progress=False)
+    assert per_class.model.policy.state_dict()["pi_features_extractor.y_embedder.weight"].abs().sum() > 0  # it learned
+    with pytest.raises(ValueError, match="--init-from .*other weights"):  # the adaptive trunk is not a step-only's
+        Trainer(replace(base, policy="adaptive", init_from=str(tmp_path / "so")), None, log=lambda _: None)

@@ -126,13 +126,16 @@ def load_on_ranks(path: str | os.PathLike[str], ranks: Ranks) -> dict[str, Any]:
 #: buffers a policy measures on its own rollouts (the confidence policy's standardisation): a source without them
 #: (a step-only run starting a confidence policy) leaves this policy's
 _MEASURED_BUFFERS = ("stat_mean", "stat_std", "next_mean", "next_std")
+#: a class-step policy's class table: from a step-only source it starts at zero (every class at the source's schedule)
+_CLASS_TABLE = "y_embedder.weight"
 
 
 def policy_state_from(path: str | os.PathLike[str], dst: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], str]:
     """Another run's reported policy (``--init-from``: its selected iterate with ``--select best``, else its last)
     as a state dict for a policy whose state dict is ``dst``; returns it and which iterate it is. The exploration
     std stays ``dst``'s; a fixed-T run's action head may start a stop-action policy's, whose stop row keeps ``dst``'s;
-    a step-only run's may start a confidence policy's, whose per-sample columns keep ``dst``'s (zero) start.
+    a step-only run's may start a confidence policy's, whose per-sample columns keep ``dst``'s (zero) start, or a
+    class-step policy's, whose class table starts at zero (every class begins at the source's schedule).
 
     :raises FileNotFoundError: no checkpoint there.
     :raises ValueError: another architecture (a weight missing, extra or of another shape).
@@ -143,12 +146,13 @@ def policy_state_from(path: str | os.PathLike[str], dst: dict[str, torch.Tensor]
     use_best = src_cfg.get("select", "best") == "best" and "policy" in best
     src = best["policy"] if use_best else state["model"]["policy"]
     own = {k for k in set(dst) - set(src) if k.rsplit(".", 1)[-1] in _MEASURED_BUFFERS}  # a step-only source
-    if set(src) - set(dst) or set(dst) - set(src) - own:
+    table = {k for k in set(dst) - set(src) if k.endswith(_CLASS_TABLE)}  # a step-only source of a class-step policy
+    if set(src) - set(dst) or set(dst) - set(src) - own - table:
         raise ValueError(f"--init-from {path}: its policy has other weights ({sorted(set(src) ^ set(dst))[:4]}); "
                          f"it needs the same --algo, --policy and generator, or a step-only run for --policy "
-                         f"confidence (it has --algo {src_cfg.get('algo')}, --policy {src_cfg.get('policy')}, "
+                         f"confidence or class-step (it has --algo {src_cfg.get('algo')}, --policy {src_cfg.get('policy')}, "
                          f"--env {src_cfg.get('env')})")
-    new: dict[str, torch.Tensor] = {k: dst[k] for k in own}
+    new: dict[str, torch.Tensor] = {k: dst[k] for k in own} | {k: torch.zeros_like(dst[k]) for k in table}
     for k, v in src.items():
         v = v.to(dst[k].device, dst[k].dtype)
         if k == "log_std":  # the exploration std follows this run's schedule, not the source's
