@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,10 @@ from adanat_env.generator import NATGenerator
 from adanat_env.models import UViTConfig, VQGANConfig, load_nat, load_tokenizer
 
 FIXTURES = Path(__file__).parent / "fixtures"
+
+# pytest-xdist (`-n 2`): the workers share the cores, each takes its share of torch's threads
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
+    torch.set_num_threads(max(1, torch.get_num_threads() // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
 
 TINY_NAT = UViTConfig(img_size=4, codebook_size=32, embed_dim=32, depth=2, num_heads=2, num_classes=11)
 TINY_VQ = VQGANConfig(resolution=16, ch=8, ch_mult=(1, 2, 2), num_res_blocks=1, embed_dim=8, n_embed=32, norm_groups=4)
