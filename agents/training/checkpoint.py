@@ -150,8 +150,8 @@ def policy_state_from(path: str | os.PathLike[str], dst: dict[str, torch.Tensor]
     if set(src) - set(dst) or set(dst) - set(src) - own - table:
         raise ValueError(f"--init-from {path}: its policy has other weights ({sorted(set(src) ^ set(dst))[:4]}); "
                          f"it needs the same --algo, --policy and generator, or a step-only run for --policy "
-                         f"confidence or class-step (it has --algo {src_cfg.get('algo')}, --policy {src_cfg.get('policy')}, "
-                         f"--env {src_cfg.get('env')})")
+                         f"confidence or class-step (it has --algo {src_cfg.get('algo')}, --policy "
+                         f"{src_cfg.get('policy')}, --env {src_cfg.get('env')})")
     new: dict[str, torch.Tensor] = {k: dst[k] for k in own} | {k: torch.zeros_like(dst[k]) for k in table}
     for k, v in src.items():
         v = v.to(dst[k].device, dst[k].dtype)
