@@ -127,7 +127,7 @@ def test_a_confidence_policy_is_refused_by_an_env_that_does_not_observe_confiden
         spec.observation(torch.zeros(2, tiny_generator.num_tokens, tiny_generator.feature_dim), 0, torch.zeros(2))
 
 
-@pytest.mark.slow  # four tiny training runs with their evaluations: about 20 s
+@pytest.mark.slow  # three tiny training runs with their evaluations: about 20 s
 def test_the_trainer_builds_the_env_it_needs_and_resumes_exactly(tmp_path):
     from adanat_env.data import DEFAULT_DATA_DIR
     from agents.training import TrainConfig, Trainer, load_checkpoint
@@ -161,7 +161,8 @@ def test_a_step_only_run_starts_the_shared_schedule_and_each_hold_option_trains_
     """``--init-from`` a step-only run into ``--policy confidence``: the step path and the action head's shared
     columns are the source's, the per-sample columns and the standardisation a fresh policy's; with
     ``--hold-shared 1`` training moves only the per-sample columns (and the critic), with ``--hold-sample 1`` all
-    but them."""
+    but them. Into ``--policy class-step``: the class table starts at zero (every class at the source's schedule)
+    and learns; an adaptive policy is still refused."""
     from dataclasses import replace
 
     from adanat_env.data import DEFAULT_DATA_DIR
