@@ -22,10 +22,10 @@ tokenizer (:class:`~adanat_env.models.VQGAN`), class- or text-conditioned. A tex
 U-ViT) keeps the interface: its "labels" are ids of prompts in a prompt bank (their precomputed text-encoder
 states, :mod:`adanat_env.prompts`), and its empty class is the empty prompt, the unconditional branch of
 guidance; the env, the decoding step and the agents see ids as for classes. Cost: one batched forward of 2B sequences (conditional and
-unconditional together) per step; step 0's unconditional pass is shared by the whole batch (the canvas is
-all-mask for every sample), and no forward runs after the last step. So a T-step batch of B images costs
-``B + 1 + 2B(T - 1)`` sequence-forwards, less than the ``2BT`` of 2 forwards per step (the official loop
-runs ``B(2T + 1)``). With adaptive step counts a sample that finishes after s steps costs ``2s - 1`` (its share
+unconditional together) per step; step 0's canvas is all-mask for every sample, so its pass reads one row per
+distinct condition and one unconditional row, and no forward runs after the last step. So a T-step batch of B
+images over K distinct conditions costs ``K + 1 + 2B(T - 1)`` sequence-forwards, less than the ``2BT`` of 2
+forwards per step (the official loop runs ``B(2T + 1)``). With adaptive step counts a sample that finishes after s steps costs ``2s - 1`` (its share
 of the shared unconditional row aside): its **NFE** (guided NAT evaluations) is s.
 """
 
@@ -322,13 +322,15 @@ class NATGenerator(Generator):
         labels = self._check_labels(labels)
         b, n = labels.shape[0], self.num_tokens
         tokens = torch.full((b, n), self.mask_id, dtype=torch.long, device=self.device)
-        # The all-mask canvas is the same for every sample: one unconditional row serves the whole batch.
-        ids = torch.cat([tokens, tokens[:1]])
-        ctx = torch.cat([labels, labels.new_full((1,), self.null_class)])
+        # The all-mask canvas is the same for every sample: the NAT reads one row per distinct condition and one
+        # unconditional row, and every sample takes its condition's (a class-conditional batch of 512 costs 11).
+        conds, inverse = torch.unique(labels, return_inverse=True)
+        ids = tokens[:1].expand(len(conds) + 1, -1)
+        ctx = torch.cat([conds, labels.new_full((1,), self.null_class)])
         with self._autocast():
             logits, feat = self._nat(ids, ctx)
-        lc, lu = logits[:b], logits[b:].expand(b, -1, -1)
-        return GenerationState(tokens, labels, 0, int(num_steps), feat[:b], (lc, lu))
+        lc, lu = logits[inverse], logits[-1:].expand(b, -1, -1)
+        return GenerationState(tokens, labels, 0, int(num_steps), feat[inverse], (lc, lu))
 
     @torch.inference_mode()
     def step(self, state: GenerationState, params: StepParams, rng: torch.Generator | None = None) -> GenerationState:
@@ -353,8 +355,8 @@ class NATGenerator(Generator):
     def step_slots(self, state: GenerationState, params: StepParams, finish: torch.Tensor,
                    rng: torch.Generator | None = None,
                    restart_labels: torch.Tensor | None = None) -> tuple[GenerationState, torch.Tensor]:
-        # One batched NAT forward: continuing rows (conditional + unconditional) and restarted rows (conditional;
-        # one unconditional all-mask row shared by them, as in start()). Finished rows cost nothing.
+        # One batched NAT forward: continuing rows (conditional + unconditional) and restarted rows (all-mask: one
+        # conditional row per distinct class and one unconditional row, as in start()). Finished rows cost nothing.
         if not isinstance(state.step, torch.Tensor):
             raise ValueError("step_slots needs per-row steps: begin with start_slots()")
         b, n = state.batch_size, self.num_tokens
@@ -386,15 +388,17 @@ class NATGenerator(Generator):
         if new_labels.shape != (nr,):
             raise ValueError(f"restart_labels must hold one class per finished row ({nr}), got {tuple(new_labels.shape)}")
         fresh = torch.full((nr, n), self.mask_id, dtype=torch.long, device=self.device)
+        conds, inverse = torch.unique(new_labels, return_inverse=True)  # as in start(): one row per distinct class
+        k = len(conds)
         with self._autocast():
-            logits, feat = self._nat(torch.cat([toks_c, toks_c, fresh, fresh[:1]]),
-                                    torch.cat([labels_c, null(nc), new_labels, null(min(nr, 1))]))
+            logits, feat = self._nat(torch.cat([toks_c, toks_c, fresh[:k], fresh[:1]]),
+                                    torch.cat([labels_c, null(nc), conds, null(min(nr, 1))]))
         tokens = canvases.index_copy(0, done_d, fresh)
         labels = state.labels.index_copy(0, done_d, new_labels)
         features = feat.new_empty((b,) + tuple(feat.shape[1:])).index_copy_(0, cont_d, feat[:nc])
-        features.index_copy_(0, done_d, feat[2 * nc:2 * nc + nr])
+        features.index_copy_(0, done_d, feat[2 * nc:2 * nc + k][inverse])
         lc_new = logits.new_empty((b,) + tuple(logits.shape[1:])).index_copy_(0, cont_d, logits[:nc])
-        lc_new.index_copy_(0, done_d, logits[2 * nc:2 * nc + nr])
+        lc_new.index_copy_(0, done_d, logits[2 * nc:2 * nc + k][inverse])
         lu_new = logits.new_empty(lc_new.shape).index_copy_(0, cont_d, logits[nc:2 * nc])
         lu_new.index_copy_(0, done_d, logits[-1:].expand(nr, -1, -1))
         new_steps = torch.where(finish, 0, steps + 1)

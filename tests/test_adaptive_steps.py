@@ -72,11 +72,13 @@ def test_vector_env_per_sample_termination_restart_and_nat_rows(tiny_generator):
     rows = _count_rows(tiny_generator)
     env = AdaNATVectorEnv(tiny_generator, num_envs=4, steps=3, adaptive_steps=True)
     obs, _ = env.reset(seed=0)
-    assert rows == [4 + 1]  # 4 conditional rows + one shared unconditional all-mask row
+    # the all-mask start: one row per distinct class + one shared unconditional row
+    assert rows == [len(set(obs["label"][:, 0].tolist())) + 1]
     # step 0: samples 0 and 2 finish (1 step each); 1 and 3 continue
     obs, rew, term, trunc, info = env.step(_actions([STOP, GO, STOP, GO]))
     assert term.tolist() == [True, False, True, False] and not trunc.any()
-    assert rows[-1] == 2 * 2 + 2 + 1  # continuing rows (cond + uncond) + 2 restarts + 1 shared uncond
+    restarted = len(set(obs["label"][term, 0].tolist()))  # one all-mask row per distinct class of the 2 restarts
+    assert rows[-1] == 2 * 2 + restarted + 1  # continuing rows (cond + uncond) + restarts + 1 shared uncond
     assert obs["step"][:, 0].tolist() == [0, 1, 0, 1]  # finished slots restarted in the same call
     assert info["_final_obs"].tolist() == term.tolist() and info["final_obs"][1] is None
     assert info["final_obs"][0]["step"].tolist() == [1] and info["final_info"]["nfe"][term].tolist() == [1, 1]
@@ -88,7 +90,7 @@ def test_vector_env_per_sample_termination_restart_and_nat_rows(tiny_generator):
     # step 2: samples 1 and 3 reach T_max = 3 and finish whatever they say; 0 and 2 stop at their second step
     obs, rew, term, trunc, info = env.step(_actions([STOP, GO, STOP, GO]))
     assert term.all() and info["final_info"]["nfe"].tolist() == [2, 3, 2, 3]
-    assert rows[-1] == 4 + 1  # all 4 slots restart: no continuing row
+    assert rows[-1] == len(set(obs["label"][:, 0].tolist())) + 1  # all 4 slots restart: no continuing row
     assert obs["step"][:, 0].tolist() == [0] * 4
 
 

@@ -23,9 +23,11 @@ def _count_rows(gen: NATGenerator) -> list[int]:
 def test_at_most_two_forwards_per_step_and_none_after_the_last(tiny_generator, steps):
     rows = _count_rows(tiny_generator)
     b = 6
-    out = generate(tiny_generator, torch.arange(b) % 10, heuristic_schedule(steps), seed=0)
+    labels = torch.tensor([3, 1, 3, 3, 8, 1])  # three distinct classes
+    out = generate(tiny_generator, labels, heuristic_schedule(steps), seed=0)
     assert len(rows) == steps  # one batched call per step, nothing after the last
-    assert sum(rows) == b + 1 + 2 * b * (steps - 1) <= 2 * b * steps
+    # the all-mask start: one row per distinct class and one unconditional row; then conditional + unconditional
+    assert sum(rows) == 3 + 1 + 2 * b * (steps - 1) <= 2 * b * steps
     assert int((out.tokens == tiny_generator.mask_id).sum()) == 0
     assert out.images.shape == (b, 3, 16, 16)
     assert float(out.images.min()) >= 0 and float(out.images.max()) <= 1
@@ -59,12 +61,13 @@ def test_callable_policy_sees_features_and_steps(tiny_generator):
 
 def test_features_of_generator_are_the_conditional_pass(tiny_generator):
     g = tiny_generator
-    labels = torch.tensor([2, 7])
+    labels = torch.tensor([2, 7, 2, 0])  # a repeated class: its rows share one NAT row at the all-mask start
     state = g.start(labels, 2, g.make_rng(0))
-    ids = torch.full((2, g.num_tokens), g.mask_id)
+    ids = torch.full((4, g.num_tokens), g.mask_id)
     logits, feat = g.nat(ids, labels)
     torch.testing.assert_close(state.features, feat)
-    torch.testing.assert_close(state.cache[1], g.nat(ids, torch.full((2,), g.null_class))[0])
+    torch.testing.assert_close(state.cache[0], logits)
+    torch.testing.assert_close(state.cache[1], g.nat(ids, torch.full((4,), g.null_class))[0])
 
 
 def test_generator_rejects_bad_labels_and_finished_states(tiny_generator):
