@@ -12,19 +12,17 @@ import torch
 
 from adanat_env.sampler import generate
 from agents.export import load_generation_policy, policy_schedule
+from rules import batch_z
 
 gen, pol, cfg = load_generation_policy(sys.argv[1], device="cpu")
 base, _ = policy_schedule(gen, pol, cfg.steps, 100, seed=0, name="base")
-nat, vocab, k = gen.nat, gen.nat.config.codebook_size, gen.num_classes
+k = gen.num_classes
 means = {}
 
 
 def policy(inp):
     if inp.step >= 1:
-        with torch.inference_mode():
-            lg = nat.mlm_layer(inp.features.float(), nat.token_emb.word_embeddings.weight, vocab)
-            s = lg.float().log_softmax(-1).amax(-1).mean(-1)
-        z = (s - s.mean()) / s.std()
+        z = batch_z(gen, inp.features)
         means[inp.step] = torch.stack([z[inp.labels == c].mean() for c in range(k)])
     return base(inp)
 

@@ -17,6 +17,7 @@ import torch
 
 from agents.export import load_generation_policy, policy_schedule
 from agents.paired import paired_evaluation, paired_summary
+from rules import batch_z
 
 #: arm -> {field: alpha}: each field moves by alpha * z at steps >= 1 (additive for m and w, exp(alpha z) for
 #: the temperatures), z the within-batch standardised mean confidence of the canvas (``rules.py``).
@@ -31,20 +32,12 @@ ARMS = {
 
 
 def combined_rules(generator, base):
-    nat, vocab = generator.nat, generator.nat.config.codebook_size
-
-    def confidence_z(features: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode():
-            logits = nat.mlm_layer(features.float(), nat.token_emb.word_embeddings.weight, vocab)
-            s = logits.float().log_softmax(-1).amax(-1).mean(-1)
-        return ((s - s.mean()) / s.std().clamp_min(1e-6)).cpu()
-
     def rule(alphas):
         def policy(inp):
             params = base(inp)
             if inp.step == 0:
                 return params
-            z, new = confidence_z(inp.features), {}
+            z, new = batch_z(generator, inp.features), {}
             for field, a in alphas.items():
                 v = getattr(params, field)
                 new[field] = v + a * z if field in ("mask_ratio", "guidance") else v * torch.exp(a * z)

@@ -19,15 +19,26 @@ from agents.training.builders import real_images
 ALPHAS = {"mask_ratio": 0.1, "sample_temp": 0.25, "remask_temp": 0.5, "guidance": 0.5}
 
 
+def mean_confidence(generator, features: torch.Tensor) -> torch.Tensor:
+    """(B,) the mean over the token positions of the largest log probability of the NAT's conditional logits,
+    computed from the canvas's features by the NAT's own output layer."""
+    nat = generator.nat
+    with torch.inference_mode():
+        logits = nat.mlm_layer(features.float(), nat.token_emb.word_embeddings.weight, nat.config.codebook_size)
+        return logits.float().log_softmax(-1).amax(-1).mean(-1)
+
+
+def batch_z(generator, features: torch.Tensor) -> torch.Tensor:
+    """(B,) :func:`mean_confidence` standardised over the batch (on the CPU)."""
+    s = mean_confidence(generator, features)
+    return ((s - s.mean()) / s.std().clamp_min(1e-6)).cpu()
+
+
 def confidence_rules(generator, base, fields=tuple(ALPHAS)):
     """``{"base": base, "<field>+": rule, "<field>-": rule, ...}`` for a NAT generator and a shared schedule."""
-    nat, vocab = generator.nat, generator.nat.config.codebook_size
 
     def confidence_z(features: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode():
-            logits = nat.mlm_layer(features.float(), nat.token_emb.word_embeddings.weight, vocab)
-            s = logits.float().log_softmax(-1).amax(-1).mean(-1)
-        return ((s - s.mean()) / s.std().clamp_min(1e-6)).cpu()
+        return batch_z(generator, features)
 
     def rule(field: str, alpha: float):
         def policy(inp):

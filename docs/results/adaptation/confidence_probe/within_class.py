@@ -18,6 +18,7 @@ import torch
 
 from agents.export import load_generation_policy, policy_schedule
 from agents.paired import paired_evaluation, paired_summary
+from rules import mean_confidence
 
 #: arm -> (field, alpha): the field moves by alpha * z at steps >= 1 (additive for w, exp(alpha z) for tau1).
 ARMS = {"tau1+ within class": ("sample_temp", 0.25), "tau1- within class": ("sample_temp", -0.25),
@@ -25,12 +26,8 @@ ARMS = {"tau1+ within class": ("sample_temp", 0.25), "tau1- within class": ("sam
 
 
 def within_class_rules(generator, base, num_classes):
-    nat, vocab = generator.nat, generator.nat.config.codebook_size
-
     def confidence_z(features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode():
-            logits = nat.mlm_layer(features.float(), nat.token_emb.word_embeddings.weight, vocab)
-            s = logits.float().log_softmax(-1).amax(-1).mean(-1).cpu()
+        s = mean_confidence(generator, features).cpu()
         y = labels.cpu().long()
         n = torch.zeros(num_classes).index_add_(0, y, torch.ones_like(s)).clamp_min(1)
         mean = torch.zeros(num_classes).index_add_(0, y, s) / n
