@@ -9,15 +9,11 @@ and in EfficientNet-Lite0 features.
     python docs/results/adaptation/confidence_probe/combined.py RUN OUT.json --eval-seeds 0 1
 """
 
-import argparse
-import json
 from dataclasses import replace
 
 import torch
 
-from agents.export import load_generation_policy, policy_schedule
-from agents.paired import paired_evaluation, paired_summary
-from rules import batch_z
+from rules import batch_z, run_rules
 
 #: arm -> {field: alpha}: each field moves by alpha * z at steps >= 1 (additive for m and w, exp(alpha z) for
 #: the temperatures), z the within-batch standardised mean confidence of the canvas (``rules.py``).
@@ -47,15 +43,4 @@ def combined_rules(generator, base):
     return {"base": base, **{name: rule(al) for name, al in ARMS.items()}}
 
 
-p = argparse.ArgumentParser()
-p.add_argument("run")
-p.add_argument("out")
-p.add_argument("--eval-seeds", type=int, nargs="+", default=[0, 1])
-p.add_argument("--cache-dir", default="runs/paired_cache")
-a = p.parse_args()
-gen, pol, cfg = load_generation_policy(a.run, device="cpu")
-base, _ = policy_schedule(gen, pol, cfg.steps, 100, seed=0, name="base")
-table = paired_evaluation({"run": a.run}, eval_seeds=a.eval_seeds, schedules=combined_rules(gen, base),
-                          second_metric="efficientnet-lite0", cache_dir=a.cache_dir, device="cpu")
-json.dump({"arms": ARMS, "table": table, "summary": paired_summary(table)}, open(a.out, "w"), indent=1,
-          default=float)
+run_rules(combined_rules, ARMS)

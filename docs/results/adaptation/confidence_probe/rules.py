@@ -67,3 +67,27 @@ def load_probe(run, fields=tuple(ALPHAS)):
 def train_images(gen, cfg) -> torch.Tensor:
     """The run's real train images (the discriminator's), in [0, 1]: the judges' reference."""
     return real_images(cfg, gen, torch.device("cpu")).images.float().div(255.0)
+
+
+def run_rules(make_rules, arms, heuristic=True):
+    """The command line of ``combined.py`` and ``within_class.py``: ``RUN OUT.json [--eval-seeds ...]
+    [--cache-dir DIR]``. ``make_rules(generator, base)`` gives the rules on the run's per-step mean schedule; they
+    are evaluated paired with the run itself (and the heuristic), FID also in EfficientNet-Lite0 features."""
+    import argparse
+    import json
+
+    from agents.paired import paired_evaluation, paired_summary
+
+    p = argparse.ArgumentParser()
+    p.add_argument("run")
+    p.add_argument("out")
+    p.add_argument("--eval-seeds", type=int, nargs="+", default=[0, 1])
+    p.add_argument("--cache-dir", default="runs/paired_cache")
+    a = p.parse_args()
+    gen, pol, cfg = load_generation_policy(a.run, device="cpu")
+    base, _ = policy_schedule(gen, pol, cfg.steps, 100, seed=0, name="base")
+    table = paired_evaluation({"run": a.run}, eval_seeds=a.eval_seeds, heuristic=heuristic,
+                              second_metric="efficientnet-lite0", schedules=make_rules(gen, base),
+                              cache_dir=a.cache_dir, device="cpu")
+    json.dump({"arms": arms, "table": table, "summary": paired_summary(table)}, open(a.out, "w"), indent=1,
+              default=float)

@@ -10,15 +10,11 @@ EfficientNet-Lite0 features.
     python docs/results/adaptation/confidence_probe/within_class.py RUN OUT.json --eval-seeds 0 1
 """
 
-import argparse
-import json
 from dataclasses import replace
 
 import torch
 
-from agents.export import load_generation_policy, policy_schedule
-from agents.paired import paired_evaluation, paired_summary
-from rules import mean_confidence
+from rules import mean_confidence, run_rules
 
 #: arm -> (field, alpha): the field moves by alpha * z at steps >= 1 (additive for w, exp(alpha z) for tau1).
 ARMS = {"tau1+ within class": ("sample_temp", 0.25), "tau1- within class": ("sample_temp", -0.25),
@@ -46,15 +42,4 @@ def within_class_rules(generator, base, num_classes):
     return {name: rule(*fa) for name, fa in ARMS.items()}
 
 
-p = argparse.ArgumentParser()
-p.add_argument("run")
-p.add_argument("out")
-p.add_argument("--eval-seeds", type=int, nargs="+", default=[0, 1])
-p.add_argument("--cache-dir", default="runs/paired_cache")
-a = p.parse_args()
-gen, pol, cfg = load_generation_policy(a.run, device="cpu")
-base, _ = policy_schedule(gen, pol, cfg.steps, 100, seed=0, name="base")
-table = paired_evaluation({"run": a.run}, eval_seeds=a.eval_seeds, heuristic=False, second_metric="efficientnet-lite0",
-                          schedules=within_class_rules(gen, base, gen.num_classes), cache_dir=a.cache_dir, device="cpu")
-json.dump({"arms": ARMS, "table": table, "summary": paired_summary(table)}, open(a.out, "w"), indent=1,
-          default=float)
+run_rules(lambda gen, base: within_class_rules(gen, base, gen.num_classes), ARMS, heuristic=False)
