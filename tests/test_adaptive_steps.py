@@ -92,6 +92,10 @@ def test_vector_env_per_sample_termination_restart_and_nat_rows(tiny_generator):
     assert term.all() and info["final_info"]["nfe"].tolist() == [2, 3, 2, 3]
     assert rows[-1] == len(set(obs["label"][:, 0].tolist())) + 1  # all 4 slots restart: no continuing row
     assert obs["step"][:, 0].tolist() == [0] * 4
+    # each restarted slot observes its own class's all-mask features, shared row or not
+    g = tiny_generator
+    _, feat = g.nat(torch.full((4, g.num_tokens), g.mask_id), torch.as_tensor(obs["label"][:, 0]))
+    np.testing.assert_allclose(obs["features"], feat.float().numpy(), rtol=1e-3, atol=1e-3)
 
 
 def test_sampler_compacts_finished_samples(tiny_generator):
