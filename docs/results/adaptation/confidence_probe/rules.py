@@ -1,5 +1,5 @@
-"""The probe's per-sample rules and its setup, shared by ``probe.py``, ``reward_vs_fid.py``, ``judges.py`` and
-``batch_fid.py``.
+"""The probe's per-sample rules and its setup, shared by ``probe.py``, ``reward_vs_fid.py``, ``judges.py``,
+``batch_fid.py``, ``combined.py``, ``within_class.py`` and ``class_share.py``.
 
 Each arm changes one parameter of a shared schedule at steps >= 1 by ``alpha * z``, where ``z`` is the
 within-batch standardised mean, over the token positions, of the largest log probability of the NAT's
@@ -8,11 +8,14 @@ multiplicative (``exp(alpha z)``) for the temperatures. ``+`` and ``-`` give the
 samples, assigned in opposite directions.
 """
 
+import argparse
+import json
 from dataclasses import replace
 
 import torch
 
 from agents.export import load_generation_policy, policy_schedule
+from agents.paired import paired_evaluation, paired_summary
 from agents.training.builders import real_images
 
 #: (parameter, alpha) of each pair of arms.
@@ -73,11 +76,6 @@ def run_rules(make_rules, arms, heuristic=True):
     """The command line of ``combined.py`` and ``within_class.py``: ``RUN OUT.json [--eval-seeds ...]
     [--cache-dir DIR]``. ``make_rules(generator, base)`` gives the rules on the run's per-step mean schedule; they
     are evaluated paired with the run itself (and the heuristic), FID also in EfficientNet-Lite0 features."""
-    import argparse
-    import json
-
-    from agents.paired import paired_evaluation, paired_summary
-
     p = argparse.ArgumentParser()
     p.add_argument("run")
     p.add_argument("out")
