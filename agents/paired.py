@@ -24,24 +24,22 @@ import hashlib
 import json
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from adanat_env.config import run_script
 from adanat_env.data import resolve_data_dir
-from adanat_env.evaluation.metrics import (ReferenceStats, evaluate_features, extract_features, feature_stats,
-                                           frechet_distance, precision_recall_coverage)
+from adanat_env.evaluation.metrics import (evaluate_features, extract_features, feature_stats, frechet_distance,
+                                           per_class_metrics)
 from adanat_env.evaluation.sampling import sample_images
 from adanat_env.schedules import Schedule, heuristic_schedule
 from adanat_env.utils import resolve_device
 
 from .export import load_generation_policy, policy_schedule
-from .training.builders import metric_features, open_split, run_classifier, run_data_dir
-from .training.report import reference_of_test_split
+from .training.builders import run_classifier, run_data_dir
+from .training.report import SplitSpace
 
 __all__ = ["paired_evaluation", "per_class_metrics", "paired_summary", "SplitSpace", "split_cache_folder",
            "EVAL_SEED_BASE"]
@@ -49,23 +47,6 @@ __all__ = ["paired_evaluation", "per_class_metrics", "paired_summary", "SplitSpa
 #: Sampling seed of evaluation seed ``k``: ``EVAL_SEED_BASE + k`` (far from the training seeds and the trainer's
 #: own evaluation seed, ``seed + 12345``).
 EVAL_SEED_BASE = 777_000
-
-
-def per_class_metrics(features: np.ndarray, labels: np.ndarray, reference: np.ndarray, ref_labels: np.ndarray,
-                      num_classes: int, recall: bool = True) -> dict[str, list[float]]:
-    """FID and (with ``recall``) recall of each class's samples against the same class's real features (NaN for a
-    class with fewer than 10 samples or real images: neither is defined on so few)."""
-    fid, rec = [], []
-    for c in range(num_classes):
-        f, r = features[labels == c], reference[ref_labels == c]
-        if min(len(f), len(r)) < 10:
-            fid.append(float("nan"))
-            rec.append(float("nan"))
-            continue
-        fid.append(frechet_distance(feature_stats(f), feature_stats(r)))
-        if recall:
-            rec.append(float(precision_recall_coverage(r, f)["recall"]))
-    return {"fid": fid, "recall": rec} if recall else {"fid": fid}
 
 
 def split_cache_folder(config: Any, cache_dir: str | Path) -> Path:
@@ -76,43 +57,6 @@ def split_cache_folder(config: Any, cache_dir: str | Path) -> Path:
     out = Path(cache_dir) / hashlib.blake2b(key.encode(), digest_size=6).hexdigest()
     out.mkdir(parents=True, exist_ok=True)
     return out
-
-
-class SplitSpace:
-    """One feature space's test reference, with per-class features when the split's labels are at hand.
-
-    Attributes: ``fn`` (images in [0, 1] -> features), ``ref`` (the reference statistics), ``features`` and
-    ``labels`` (every test image's features and label), cached under ``out`` (:func:`split_cache_folder`)."""
-
-    def __init__(self, config: Any, metric: str, generator: Any, out: Path, device: torch.device) -> None:
-        kind, _, directory = metric.partition(":")
-        if kind == "classifier" and directory:  # another classifier of the same data: its own cache folder
-            cfg = replace(config, metric="classifier", classifier_dir=directory)
-            tag = hashlib.blake2b(str(Path(directory).resolve()).encode(), digest_size=6).hexdigest()
-            out = out / f"classifier_{tag}"
-            out.mkdir(exist_ok=True)
-            metric = "classifier"
-        else:
-            cfg = replace(config, metric=metric)
-        self.fn = metric_features(cfg, device)
-        self.ref: ReferenceStats = reference_of_test_split(cfg, self.fn, generator, out, device)
-        cache = out / f"ref_test_{metric}_labels.npz"
-        if not cache.is_file():
-            test = open_split(cfg, "test", generator)
-            if self.ref.features is not None and len(self.ref.features) == len(test.labels):
-                # the reference holds every test image's features in the split's order: only the labels are new
-                feats, labels = [self.ref.features], [np.asarray(test.labels)]
-            else:
-                channels, side = generator.image_shape[0], generator.image_shape[-1]
-                feats, labels = [], []
-                for x, y in test.batches(None, side, channels):  # labels from the batches: unreadable files drop out
-                    feats.append(extract_features(self.fn, x.to(device).float().div_(255.0)))
-                    labels.append(np.asarray(y))
-            tmp = cache.with_suffix(".tmp.npz")  # written whole, then renamed: a parallel reader never sees half
-            np.savez_compressed(tmp, features=np.concatenate(feats).astype(np.float32), labels=np.concatenate(labels))
-            tmp.replace(cache)
-        with np.load(cache, allow_pickle=False) as z:
-            self.features, self.labels = z["features"], z["labels"]
 
 
 @torch.inference_mode()

@@ -77,7 +77,8 @@ def metric_check(args: argparse.Namespace) -> dict:
     sets = {"real_train": real_train, "good_heuristic_T8": good, "degraded_T1": one_step, "degraded_shuffled_tokens": shuffled}
     out = {}
     for space in args.feature_spaces:
-        fn = feature_extractor(space, device)
+        kind, _, directory = space.partition(":")  # classifier:DIR: another classifier (the judge)
+        fn = feature_extractor(kind, device, classifier_dir=directory or None)
         t0 = time.perf_counter()
         f_ref = extract_features(fn, real_test)
         per_1k = (time.perf_counter() - t0) / len(real_test) * 1000
@@ -104,7 +105,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--tokenizer-dir", default=None)
     p.add_argument("--grid-dir", default=None, help="write one sample grid per (schedule, T) here")
     p.add_argument("--metric-check", action="store_true")
-    p.add_argument("--feature-spaces", nargs="+", default=["classifier", "efficientnet-lite0"])
+    p.add_argument("--feature-spaces", nargs="+", default=["classifier", "efficientnet-lite0"],
+                   help="classifier, efficientnet-lite0, inception or classifier:DIR (another classifier, e.g. the judge)")
     p.add_argument("--out", default=None, help="JSON results file")
     args = p.parse_args(argv)
     seed_everything(args.seed)

@@ -99,8 +99,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return {"iteration": trainer.iteration}
     metrics = trainer.evaluate()
     if main_rank:
-        print(json.dumps({k: metrics[k] for k in ("fid", "kid", "wall_time_s", "fid_reduction_vs_cosine",
-                                                  "fid_reduction_vs_heuristic")}, indent=2))
+        print(json.dumps({k: metrics[k] for k in ("fid", "kid", "fid_judge", "worst_class_vs_heuristic", "wall_time_s",
+                                                  "fid_reduction_vs_cosine", "fid_reduction_vs_heuristic")
+                          if k in metrics}, indent=2))
     return metrics
 
 

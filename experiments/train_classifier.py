@@ -2,6 +2,9 @@
 
     python experiments/train_classifier.py --seed 0 --out runs/classifier
 
+or, with ``--arch resnet``, the judge: a classifier of another architecture whose feature space every final
+evaluation also reports FID in (the shipped one: ``--arch resnet --seed 1 --out runs/judge``).
+
 A few minutes on 2 CPU cores. Writes classifier.safetensors + classifier.json (config, provenance, test accuracy).
 """
 
@@ -20,7 +23,7 @@ from tqdm import tqdm
 from adanat_env.config import command_line, run_script, start_run
 from adanat_env.data import open_dataset
 from adanat_env.inputs import InputError, check_fields, class_coverage
-from adanat_env.models.classifier import ClassifierConfig, SmallCNN
+from adanat_env.models.classifier import ARCHITECTURES, ClassifierConfig
 
 
 @dataclass
@@ -36,12 +39,14 @@ class Config:
     lr: float = 2e-3  # Adam learning rate (cosine decay)
     width: int = 32  # channels of the first conv (doubled twice): another width makes a second judge of another size
     feature_dim: int = 128  # width of the penultimate layer, the FID feature space
+    arch: str = "cnn"  # cnn (the metric's classifier) | resnet (the judge: residual blocks, batch norm, average pooling)
     device: str = "cpu"  # cpu | cuda | auto
 
     def validate(self) -> None:
         """Every option, before anything is read. :raises InputError: the first bad one."""
         check_fields(self, positive=("resolution", "epochs", "batch_size", "lr", "width", "feature_dim"),
-                     nonnegative=("seed", "data_workers"), choices={"channels": (1, 3)})
+                     nonnegative=("seed", "data_workers"),
+                     choices={"channels": (1, 3), "arch": tuple(ARCHITECTURES)})
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -59,8 +64,8 @@ def main(argv: list[str] | None = None) -> dict:
     x, y = train.load(None, side, train.channels)
     x = x.float().div_(255.0)
     ccfg = ClassifierConfig(in_channels=train.channels, resolution=side, num_classes=train.num_classes, width=cfg.width,
-                            feature_dim=cfg.feature_dim)
-    model = SmallCNN(ccfg).to(device)
+                            feature_dim=cfg.feature_dim, arch=cfg.arch)
+    model = ARCHITECTURES[cfg.arch](ccfg).to(device)
     steps = cfg.epochs * (len(x) // cfg.batch_size)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
@@ -90,7 +95,7 @@ def main(argv: list[str] | None = None) -> dict:
     acc = float(torch.cat([(p == t) for p, t in pairs]).float().mean())
     save_file({k: v.contiguous().cpu() for k, v in model.state_dict().items()}, str(out / "classifier.safetensors"))
     meta = {
-        "kind": "classifier", "class": "adanat_env.models.classifier.SmallCNN", "config": asdict(ccfg),
+        "kind": "classifier", "class": f"adanat_env.models.classifier.{type(model).__name__}", "config": asdict(ccfg),
         "train_config": asdict(cfg),
         "command": command_line(argv),
         "seed": cfg.seed, "data": {"directory": str(train.directory), "train_sha256": train.sha256, "test_sha256": test.sha256},

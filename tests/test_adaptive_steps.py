@@ -287,7 +287,7 @@ def test_a_stop_action_policy_starts_from_a_fixed_t_run(tmp_path):
 
     fixed = TrainConfig(steps=3, reward="prm", kl_coef=0.0, lr=1e-2, batch_size=8, episodes=16, minibatch=16,
                         epochs=1, val_count=200, curve_every=1, curve_samples=20, eval_samples=20, amp="none",
-                        device="cpu", seed=3, iterations=2)
+                        device="cpu", seed=3, iterations=2, select="best")
     Trainer(fixed, tmp_path / "fixed", log=lambda _: None).fit(progress=False)
     state = load_checkpoint(tmp_path / "fixed")
     src = state["best"]["policy"]  # the selected iterate (--select best)

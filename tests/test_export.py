@@ -87,13 +87,19 @@ def test_paired_evaluation_gives_every_arm_the_same_labels_and_noise(step_only_r
 
 @pytest.mark.slow  # the second classifier's features of the 10,000 test images: 12 s on 2 cores
 def test_a_second_classifier_is_a_second_feature_space(step_only_run, tmp_path):
+    import shutil
+
     from adanat_env.embedded import ASSET_DIR
     from agents.paired import paired_evaluation
-    # the shipped classifier named as the second space: its own test features, computed and cached apart from the
-    # shipped reference, give the first space's FID
+    # a copy of the shipped classifier named as the second space: its own test features, computed and cached apart
+    # from the shipped reference, give the first space's FID
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for f in ("classifier.json", "classifier.safetensors"):
+        shutil.copy(ASSET_DIR / f, copy / f)
     table = paired_evaluation({"s": step_only_run}, eval_seeds=(0,), num_samples=100, heuristic=False,
-                              second_metric=f"classifier:{ASSET_DIR}", cache_dir=tmp_path, device="cpu",
+                              second_metric=f"classifier:{copy}", cache_dir=tmp_path / "cache", device="cpu",
                               log=lambda _: None)
     row = table["s"][0]
-    assert row[f"fid_classifier:{ASSET_DIR}"] == pytest.approx(row["fid"], rel=1e-3)
-    assert len(list(tmp_path.glob("*/classifier_*/ref_test_classifier*.npz"))) == 2
+    assert row[f"fid_classifier:{copy}"] == pytest.approx(row["fid"], rel=1e-3)
+    assert len(list((tmp_path / "cache").glob("*/classifier_*/ref_test_classifier*.npz"))) == 1  # labels: the split's

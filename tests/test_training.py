@@ -122,7 +122,7 @@ def test_alternative_rewards(reward, tmp_path):
 
 
 def test_non_adaptive_variant_and_best_iterate_selection(tmp_path):
-    trainer = Trainer(tiny(policy="step-only", iterations=2, curve_every=1, curve_samples=20), tmp_path,
+    trainer = Trainer(tiny(policy="step-only", iterations=2, curve_every=1, curve_samples=20, select="best"), tmp_path,
                       log=lambda _: None)
     trainer.fit(progress=False)
     before = {k: v.clone() for k, v in trainer.model.policy.state_dict().items()}
@@ -185,9 +185,10 @@ def test_a_run_saved_before_the_default_reward_changed_resumes_with_the_reward_i
     assert resumed.config.d_reward == "sigmoid" and TrainConfig().d_reward == "jackknife"
     # runs older than --d-fakes generated fresh fakes for the discriminator (today's default: the rollout's own)
     assert resumed.config.d_fakes == "fresh" and TrainConfig().d_fakes == "rollout"
-    # and older than --amp auto they ran the generator under bf16 autocast
+    # and older than --amp auto they ran the generator under bf16 autocast, older than --select last reported the best
     assert saved_options({"d_reward": "jackknife", "std_decay_at": [12]}) == {"d_reward": "jackknife", "d_fakes": "fresh",
-                                                                             "amp": "bf16", "std_decay_at": (12,)}
+                                                                             "amp": "bf16", "select": "best",
+                                                                             "std_decay_at": (12,)}
 
 
 @pytest.mark.parametrize("option, value", [("policy", "bogus"), ("select", "bogus"), ("metric", "bogus"),

@@ -2,6 +2,8 @@
 
     python -m adanat_env.evaluation.make_reference --split test --feature-space classifier \\
         --out adanat_env/assets/fashion_mnist/fid_ref_test_classifier.npz
+    python -m adanat_env.evaluation.make_reference --split test --feature-space classifier \
+        --classifier-dir adanat_env/assets/fashion_mnist/judge --out adanat_env/assets/fashion_mnist/judge/fid_ref_test_classifier.npz
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--data-dir", default=None)
     p.add_argument("--feature-space", default="classifier")
     p.add_argument("--inception-weights", default=None)
+    p.add_argument("--classifier-dir", default=None, help="another classifier for --feature-space classifier (the judge)")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     data = load_idx_dataset(args.split, args.data_dir)
-    fn = feature_extractor(args.feature_space, inception_weights=args.inception_weights)
+    fn = feature_extractor(args.feature_space, inception_weights=args.inception_weights, classifier_dir=args.classifier_dir)
     feats = extract_features(fn, to_model_images(data.images))
     save_reference(args.out, feats, args.feature_space)
     print(json.dumps({"out": args.out, "n": len(feats), "dim": feats.shape[1], "split": args.split,

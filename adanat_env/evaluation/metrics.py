@@ -52,6 +52,7 @@ __all__ = [
     "load_reference",
     "save_reference",
     "evaluate_images",
+    "per_class_metrics",
 ]
 
 FeatureFn = Callable[[torch.Tensor], torch.Tensor]
@@ -264,3 +265,20 @@ def evaluate_features(feats: np.ndarray, reference: ReferenceStats, kid_subsets:
     kid, kid_std = kernel_inception_distance(feats, reference.features, subsets=kid_subsets, seed=seed)
     prc = precision_recall_coverage(reference.features, feats, seed=seed)
     return {"fid": fid, "kid_x1e3": 1e3 * kid, "kid_x1e3_std": 1e3 * kid_std, "n": int(len(feats)), **prc}
+
+
+def per_class_metrics(features: np.ndarray, labels: np.ndarray, reference: np.ndarray, ref_labels: np.ndarray,
+                      num_classes: int, recall: bool = True) -> dict[str, list[float]]:
+    """FID and (with ``recall``) recall of each class's samples against the same class's real features (NaN for a
+    class with fewer than 10 samples or real images: neither is defined on so few)."""
+    fid, rec = [], []
+    for c in range(num_classes):
+        f, r = features[labels == c], reference[ref_labels == c]
+        if min(len(f), len(r)) < 10:
+            fid.append(float("nan"))
+            rec.append(float("nan"))
+            continue
+        fid.append(frechet_distance(feature_stats(f), feature_stats(r)))
+        if recall:
+            rec.append(float(precision_recall_coverage(r, f)["recall"]))
+    return {"fid": fid, "recall": rec} if recall else {"fid": fid}

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import time
+from collections.abc import Callable, Mapping
+from typing import Any
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -13,7 +14,8 @@ from ..distributed import Ranks
 from ..generator import Generator
 from ..policy import Policy
 from ..sampler import generate
-from .metrics import FeatureFn, ReferenceStats, evaluate_features, extract_features
+from .metrics import (FeatureFn, ReferenceStats, evaluate_features, extract_features, feature_stats, frechet_distance,
+                      per_class_metrics)
 
 __all__ = ["balanced_labels", "batch_seed", "sample_images", "evaluate_policy"]
 
@@ -68,7 +70,9 @@ def evaluate_policy(generator: Generator, policy: Policy, num_steps: int, featur
                     reference: ReferenceStats, *, num_samples: int = 5000, seed: int = 0, batch_size: int = 500,
                     classifier: torch.nn.Module | None = None, progress: bool = False,
                     scorers: dict[str, Callable[[torch.Tensor, torch.Tensor], float]] | None = None,
-                    conditions: torch.Tensor | None = None, ranks: Ranks | None = None) -> tuple[dict, torch.Tensor]:
+                    conditions: torch.Tensor | None = None, ranks: Ranks | None = None,
+                    reference_labels: np.ndarray | None = None,
+                    judges: Mapping[str, Any] | None = None) -> tuple[dict, torch.Tensor]:
     """Metrics of ``policy`` on ``num_samples`` images; returns (metrics, the first 100 images).
 
     With ``classifier``, also ``class_accuracy``: the fraction of samples classified as their label's class (a
@@ -76,6 +80,13 @@ def evaluate_policy(generator: Generator, policy: Policy, num_steps: int, featur
     ``nfe_mean``: NAT evaluations per image (T, or the mean step count of an adaptive-step policy). ``scorers``:
     more figures of the samples, name -> ``(images, labels) -> float`` (e.g. the CLIP score). ``conditions``:
     see :func:`sample_images`.
+
+    ``reference_labels`` (the class of each row of ``reference.features``) adds ``per_class_fid`` and
+    ``per_class_recall`` (one per class, :func:`~adanat_env.evaluation.metrics.per_class_metrics`). ``judges``:
+    second feature spaces, name -> an object with ``fn`` (a feature function), ``ref`` (its
+    :class:`ReferenceStats`), ``features`` and ``labels`` (the reference rows and their classes, or ``None``):
+    each adds ``fid_<name>`` and, with labels, ``per_class_fid_<name>``. Per-class figures need a
+    class-conditional generator (labels are classes).
 
     With several ``ranks`` each generates its share of the batches and computes their features, class predictions
     and scores; those are gathered once and rank 0 computes the metrics, which every rank returns: the figures of
@@ -97,7 +108,11 @@ def evaluate_policy(generator: Generator, policy: Policy, num_steps: int, featur
         pred = (pred == generator.label_classes(labels)).float()
     scores = {name: torch.tensor([[float(fn(images, labels)) if len(images) else 0.0, len(images)]],
                                  dtype=torch.float64) for name, fn in (scorers or {}).items()}
+    judged = {name: torch.from_numpy(extract_features(j.fn, images)) if len(images) else torch.empty(0, 0, dtype=torch.float64)
+              for name, j in (judges or {}).items()}
     feats, pred = ranks.gather(feats), None if pred is None else ranks.gather(pred)
+    judged = {name: ranks.gather(f) for name, f in judged.items()}
+    labels = ranks.gather(labels.cpu())
     scores = {name: ranks.gather(v) for name, v in scores.items()}
     out: dict | None = None
     if ranks.main:
@@ -105,6 +120,17 @@ def evaluate_policy(generator: Generator, policy: Policy, num_steps: int, featur
                "nfe_mean": float(nfe_all.mean())}
         if pred is not None:
             out["class_accuracy"] = float(pred.mean())
+        by_class = conditions is None and getattr(generator, "prompts", None) is None  # labels are classes
+        if by_class and reference_labels is not None and reference.features is not None:
+            pc = per_class_metrics(feats.numpy(), labels.numpy(), reference.features, reference_labels,
+                                   generator.num_classes)
+            out["per_class_fid"], out["per_class_recall"] = pc["fid"], pc["recall"]
+        for name, f in judged.items():
+            j = judges[name]
+            out[f"fid_{name}"] = frechet_distance(feature_stats(f.numpy()), j.ref.stats)
+            if by_class and j.labels is not None:
+                out[f"per_class_fid_{name}"] = per_class_metrics(f.numpy(), labels.numpy(), j.features, j.labels,
+                                                                 generator.num_classes, recall=False)["fid"]
         for name, v in scores.items():  # (score, samples) per rank: their weighted mean
             v = v[v[:, 1] > 0]
             out[name] = float(v[0, 0]) if len(v) == 1 else float((v[:, 0] * v[:, 1]).sum() / v[:, 1].sum())

@@ -99,9 +99,10 @@ class TrainConfig:
     # [evaluation] validation during training, the reported policy and the final test evaluation
     metric: str = "classifier"  #: feature space of FID / KID: "classifier", "efficientnet-lite0" or "inception"
     classifier_dir: str = ""  #: the data set's classifier (experiments/train_classifier.py): metric, class accuracy, PRM ("" = the shipped Fashion-MNIST one)
-    curve_every: int = 3  #: iterations between validation FIDs for the training curve and selection (0 = never)
+    curve_every: int = 3  #: iterations between validation FIDs for the training curve (and for --select best) (0 = never)
     curve_samples: int = 2000  #: samples of those validation FIDs (against held-out train images, never test)
-    select: str = "best"  #: policy evaluated at the end: "best" (lowest validation FID) or "last"
+    select: str = "last"  #: policy evaluated at the end: "last" (the trained policy) or "best" (lowest validation FID: a best-of-N on a noisy estimate, biased low)
+    judge: str = "auto"  #: second feature space of the final evaluation, read by neither the reward nor the selection: "auto" (the shipped judge classifier for the embedded Fashion-MNIST data, none elsewhere), "none", "classifier:DIR" (another classifier of the data: train_classifier.py --arch resnet), "efficientnet-lite0" or "inception"
     eval_samples: int = 5000  #: samples per schedule in the final evaluation
     fid_stats: str = ""  #: test reference as an .npz of mu / sigma (official fid_stats_imagenet256_guided_diffusion.npz format; FID only); "" = computed from the test split
     inception_weights: str = ""  #: local pt_inception-2015-12-05-6726825d.pth for --metric inception
@@ -188,6 +189,7 @@ class TrainConfig:
             raise InputError(f"training on {self.env} needs captioned images: pass --data-dir with the image folder "
                              f"(or set ${CC3M_DIR_ENV}) and --prompts with their captions' CLIP states (python -m "
                              "adanat_env.prompts --captions CAPTIONS.json --encoder CLIP --out P.safetensors)")
+        self._check_judge()
         if self.metric == "inception" and not self.inception_weights:
             raise InputError("--metric inception needs --inception-weights (the local pt_inception-2015-12-05-6726825d"
                              ".pth; nothing is downloaded)")
@@ -197,6 +199,41 @@ class TrainConfig:
                              "groups (--d-mbstd > 0 --d-mbstd-by-label 1); for the official per-sample reward pass "
                              "--d-reward sigmoid")
 
+
+    def judge_space(self) -> str:
+        """The final evaluation's second feature space (``--judge`` resolved): ``"classifier:DIR"``,
+        ``"efficientnet-lite0"``, ``"inception"``, or ``""`` for none. ``auto`` is the shipped judge classifier
+        (``adanat_env/assets/fashion_mnist/judge``) for the embedded Fashion-MNIST data and classifier, none elsewhere."""
+        if self.judge == "none":
+            return ""
+        if self.judge == "auto":
+            embedded = (self.env in ("AdaNAT-FashionMNIST-v0", "AdaNAT-FashionMNIST-T2I-v0") and not self.data_dir
+                        and not self.nat_dir and not self.classifier_dir)
+            return f"classifier:{ASSET_DIR / 'judge'}" if embedded and (ASSET_DIR / "judge").is_dir() else ""
+        return self.judge
+
+    def _check_judge(self) -> None:
+        judge = self.judge_space()
+        kind, _, where = judge.partition(":")
+        if self.judge not in ("auto", "none") and (kind not in METRICS or (kind == "classifier") != bool(where)):
+            raise InputError(f"--judge must be auto, none, classifier:DIR (another classifier of the data), "
+                             f"efficientnet-lite0 or inception; got {self.judge!r}")
+        if kind == "classifier" and where:
+            d = Path(where).expanduser()
+            if not (d / "classifier.json").is_file():
+                raise InputError(f"--judge {judge}: no classifier in '{d}'; train one of another architecture with "
+                                 f"'python experiments/train_classifier.py --arch resnet --seed 1 --out {d}'")
+            if self.metric == "classifier" and d.resolve() == Path(self.classifier_dir or ASSET_DIR).expanduser().resolve():
+                raise InputError(f"--judge {judge} is the metric's own classifier: a judge must be a second opinion "
+                                 "(train one with 'python experiments/train_classifier.py --arch resnet --seed 1 --out DIR')")
+            if self.sample_credit and Path(self.sample_credit.partition(":")[2]).expanduser().resolve() == d.resolve():
+                raise InputError(f"--judge {judge} ranks the per-sample part (--sample-credit): the reward reads it, so "
+                                 "it cannot judge; pass another classifier")
+        elif kind and kind == self.metric:
+            raise InputError(f"--judge {judge} is the metric's feature space (--metric {self.metric}); choose another "
+                             "space or --judge none")
+        elif kind == "inception" and not self.inception_weights:
+            raise InputError("--judge inception needs --inception-weights (the local pt_inception-2015-12-05-6726825d.pth)")
 
     def per_rank(self, world: int) -> TrainConfig:
         """The configuration one of ``world`` data-parallel ranks runs: the global sizes of :data:`SPLIT` divided
@@ -264,7 +301,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 #: Options whose default changed: a saved configuration (``config.json``, a checkpoint) older than the option
 #: lacks it and ran with this value, not today's default.
-LEGACY_DEFAULTS: dict[str, Any] = {"d_reward": "sigmoid", "d_fakes": "fresh", "amp": "bf16"}
+LEGACY_DEFAULTS: dict[str, Any] = {"d_reward": "sigmoid", "d_fakes": "fresh", "amp": "bf16", "select": "best"}
 
 #: Options retired in 0.2.0 (they did not help; docs/results.md keeps their numbers) -> the value that meant "off".
 #: A saved configuration with the "off" value loads without them; any other value is refused by name.
@@ -301,5 +338,5 @@ def saved_options(saved: dict[str, Any]) -> dict[str, Any]:
 #: Options that may change when resuming: the run's length and evaluation, the recovery options that the
 #: divergence errors advise (learning rates), and the evaluation's files (``--fid-stats``, ``--inception-weights``:
 #: a file moved since the start). Changes are recorded in the checkpoint and ``history.json``.
-RESUMABLE = ("iterations", "device", "eval_samples", "curve_every", "curve_samples", "select", "lr", "d_lr",
+RESUMABLE = ("iterations", "device", "eval_samples", "curve_every", "curve_samples", "select", "judge", "lr", "d_lr",
              "fid_stats", "inception_weights")

@@ -3,9 +3,11 @@ policy, the final evaluation on the test split, ``metrics.json`` and ``training_
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +16,7 @@ import torch
 
 from adanat_env.data_core import DataError
 from adanat_env.distributed import Ranks
+from adanat_env.embedded import ASSET_DIR
 from adanat_env.evaluation.clip_score import load_clip_scorer
 from adanat_env.evaluation.metrics import (ReferenceStats, extract_features, feature_stats, frechet_distance,
                                            load_fid_stats, load_reference, save_reference)
@@ -29,7 +32,7 @@ if TYPE_CHECKING:
     from .config import TrainConfig  # type-only: annotations
 
 __all__ = ["Validation", "rollout_diagnostics", "mean_over_ranks", "tensorboard_writer", "heldout_reals",
-           "heldout_real_accuracy", "reference_of_test_split",
+           "heldout_real_accuracy", "reference_of_test_split", "SplitSpace", "judged_summary",
            "evaluate_on_test", "plot_training_curve", "STEP_PARAM_NAMES"]
 
 #: Names of the step parameters in ``step_params`` (the order of :class:`~adanat_env.decoding.StepParams`).
@@ -176,11 +179,14 @@ def reference_of_test_split(config: TrainConfig, fn: Callable[[torch.Tensor], to
                             out: Path, device: torch.device) -> ReferenceStats:
     """The real test split's features in ``config.metric``'s space: ``--fid-stats`` when given (mu / sigma only:
     FID, no KID or precision / recall), shipped for the embedded default, otherwise computed once from the test
-    split and cached as ``out/ref_test_<metric>.npz``."""
+    split and cached as ``out/ref_test_<metric>.npz``. The shipped classifiers (the metric's and the judge's) ship
+    their reference of the embedded Fashion-MNIST test split."""
     if config.fid_stats:
         return load_fid_stats(config.fid_stats, config.metric)
-    if config.metric == "classifier" and not config.data_dir and not config.classifier_dir:
-        return load_reference()  # shipped: the Fashion-MNIST test split in the classifier's space
+    if config.metric == "classifier" and not config.data_dir:
+        directory = Path(config.classifier_dir or ASSET_DIR).expanduser().resolve()
+        if directory in (ASSET_DIR.resolve(), (ASSET_DIR / "judge").resolve()):
+            return load_reference(directory / "fid_ref_test_classifier.npz")
     path = Path(out) / f"ref_test_{config.metric}.npz"
     if not path.is_file():
         test = open_split(config, "test", generator)
@@ -188,12 +194,54 @@ def reference_of_test_split(config: TrainConfig, fn: Callable[[torch.Tensor], to
     return load_reference(path)
 
 
+class SplitSpace:
+    """One feature space's test reference, with per-class features when the split's labels are at hand.
+
+    Attributes: ``fn`` (images in [0, 1] -> features), ``ref`` (the reference statistics), ``features`` and
+    ``labels`` (every test image's features and label), cached under ``out`` (:func:`split_cache_folder`)."""
+
+    def __init__(self, config: Any, metric: str, generator: Any, out: Path, device: torch.device) -> None:
+        kind, _, directory = metric.partition(":")
+        if kind == "classifier" and directory:  # another classifier of the same data: its own cache folder
+            cfg = replace(config, metric="classifier", classifier_dir=directory, fid_stats="")
+            tag = hashlib.blake2b(str(Path(directory).resolve()).encode(), digest_size=6).hexdigest()
+            out = out / f"classifier_{tag}"
+            out.mkdir(exist_ok=True)
+            metric = "classifier"
+        else:  # --fid-stats are the metric's: another space's reference comes from the test split
+            cfg = replace(config, metric=metric, fid_stats=config.fid_stats if metric == config.metric else "")
+        self.fn = metric_features(cfg, device)
+        self.ref: ReferenceStats = reference_of_test_split(cfg, self.fn, generator, out, device)
+        cache = out / f"ref_test_{metric}_labels.npz"
+        if not cache.is_file():
+            test = open_split(cfg, "test", generator)
+            if self.ref.features is not None and len(self.ref.features) == len(test.labels):
+                # the reference holds every test image's features in the split's order: only the labels are new
+                self.features, self.labels = self.ref.features, np.asarray(test.labels)
+                return
+            channels, side = generator.image_shape[0], generator.image_shape[-1]
+            feats, labels = [], []
+            for x, y in test.batches(None, side, channels):  # labels from the batches: unreadable files drop out
+                feats.append(extract_features(self.fn, x.to(device).float().div_(255.0)))
+                labels.append(np.asarray(y))
+            tmp = cache.with_suffix(".tmp.npz")  # written whole, then renamed: a parallel reader never sees half
+            np.savez_compressed(tmp, features=np.concatenate(feats).astype(np.float32), labels=np.concatenate(labels))
+            tmp.replace(cache)
+        with np.load(cache, allow_pickle=False) as z:
+            self.features, self.labels = z["features"], z["labels"]
+
+
 def evaluate_on_test(config: TrainConfig, generator: Any, policies: dict[str, Policy], out: str | os.PathLike[str],
                      device: torch.device, num_samples: int | None = None, progress: bool = True,
                      ranks: Ranks | None = None) -> dict[str, dict]:
     """The final evaluation of every policy on the test split (FID / KID / precision / recall / coverage, and
     class accuracy where the data set has a classifier, the CLIP score with ``--clip-dir``), all on the same class-balanced labels and sampler seed
-    (``config.seed + 12345``); writes ``grid_<name>.png`` (the first 100 samples) into ``out``.
+    (``config.seed + 12345``); writes ``grid_<name>.png`` (the first 100 samples: one column per class) into ``out``.
+
+    A class-conditional generator's evaluation also reports each class's FID and recall (``per_class_fid``,
+    ``per_class_recall``), and with a judge (:meth:`TrainConfig.judge_space`, the shipped judge classifier for the
+    embedded default) FID in the judge's feature space, overall and per class (``fid_judge``,
+    ``per_class_fid_judge``): a second opinion that neither the reward nor the selection of the iterate reads.
 
     :param policies: name -> generation policy (schedules or learned policies).
     :param num_samples: samples per policy (default ``config.eval_samples``).
@@ -218,14 +266,53 @@ def evaluate_on_test(config: TrainConfig, generator: Any, policies: dict[str, Po
             if not config.fid_stats:
                 raise
             # --fid-stats without a test split on disk: the prompts come from the whole file
+    by_class = generator.prompts is None and ref is not None and ref.features is not None
+    ref_labels = SplitSpace(config, config.metric, generator, out, device).labels if by_class else None
+    judges = {}
+    if config.judge_space():  # rank 0 holds the judge's test reference; every rank extracts its features
+        judges["judge"] = (SplitSpace(config, config.judge_space(), generator, out, device) if ranks.main
+                           else _FeaturesOnly(metric_features(replace(config, **_judge_metric(config)), device)))
     results = {}
     for name, pol in policies.items():
         results[name], first = evaluate_policy(generator, pol, config.steps, fn, ref, num_samples=n,
                                                seed=config.seed + 12345, classifier=clf, progress=progress,
-                                               scorers=scorers, conditions=conditions, ranks=ranks)
+                                               scorers=scorers, conditions=conditions, ranks=ranks,
+                                               reference_labels=ref_labels, judges=judges)
         if ranks.main:
             save_grid(first[:100], out / f"grid_{name}.png", nrow=10, scale=3)
     return results
+
+
+def judged_summary(results: dict[str, dict]) -> dict[str, Any]:
+    """What ``metrics.json`` shows beside FID: the judge's FID of every schedule (``fid_judge``) and, against the
+    heuristic, the learned policy's worst class in each space (``worst_class_vs_heuristic``: the largest relative
+    increase of a class's FID; positive = worse)."""
+    out: dict[str, Any] = {}
+    if all("fid_judge" in r for r in results.values()):
+        out["fid_judge"] = {k: r["fid_judge"] for k, r in results.items()}
+    if "learned" in results and "heuristic" in results:
+        worst = {}
+        for key, space in (("per_class_fid", "metric"), ("per_class_fid_judge", "judge")):
+            a, b = results["learned"].get(key), results["heuristic"].get(key)
+            ratios = [x / y - 1 for x, y in zip(a or (), b or ()) if y > 0 and math.isfinite(x / y)]
+            if ratios:  # classes with too few samples have no FID (NaN)
+                worst[space] = max(ratios)
+        if worst:
+            out["worst_class_vs_heuristic"] = worst
+    return out
+
+
+class _FeaturesOnly:
+    """A judge on a rank other than 0: its feature function only (rank 0 computes the figures)."""
+
+    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        self.fn, self.ref, self.features, self.labels = fn, None, None, None
+
+
+def _judge_metric(config: TrainConfig) -> dict[str, str]:
+    """The options that make ``config.judge_space()`` the metric (for its feature function)."""
+    kind, _, directory = config.judge_space().partition(":")
+    return {"metric": kind, "classifier_dir": directory} if directory else {"metric": kind}
 
 
 def tensorboard_writer(out: Path | None) -> Any:

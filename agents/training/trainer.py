@@ -70,7 +70,7 @@ from .builders import build_env, build_reward, train_split
 from .checkpoint import CHECKPOINT_FORMAT, claim_on_ranks, load_on_ranks, policy_state_from, save_atomic
 from .config import RESUMABLE, TrainConfig, saved_options
 from .preflight import preflight
-from .report import (Validation, evaluate_on_test, heldout_real_accuracy, heldout_reals, mean_over_ranks, plot_training_curve,
+from .report import (Validation, evaluate_on_test, judged_summary, heldout_real_accuracy, heldout_reals, mean_over_ranks, plot_training_curve,
                      rollout_diagnostics, tensorboard_writer)
 
 __all__ = ["Trainer", "iteration_seed"]
@@ -393,7 +393,7 @@ class Trainer:
             "steps": cfg.steps, "seed": cfg.seed, "algo": cfg.algo, "policy": cfg.policy, "reward": cfg.reward,
             "iterations": cfg.iterations, "episodes_per_iteration": cfg.episodes, "eval_samples": n,
             "generations": self.generations(),
-            "metric": cfg.metric, "wall_time_s": round(self.wall_time(), 1),
+            "metric": cfg.metric, "judge": cfg.judge, **judged_summary(results), "wall_time_s": round(self.wall_time(), 1),
             "fid_reduction_vs_cosine": 1 - results["learned"]["fid"] / results["cosine"]["fid"],
             "fid_reduction_vs_heuristic": 1 - results["learned"]["fid"] / results["heuristic"]["fid"],
             "fid_quick_baselines": baselines, "selected_iteration": selected, "select": cfg.select,
