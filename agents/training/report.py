@@ -189,6 +189,7 @@ def reference_of_test_split(config: TrainConfig, fn: Callable[[torch.Tensor], to
             return load_reference(directory / "fid_ref_test_classifier.npz")
     path = Path(out) / f"ref_test_{config.metric}.npz"
     if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
         test = open_split(config, "test", generator)
         save_reference(path, real_features(fn, test, None, generator, device), config.metric)
     return load_reference(path)
@@ -205,8 +206,7 @@ class SplitSpace:
         if kind == "classifier" and directory:  # another classifier of the same data: its own cache folder
             cfg = replace(config, metric="classifier", classifier_dir=directory, fid_stats="")
             tag = hashlib.blake2b(str(Path(directory).resolve()).encode(), digest_size=6).hexdigest()
-            out = out / f"classifier_{tag}"
-            out.mkdir(exist_ok=True)
+            out = out / f"classifier_{tag}"  # made when something is cached there (a shipped reference needs none)
             metric = "classifier"
         else:  # --fid-stats are the metric's: another space's reference comes from the test split
             cfg = replace(config, metric=metric, fid_stats=config.fid_stats if metric == config.metric else "")
@@ -225,6 +225,7 @@ class SplitSpace:
                 feats.append(extract_features(self.fn, x.to(device).float().div_(255.0)))
                 labels.append(np.asarray(y))
             tmp = cache.with_suffix(".tmp.npz")  # written whole, then renamed: a parallel reader never sees half
+            cache.parent.mkdir(parents=True, exist_ok=True)
             np.savez_compressed(tmp, features=np.concatenate(feats).astype(np.float32), labels=np.concatenate(labels))
             tmp.replace(cache)
         with np.load(cache, allow_pickle=False) as z:
