@@ -113,13 +113,13 @@ def test_the_final_evaluation_reports_the_judge_and_every_class_and_reports_the_
     jcfg = ClassifierConfig(width=4, feature_dim=8, arch="resnet")
     judge = _save(ResNetClassifier(jcfg).eval(), jcfg, tmp_path / "judge")
     cfg = TrainConfig(steps=2, batch_size=8, episodes=16, minibatch=16, epochs=1, d_epochs=1, d_batch_size=8,
-                      d_updates=2, d_minibatch=8, d_warmup=1, d_real_count=500, val_count=200, curve_every=1,
-                      curve_samples=20, eval_samples=100, amp="none", device="cpu", seed=3, iterations=2,
+                      d_updates=2, d_minibatch=8, d_warmup=1, d_real_count=500, val_count=200, curve_every=0,
+                      eval_samples=100, amp="none", device="cpu", seed=3, iterations=1,
                       judge=f"classifier:{judge}")
     trainer = Trainer(cfg, tmp_path / "run", log=lambda _: None)
     trainer.fit(progress=False)
     m = trainer.evaluate()
-    assert m["select"] == "last" and m["selected_iteration"] == 2
+    assert m["select"] == "last" and m["selected_iteration"] == 1
     for name in ("cosine", "heuristic", "learned"):
         d = m["details"][name]
         assert len(d["per_class_fid"]) == len(d["per_class_recall"]) == len(d["per_class_fid_judge"]) == 10

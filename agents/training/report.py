@@ -199,7 +199,8 @@ class SplitSpace:
     """One feature space's test reference, with per-class features when the split's labels are at hand.
 
     Attributes: ``fn`` (images in [0, 1] -> features), ``ref`` (the reference statistics), ``features`` and
-    ``labels`` (every test image's features and label), cached under ``out`` (:func:`split_cache_folder`)."""
+    ``labels`` (every test image's features and label), cached under ``out`` (a run directory, or
+    :func:`agents.paired.split_cache_folder`) unless a shipped reference holds them."""
 
     def __init__(self, config: Any, metric: str, generator: Any, out: Path, device: torch.device) -> None:
         kind, _, directory = metric.partition(":")
@@ -267,7 +268,7 @@ def evaluate_on_test(config: TrainConfig, generator: Any, policies: dict[str, Po
             if not config.fid_stats:
                 raise
             # --fid-stats without a test split on disk: the prompts come from the whole file
-    by_class = generator.prompts is None and ref is not None and ref.features is not None
+    by_class = getattr(generator, "prompts", None) is None and ref is not None and ref.features is not None
     ref_labels = SplitSpace(config, config.metric, generator, out, device).labels if by_class else None
     judges = {}
     if config.judge_space():  # rank 0 holds the judge's test reference; every rank extracts its features
