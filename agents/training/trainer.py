@@ -15,7 +15,7 @@ once      discriminator warm-up: ``--d-warmup`` updates on fresh generations of 
 3         rollout: ``--episodes`` generations of T steps; the current discriminator scores each final image
 4         discriminator step on the rollout's own final images        --
 5         policy update (PPO: ``--epochs`` epochs over the rollout) on the rewards of step 3
-6         validation FID every ``--curve-every`` iterations (keeps the best iterate), checkpoint
+6         validation FID every ``--curve-every`` iterations (the curve; ``--select best`` keeps the best), checkpoint
 ========  ==========================================================  ==========================================
 
 With ``rollout`` fakes the discriminator therefore scores the rollout with the weights it had before it saw
